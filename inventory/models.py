@@ -1,0 +1,147 @@
+"""The inventory's tables.
+
+An image is identified by (registry id, region, repository name, image digest),
+as ECR identifies it. Every field of ECR's ``ImageDetail`` has a column, named
+in snake_case; the two nested structures (``imageScanStatus`` and
+``imageScanFindingsSummary``) are flattened into columns of their own.
+Removed images keep their row with ``removed_at`` set: that is history.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlmodel import Field, SQLModel
+
+# Stable constraint names, so that migrations name what autogenerate would.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata: MetaData = SQLModel.metadata
+
+
+def _timestamp(*, nullable: bool = True, now: bool = False) -> Any:
+    return Field(
+        default=None,
+        sa_type=DateTime(timezone=True),
+        nullable=nullable,
+        sa_column_kwargs={"server_default": func.now()} if now else {},
+    )
+
+
+class Registry(SQLModel, table=True):
+    """A registry declared in the config: one account's private ECR or ECR Public."""
+
+    __tablename__ = "registries"
+
+    name: str = Field(primary_key=True, sa_type=Text)
+    type: str = Field(sa_type=Text)
+    account_id: str = Field(sa_type=Text, index=True)
+    regions: list[str] = Field(sa_column=Column(ARRAY(Text), nullable=False))
+    created_at: datetime | None = _timestamp(nullable=False, now=True)
+    updated_at: datetime | None = _timestamp(nullable=False, now=True)
+
+
+class Repository(SQLModel, table=True):
+    """A repository as ``DescribeRepositories`` returned it."""
+
+    __tablename__ = "repositories"
+    __table_args__ = (
+        ForeignKeyConstraint(["registry_name"], ["registries.name"], onupdate="CASCADE", ondelete="RESTRICT"),
+    )
+
+    registry_id: str = Field(primary_key=True, sa_type=Text)
+    region: str = Field(primary_key=True, sa_type=Text)
+    repository_name: str = Field(primary_key=True, sa_type=Text)
+    registry_name: str = Field(sa_type=Text, index=True)
+    repository_arn: str | None = Field(default=None, sa_type=Text)
+    repository_uri: str | None = Field(default=None, sa_type=Text)
+    created_at: datetime | None = _timestamp()
+    first_seen_at: datetime | None = _timestamp(nullable=False, now=True)
+    last_seen_at: datetime | None = _timestamp(nullable=False, now=True)
+    last_synced_at: datetime | None = _timestamp()
+    removed_at: datetime | None = _timestamp()
+
+
+class Image(SQLModel, table=True):
+    """An image as ``DescribeImages`` returned it, plus what the inventory knows of it."""
+
+    __tablename__ = "images"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["registry_id", "region", "repository_name"],
+            ["repositories.registry_id", "repositories.region", "repositories.repository_name"],
+            ondelete="CASCADE",
+        ),
+        Index("ix_images_image_tags", "image_tags", postgresql_using="gin"),
+        Index("ix_images_image_digest", "image_digest"),
+    )
+
+    registry_id: str = Field(primary_key=True, sa_type=Text)
+    region: str = Field(primary_key=True, sa_type=Text)
+    repository_name: str = Field(primary_key=True, sa_type=Text)
+    image_digest: str = Field(primary_key=True, sa_type=Text)
+    image_tags: list[str] = Field(
+        default_factory=list,
+        sa_column=Column(ARRAY(Text), nullable=False, server_default=text("'{}'")),
+    )
+    image_size_in_bytes: int | None = Field(default=None, sa_type=BigInteger)
+    image_pushed_at: datetime | None = _timestamp()
+    image_scan_status: str | None = Field(default=None, sa_type=Text)
+    image_scan_status_description: str | None = Field(default=None, sa_type=Text)
+    image_scan_completed_at: datetime | None = _timestamp()
+    vulnerability_source_updated_at: datetime | None = _timestamp()
+    finding_severity_counts: dict[str, int] | None = Field(default=None, sa_column=Column(JSONB))
+    image_manifest_media_type: str | None = Field(default=None, sa_type=Text)
+    artifact_media_type: str | None = Field(default=None, sa_type=Text)
+    last_recorded_pull_time: datetime | None = _timestamp()
+    subject_manifest_digest: str | None = Field(default=None, sa_type=Text)
+    image_status: str | None = Field(default=None, sa_type=Text)
+    last_archived_at: datetime | None = _timestamp()
+    last_activated_at: datetime | None = _timestamp()
+    first_seen_at: datetime | None = _timestamp(nullable=False, now=True)
+    last_seen_at: datetime | None = _timestamp(nullable=False, now=True)
+    removed_at: datetime | None = _timestamp()
+    updated_at: datetime | None = _timestamp(nullable=False, now=True)
+
+
+class SyncRun(SQLModel, table=True):
+    """One sync of one scope (a registry region, or one repository of it)."""
+
+    __tablename__ = "sync_runs"
+    __table_args__ = (Index("ix_sync_runs_scope", "registry_name", "region", "started_at"),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigInteger)
+    registry_name: str = Field(sa_type=Text)
+    registry_id: str = Field(sa_type=Text)
+    region: str = Field(sa_type=Text)
+    repository_name: str | None = Field(default=None, sa_type=Text)
+    status: str = Field(sa_type=Text, index=True)
+    started_at: datetime | None = _timestamp(nullable=False, now=True)
+    finished_at: datetime | None = _timestamp()
+    images_seen: int = Field(default=0, sa_type=Integer)
+    images_added: int = Field(default=0, sa_type=Integer)
+    images_changed: int = Field(default=0, sa_type=Integer)
+    images_removed: int = Field(default=0, sa_type=Integer)
+    api_calls: int = Field(default=0, sa_type=Integer)
+    throttled_calls: int = Field(default=0, sa_type=Integer)
+    error_code: str | None = Field(default=None, sa_type=Text)
+    error_message: str | None = Field(default=None, sa_type=Text)

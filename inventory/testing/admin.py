@@ -1,0 +1,188 @@
+"""The emulator's admin API: set what the public API cannot, and arm faults.
+
+    POST   /_admin/reset                  forget everything
+    POST   /_admin/seed       {"seed": "demo"}
+    POST   /_admin/images     {registryType?, registryId, region, repositoryName, images: [...]}
+    PATCH  /_admin/images     {registryType?, registryId, region, repositoryName, imageDigest, set: {...}}
+    POST   /_admin/faults     {"fault": "throttle"|"server_error", "operation", "count"}
+                              {"fault": "deny", "registryId"}
+                              {"fault": "expire_tokens"}
+                              {"fault": "delete_repository_after_page", registryType?, registryId,
+                               region, repositoryName}
+                              {"fault": "latency", "seconds"}
+    DELETE /_admin/faults                 disarm every fault
+    GET    /_admin/calls                  API calls served, per operation
+    GET    /_admin/summary                repositories and images per registry
+
+Image fields use ECR's names; timestamps are ISO-8601 strings or epoch seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from inventory.testing import seed
+from inventory.testing.store import (
+    SETTABLE_FIELDS,
+    TIMESTAMP_FIELDS,
+    RegistryType,
+    Repository,
+    Store,
+    synthetic_digest,
+)
+
+
+class AdminError(Exception):
+    """A bad admin request; answered with HTTP 400."""
+
+
+def _timestamp(key: str, value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, UTC)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise AdminError(f"{key}: not an ISO-8601 timestamp: {value!r}") from None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    raise AdminError(f"{key}: not a timestamp: {value!r}")
+
+
+def image_fields(values: dict[str, Any]) -> dict[str, Any]:
+    """Admin input as stored ImageDetail fields (timestamps parsed, unknown keys refused)."""
+    unknown = set(values) - SETTABLE_FIELDS - {"imageDigest"}
+    if unknown:
+        raise AdminError(f"unknown image fields: {', '.join(sorted(unknown))}")
+    fields = dict(values)
+    for key, value in values.items():
+        if key in TIMESTAMP_FIELDS:
+            fields[key] = _timestamp(key, value)
+    summary = fields.get("imageScanFindingsSummary")
+    if isinstance(summary, dict):
+        fields["imageScanFindingsSummary"] = {
+            k: _timestamp(k, v) if k in TIMESTAMP_FIELDS else v for k, v in summary.items()
+        }
+    return fields
+
+
+def _repository(store: Store, body: dict[str, Any], *, create: bool) -> Repository:
+    try:
+        registry_type: RegistryType = body.get("registryType", "ecr")
+        key = (registry_type, body["registryId"], body.get("region", "us-east-1"))
+        name = body["repositoryName"]
+    except KeyError as exc:
+        raise AdminError(f"missing key {exc.args[0]!r}") from None
+    repository = store.repository(*key, name)
+    if repository is None:
+        if not create:
+            raise AdminError(f"no repository {name!r} in {key}")
+        repository = store.create_repository(*key, name)
+    return repository
+
+
+def put_images(store: Store, body: dict[str, Any]) -> dict[str, Any]:
+    repository = _repository(store, body, create=True)
+    digests = []
+    for index, values in enumerate(body.get("images", [])):
+        fields = image_fields(values)
+        fields.setdefault("imageDigest", synthetic_digest(repository.registry_id, repository.name, index))
+        digests.append(store.add_image(repository, fields).image_digest)
+    return {"imageDigests": digests}
+
+
+def set_image(store: Store, body: dict[str, Any]) -> dict[str, Any]:
+    repository = _repository(store, body, create=False)
+    image = repository.images.get(body.get("imageDigest", ""))
+    if image is None:
+        raise AdminError(f"no image {body.get('imageDigest')!r} in {repository.name!r}")
+    changes = image_fields(body.get("set", {}))
+    if "imageTags" in changes:
+        store.add_image(repository, {**image.detail, **changes})
+    else:
+        image.detail.update(changes)
+    return {"imageDigest": image.image_digest}
+
+
+def arm_fault(store: Store, body: dict[str, Any]) -> dict[str, Any]:
+    faults = store.faults
+    kind = body.get("fault")
+    if kind in ("throttle", "server_error"):
+        armed = getattr(faults, kind)
+        operation = body.get("operation", "*")
+        armed[operation] = armed.get(operation, 0) + int(body.get("count", 1))
+    elif kind == "deny":
+        faults.denied_accounts.add(str(body["registryId"]))
+    elif kind == "expire_tokens":
+        return {"expired": store.expire_tokens()}
+    elif kind == "delete_repository_after_page":
+        repository = _repository(store, body, create=False)
+        faults.delete_after_page.add(
+            (repository.registry_type, repository.registry_id, repository.region, repository.name)
+        )
+    elif kind == "latency":
+        faults.latency_seconds = float(body.get("seconds", 0))
+    else:
+        raise AdminError(f"unknown fault {kind!r}")
+    return {"armed": kind}
+
+
+def summary(store: Store) -> dict[str, Any]:
+    registries: dict[str, dict[str, int]] = {}
+    for (kind, account, region, _), repository in sorted(store.repositories.items()):
+        entry = registries.setdefault(f"{kind}/{account}/{region}", {"repositories": 0, "images": 0})
+        entry["repositories"] += 1
+        entry["images"] += len(repository.images)
+    return {"registries": registries}
+
+
+def _endpoint(
+    action: Callable[[Store, dict[str, Any]], dict[str, Any]],
+) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        body = await request.json() if await request.body() else {}
+        store: Store = request.app.state.store
+        with store.locked():
+            try:
+                return JSONResponse(action(store, body))
+            except AdminError as exc:
+                return JSONResponse({"error": str(exc)}, status_code=400)
+
+    return endpoint
+
+
+def _reset(store: Store, _: dict[str, Any]) -> dict[str, Any]:
+    store.reset()
+    return {}
+
+
+def _seed(store: Store, body: dict[str, Any]) -> dict[str, Any]:
+    name = body.get("seed", "demo")
+    if name not in seed.SEEDS:
+        raise AdminError(f"unknown seed {name!r}; known: {', '.join(seed.SEEDS)}")
+    seed.SEEDS[name](store)
+    return summary(store)
+
+
+def _clear_faults(store: Store, _: dict[str, Any]) -> dict[str, Any]:
+    store.faults = type(store.faults)()
+    return {}
+
+
+routes = [
+    Route("/_admin/reset", _endpoint(_reset), methods=["POST"]),
+    Route("/_admin/seed", _endpoint(_seed), methods=["POST"]),
+    Route("/_admin/images", _endpoint(put_images), methods=["POST"]),
+    Route("/_admin/images", _endpoint(set_image), methods=["PATCH"]),
+    Route("/_admin/faults", _endpoint(arm_fault), methods=["POST"]),
+    Route("/_admin/faults", _endpoint(_clear_faults), methods=["DELETE"]),
+    Route("/_admin/calls", _endpoint(lambda store, _: dict(store.calls)), methods=["GET"]),
+    Route("/_admin/summary", _endpoint(lambda store, _: summary(store)), methods=["GET"]),
+]
