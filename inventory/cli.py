@@ -92,6 +92,17 @@ def _wait_for_signal() -> None:
 
 @main.command()
 @reports_errors
+def migrate() -> None:
+    """Create or upgrade the inventory database schema (every command does it on start)."""
+    from inventory.db import describe, open_inventory
+
+    settings = Settings()
+    open_inventory(settings).dispose()
+    click.echo(f"inventory database at the latest schema: {describe(settings)}")
+
+
+@main.command()
+@reports_errors
 def demo() -> None:
     """Start the seeded emulator and the inventory database, and show what they hold."""
     from inventory.demo import run_demo

@@ -201,6 +201,8 @@ def _describe(error: Any) -> str:
         return f"{key}: unknown key"
     if error["type"] == "missing":
         return f"{key}: required key is missing"
+    if error["type"] in ("too_short", "string_too_short"):
+        return f"{key}: must not be empty"
     if error["type"] == "literal_error":
         return f"{key}: must be one of 'ecr', 'ecr-public', got {error['input']!r}"
     return f"{key}: {message}" if key else message

@@ -75,8 +75,11 @@ def describe(settings: Settings) -> str:
 def create(url: str, **engine_options: Any) -> Engine:
     """An engine on ``url``, checked to answer; ``DatabaseUnavailable`` otherwise."""
     try:
-        engine = create_engine(url, pool_pre_ping=True, **engine_options)
-    except (ArgumentError, ValueError) as exc:
+        parsed = make_url(url)
+        if parsed.get_backend_name() != "postgresql":
+            raise ValueError("the inventory needs PostgreSQL (a postgresql:// URL)")
+        engine = create_engine(parsed, pool_pre_ping=True, **engine_options)
+    except (ArgumentError, ValueError, ImportError) as exc:
         raise DatabaseUnavailable(f"invalid database URL {mask_password(url)}: {exc}") from None
     try:
         with engine.connect() as connection:

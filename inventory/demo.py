@@ -30,6 +30,7 @@ def run_demo(settings: Settings) -> None:
     with Emulator() as emulator:
         seed_demo(emulator.store)
         console.print(f"ECR emulator listening on {emulator.url}")
+        settings.home.mkdir(parents=True, exist_ok=True)
         path = settings.home / "demo-inventory.toml"
         path.write_text(demo_config(emulator.url), encoding="utf-8")
         config = load_config(path)

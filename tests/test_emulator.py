@@ -395,9 +395,7 @@ def test_expired_next_token(ecr: Any, admin: AdminClient) -> None:
 
 def test_repository_deleted_between_pages(ecr: Any, admin: AdminClient) -> None:
     admin.put_images(ACCOUNT, REGION, "app/web", images(5))
-    admin.fault(
-        "delete_repository_after_page", registryId=ACCOUNT, region=REGION, repositoryName="app/web"
-    )
+    admin.fault("delete_repository_after_page", registryId=ACCOUNT, region=REGION, repositoryName="app/web")
     first = ecr.describe_images(repositoryName="app/web", maxResults=2)
     assert len(first["imageDetails"]) == 2
     with pytest.raises(ClientError) as exc:

@@ -20,11 +20,11 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from inventory.testing import admin, sts
 from inventory.testing.client import AdminClient

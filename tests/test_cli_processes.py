@@ -1,0 +1,112 @@
+"""Acceptance: `inventory emulator` and the real AWS CLI, `inventory demo`, as processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from inventory.testing import AdminClient
+
+ROOT = Path(__file__).resolve().parent.parent
+AWS_CLI = Path(os.environ.get("INVENTORY_TEST_AWS_CLI", ROOT / ".venv-awscli" / "bin" / "aws"))
+
+
+@pytest.fixture
+def emulator_process(tmp_path: Path) -> Iterator[str]:
+    """`inventory emulator --seed demo` on a free port; yields its URL."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "inventory", "emulator", "--port", "0", "--seed", "demo"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline().strip()
+    match = re.fullmatch(r"ECR emulator listening on (http://127\.0\.0\.1:(\d+))", line)
+    assert match, f"unexpected first line {line!r}; stderr: {process.stderr.read() if process.stderr else ''}"
+    yield match[1]
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=10) == 0
+
+
+def aws_cli(url: str, *args: str, account: str | None = None) -> dict[str, object]:
+    assert AWS_CLI.exists(), f"the AWS CLI is missing at {AWS_CLI}: `make test` installs it"
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": "/dev/null",
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+    }
+    if account is not None:
+        role = aws_cli(url, "sts", "assume-role", "--role-arn", f"arn:aws:iam::{account}:role/reader",
+                       "--role-session-name", "cli")["Credentials"]  # fmt: skip
+        assert isinstance(role, dict)
+        env |= {
+            "AWS_ACCESS_KEY_ID": role["AccessKeyId"],
+            "AWS_SECRET_ACCESS_KEY": role["SecretAccessKey"],
+            "AWS_SESSION_TOKEN": role["SessionToken"],
+        }
+    result = subprocess.run(
+        [str(AWS_CLI), *args, "--endpoint-url", url, "--output", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    parsed: dict[str, object] = json.loads(result.stdout)
+    return parsed
+
+
+def test_aws_cli_pages_with_starting_token(emulator_process: str) -> None:
+    def page(*extra: str) -> dict[str, object]:
+        return aws_cli(emulator_process, "ecr", "describe-images", "--repository-name", "platform/base",
+                       "--page-size", "2", "--max-items", "3", *extra, account="111111111111")  # fmt: skip
+
+    first = page()
+    second = page("--starting-token", str(first["NextToken"]))
+    first_digests = [d["imageDigest"] for d in first["imageDetails"]]  # type: ignore[attr-defined]
+    second_digests = [d["imageDigest"] for d in second["imageDetails"]]  # type: ignore[attr-defined]
+    assert len(first_digests) == 3 and len(second_digests) == 3
+    assert not set(first_digests) & set(second_digests)
+    everything = aws_cli(emulator_process, "ecr", "describe-images", "--repository-name", "platform/base",
+                         "--page-size", "1000", account="111111111111")  # fmt: skip
+    all_digests = [d["imageDigest"] for d in everything["imageDetails"]]  # type: ignore[attr-defined]
+    assert all_digests[:6] == first_digests + second_digests
+    assert "NextToken" not in everything
+    assert 1000 < len(all_digests) <= 1200  # ACTIVE images only, by default
+
+
+def test_emulator_process_serves_the_demo_seed(emulator_process: str) -> None:
+    summary = AdminClient(emulator_process).summary()["registries"]
+    assert summary["ecr/111111111111/us-east-1"]["repositories"] == 9
+    assert sum(entry["images"] for entry in summary.values()) == 2940
+    assert summary["ecr-public/111111111111/us-east-1"]["repositories"] == 4
+
+
+def test_demo_runs_on_a_fresh_directory(inventory_env: dict[str, str], tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "inventory", "demo"],
+        cwd=tmp_path,
+        env={**inventory_env, "COLUMNS": "120"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"prod\s+│ ecr\s+│ us-east-1\s+│\s+9 │\s+1664 │", result.stdout), result.stdout
+    assert re.search(r"staging\s+│ ecr\s+│ eu-west-1\s+│\s+4 │", result.stdout)  # tmp/* excluded
+    assert re.search(r"public\s+│ ecr-public │ us-east-1\s+│\s+4 │\s+232 │", result.stdout)
+    assert (tmp_path / "home" / "demo-inventory.toml").exists()
