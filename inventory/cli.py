@@ -4,16 +4,25 @@ from __future__ import annotations
 
 import functools
 import signal
+import sys
+import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from sqlalchemy import Engine
 
 from inventory import __version__
 from inventory.config import InventoryConfig, Settings, load_config
+from inventory.durations import parse_duration
 from inventory.errors import ConfigError, InventoryError
+from inventory.sync.apply import apply_plan
+from inventory.sync.planfile import PlanReader, PlanWriter
+from inventory.sync.planner import Planner, Target
+from inventory.sync.progress import LogProgress, progress_for
+from inventory.sync.render import render_plan
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -64,6 +73,132 @@ def validate(config_file: Path | None) -> None:
     config = load_config(path)
     regions = sum(len(registry.regions) for registry in config.registries)
     click.echo(f"{path}: valid ({len(config.registries)} registries, {regions} regions)")
+
+
+class Duration(click.ParamType[float]):
+    """A duration option: ``30s``, ``15m``, ``1h``."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, int | float):
+            return float(value)
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+target_option = click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    metavar="NAME[/REGION[/REPOSITORY]]",
+    help="Limit the plan to a registry, a registry region, or one repository (repeatable).",
+)
+verbose_option = click.option("--verbose", is_flag=True, help="Show every image even in long plans.")
+
+
+def _planner(config: InventoryConfig, targets: tuple[str, ...]) -> tuple[Engine, Planner]:
+    from inventory.aws.clients import ClientFactory
+    from inventory.db import open_inventory
+
+    parsed = [Target.parse(target) for target in targets]
+    engine = open_inventory(Settings())
+    return engine, Planner(engine, config, ClientFactory(), LogProgress(), parsed)
+
+
+def _make_plan(planner: Planner, path: Path) -> None:
+    interactive = sys.stderr.isatty()
+    with progress_for(interactive) as progress, PlanWriter(path, planner.config.registries) as writer:
+        planner.progress = progress
+        planner.plan(writer)
+        writer.close()
+
+
+@main.command()
+@config_option
+@click.option(
+    "--out", "out", type=click.Path(dir_okay=False, path_type=Path), help="Save the plan to this file."
+)
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 0: no changes, 2: changes, 1: errors.")
+@target_option
+@verbose_option
+@reports_errors
+def plan(
+    config_file: Path | None,
+    out: Path | None,
+    detailed_exitcode: bool,
+    targets: tuple[str, ...],
+    verbose: bool,
+) -> None:
+    """Show what apply would change: + new images, ~ changed, - gone."""
+    engine, planner = _planner(read_config(config_file), targets)
+    with tempfile.TemporaryDirectory(prefix="inventory-plan-") as scratch:
+        path = out or Path(scratch) / "plan.jsonl.gz"
+        _make_plan(planner, path)
+        reader = PlanReader(path)
+        counts = render_plan(reader, click.echo, verbose=verbose)
+    engine.dispose()
+    if reader.failures:
+        raise SystemExit(1)
+    if detailed_exitcode and counts.total:
+        raise SystemExit(2)
+
+
+@main.command()
+@config_option
+@click.argument("planfile", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--auto-approve", is_flag=True, help="Apply without asking for confirmation.")
+@click.option(
+    "--lock-timeout", type=Duration(), default="30s", show_default=True,
+    help="How long to wait for a scope another apply holds.",
+)  # fmt: skip
+@target_option
+@verbose_option
+@reports_errors
+def apply(
+    config_file: Path | None,
+    planfile: Path | None,
+    auto_approve: bool,
+    lock_timeout: float,
+    targets: tuple[str, ...],
+    verbose: bool,
+) -> None:
+    """Converge the inventory to what the registries hold (a saved plan applies exactly what it showed)."""
+    from inventory.db import open_inventory
+
+    with tempfile.TemporaryDirectory(prefix="inventory-plan-") as scratch:
+        if planfile is not None:
+            if targets:
+                raise click.UsageError("--target cannot be used with a saved plan: it was fixed when planned")
+            reader = PlanReader(planfile)
+            engine = open_inventory(Settings())
+        else:
+            engine, planner = _planner(read_config(config_file), targets)
+            path = Path(scratch) / "plan.jsonl.gz"
+            _make_plan(planner, path)
+            reader = PlanReader(path)
+        counts = render_plan(reader, click.echo, verbose=verbose)
+        if counts.total and planfile is None and not auto_approve:
+            _confirm()
+        result = apply_plan(engine, reader, reader.registries, lock_timeout=lock_timeout)
+    engine.dispose()
+    for failure in result.failures:
+        click.echo(f"Error: {failure.label}: {failure.code}: {failure.message}", err=True)
+    applied = result.counts
+    click.echo(f"Apply complete: {applied.add} added, {applied.change} changed, {applied.remove} removed.")
+    if result.failures:
+        raise SystemExit(1)
+
+
+def _confirm() -> None:
+    if not sys.stdin.isatty():
+        raise InventoryError("refusing to apply unattended: stdin is not a terminal; pass --auto-approve")
+    click.echo("\nDo you want to apply these changes? Only 'yes' will be accepted to approve.")
+    if click.prompt("Enter a value", default="", show_default=False).strip() != "yes":
+        click.echo("Apply cancelled.")
+        raise SystemExit(1)
 
 
 @main.command()

@@ -47,6 +47,10 @@ def _timestamp(*, nullable: bool = True, now: bool = False) -> Any:
     )
 
 
+def _counter() -> Any:
+    return Field(default=0, sa_type=Integer, sa_column_kwargs={"server_default": text("0")})
+
+
 class Registry(SQLModel, table=True):
     """A registry declared in the config: one account's private ECR or ECR Public."""
 
@@ -137,11 +141,36 @@ class SyncRun(SQLModel, table=True):
     status: str = Field(sa_type=Text, index=True)
     started_at: datetime | None = _timestamp(nullable=False, now=True)
     finished_at: datetime | None = _timestamp()
-    images_seen: int = Field(default=0, sa_type=Integer)
-    images_added: int = Field(default=0, sa_type=Integer)
-    images_changed: int = Field(default=0, sa_type=Integer)
-    images_removed: int = Field(default=0, sa_type=Integer)
-    api_calls: int = Field(default=0, sa_type=Integer)
-    throttled_calls: int = Field(default=0, sa_type=Integer)
+    images_seen: int = _counter()
+    images_added: int = _counter()
+    images_changed: int = _counter()
+    images_removed: int = _counter()
+    api_calls: int = _counter()
+    throttled_calls: int = _counter()
     error_code: str | None = Field(default=None, sa_type=Text)
     error_message: str | None = Field(default=None, sa_type=Text)
+
+
+class ImageEvent(SQLModel, table=True):
+    """One change of one image, written by the apply that made it, in the same transaction.
+
+    ``kind`` is ``added``, ``restored``, ``changed`` or ``removed``; ``changes`` maps
+    each field that changed to ``[before, after]`` (an added image records its
+    tags, a removed one the tags it had), so tag movements can be replayed.
+    """
+
+    __tablename__ = "image_events"
+    __table_args__ = (
+        Index("ix_image_events_image", "registry_id", "region", "repository_name", "image_digest"),
+        Index("ix_image_events_occurred_at", "occurred_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigInteger)
+    sync_run_id: int = Field(sa_type=BigInteger, foreign_key="sync_runs.id", index=True)
+    occurred_at: datetime | None = _timestamp(nullable=False, now=True)
+    registry_id: str = Field(sa_type=Text)
+    region: str = Field(sa_type=Text)
+    repository_name: str = Field(sa_type=Text)
+    image_digest: str = Field(sa_type=Text)
+    kind: str = Field(sa_type=Text)
+    changes: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))

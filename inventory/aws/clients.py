@@ -8,6 +8,7 @@ which honours the standard ``AWS_ENDPOINT_URL_ECR``-style variables.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -15,6 +16,7 @@ from botocore.config import Config
 from botocore.credentials import RefreshableCredentials
 from botocore.session import get_session
 
+from inventory.aws.errors import is_throttling
 from inventory.config import ECR_PUBLIC_REGION, RegistryConfig
 
 if TYPE_CHECKING:
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
     from mypy_boto3_ecr_public import ECRPublicClient
 
 CLIENT_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 5},
+    retries={"mode": "standard", "total_max_attempts": 5},
     connect_timeout=5,
     read_timeout=30,
     max_pool_connections=32,
@@ -78,3 +80,43 @@ def ecr_public_client(registry: RegistryConfig) -> ECRPublicClient:
         endpoint_url=registry.endpoint_url,
         config=CLIENT_CONFIG,
     )
+
+
+@dataclass
+class CallStats:
+    """HTTP attempts made and attempts answered with throttling, counted by botocore hooks."""
+
+    api_calls: int = 0
+    throttled_calls: int = 0
+
+    def _sent(self, **_: Any) -> None:
+        self.api_calls += 1
+
+    def _answered(self, response: Any = None, **_: Any) -> None:
+        if response is not None and is_throttling(response[1].get("Error", {}).get("Code")):
+            self.throttled_calls += 1
+
+    def snapshot(self) -> CallStats:
+        return CallStats(self.api_calls, self.throttled_calls)
+
+    def watch(self, client: Any) -> None:
+        client.meta.events.register("before-send", self._sent)
+        client.meta.events.register_first("needs-retry", self._answered)
+
+
+class ClientFactory:
+    """One client per (registry, region), made on first use; calls counted in ``stats``."""
+
+    def __init__(self) -> None:
+        self.stats = CallStats()
+        self._clients: dict[tuple[RegistryConfig, str], Any] = {}
+
+    def __call__(self, registry: RegistryConfig, region: str) -> Any:
+        key = (registry, region)
+        if key not in self._clients:
+            client: Any = (
+                ecr_public_client(registry) if registry.type == "ecr-public" else ecr_client(registry, region)
+            )
+            self.stats.watch(client)
+            self._clients[key] = client
+        return self._clients[key]

@@ -1,0 +1,132 @@
+"""Plans as pure data: what differs between the stored and the observed images of a scope.
+
+No I/O here. The planner feeds observed pages through ``PageDiff`` against an
+index of the stored images (digest → fingerprint, removed?), fetches the stored
+values of the candidates it returns, and asks ``change_entries`` which of them
+really changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from inventory.sync.transform import Values, changed_fields, fingerprint
+
+Symbol = Literal["+", "~", "-"]
+
+
+@dataclass(frozen=True, order=True)
+class Scope:
+    """The unit of sync: one repository of one registry region."""
+
+    registry_name: str
+    registry_type: str
+    registry_id: str
+    region: str
+    repository_name: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.registry_name}/{self.region}/{self.repository_name}"
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """The repository's identity in the inventory."""
+        return (self.registry_id, self.region, self.repository_name)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One image's planned change: ``+`` new (or restored), ``~`` changed, ``-`` gone."""
+
+    symbol: Symbol
+    image_digest: str
+    after: Values | None
+    before: Values | None = None
+    restored: bool = False
+
+    @property
+    def changes(self) -> dict[str, tuple[Any, Any]]:
+        if self.before is None or self.after is None:
+            return {}
+        return changed_fields(self.before, self.after)
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    fingerprint: int
+    removed: bool
+
+
+@dataclass
+class Counts:
+    add: int = 0
+    change: int = 0
+    remove: int = 0
+
+    def count(self, entry: Entry) -> None:
+        if entry.symbol == "+":
+            self.add += 1
+        elif entry.symbol == "~":
+            self.change += 1
+        else:
+            self.remove += 1
+
+    def __iadd__(self, other: Counts) -> Counts:
+        self.add += other.add
+        self.change += other.change
+        self.remove += other.remove
+        return self
+
+    def as_list(self) -> list[int]:
+        return [self.add, self.change, self.remove]
+
+    @property
+    def total(self) -> int:
+        return self.add + self.change + self.remove
+
+
+@dataclass
+class PageDiff:
+    """Observed pages of one scope, compared one at a time against the stored index."""
+
+    stored: Mapping[str, StoredImage]
+    seen: set[str] = field(default_factory=set)
+
+    def feed(self, observed: Iterable[tuple[str, Values]]) -> tuple[list[Entry], list[tuple[str, Values]]]:
+        """(``+`` entries, candidates whose stored values must be fetched to decide ``~``)."""
+        added: list[Entry] = []
+        candidates: list[tuple[str, Values]] = []
+        for digest, values in observed:
+            if digest in self.seen:  # a digest listed twice: the first listing wins
+                continue
+            self.seen.add(digest)
+            known = self.stored.get(digest)
+            if known is None:
+                added.append(Entry("+", digest, values))
+            elif known.removed or known.fingerprint != fingerprint(values):
+                candidates.append((digest, values))
+        return added, candidates
+
+    def gone(self) -> list[str]:
+        """Digests stored as present that no page listed."""
+        return [d for d, known in self.stored.items() if not known.removed and d not in self.seen]
+
+
+def change_entries(
+    candidates: Iterable[tuple[str, Values]], stored: Mapping[str, tuple[Values, bool]]
+) -> Iterator[Entry]:
+    """Entries for candidates, given their stored (values, removed?)."""
+    for digest, after in candidates:
+        before, removed = stored[digest]
+        if removed:
+            yield Entry("+", digest, after, before, restored=True)
+        elif changed_fields(before, after):
+            yield Entry("~", digest, after, before)
+
+
+def removal_entries(stored: Mapping[str, tuple[Values, bool]]) -> Iterator[Entry]:
+    for digest, (before, _) in stored.items():
+        yield Entry("-", digest, None, before)

@@ -1,0 +1,76 @@
+"""Printing plans the way Terraform does: ``+`` new, ``~`` changed (old → new), ``-`` gone."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from inventory.sync.plan import Counts, Entry
+from inventory.sync.planfile import PlanReader
+from inventory.sync.transform import FIELDS, Values
+
+DETAIL_LIMIT = 100
+"""Plans with more entries than this are summarised per repository unless --verbose."""
+
+_SHOWN_ON_ADD = ("image_tags", "image_size_in_bytes", "image_pushed_at", "image_status")
+
+
+def _format(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, list):
+        return "[" + ", ".join(map(str, value)) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {v}" for k, v in sorted(value.items())) + "}"
+    return str(value)
+
+
+def _brief(values: Values | None) -> str:
+    if values is None:
+        return ""
+    shown = dict(zip(FIELDS, values, strict=True))
+    return " ".join(f"{name}={_format(shown[name])}" for name in _SHOWN_ON_ADD if shown[name] is not None)
+
+
+def entry_lines(entry: Entry) -> list[str]:
+    if entry.symbol == "-":
+        return [f"  - {entry.image_digest} {_brief(entry.before)}".rstrip()]
+    if entry.symbol == "+" and not entry.restored:
+        return [f"  + {entry.image_digest} {_brief(entry.after)}".rstrip()]
+    head = f"  {entry.symbol} {entry.image_digest}" + (" (restored)" if entry.restored else "")
+    return [head] + [
+        f"      {name}: {_format(before)} → {_format(after)}"
+        for name, (before, after) in entry.changes.items()
+    ]
+
+
+def counts_phrase(counts: Counts) -> str:
+    return f"{counts.add} to add, {counts.change} to change, {counts.remove} to remove"
+
+
+def summary_line(counts: Counts) -> str:
+    return f"Plan: {counts_phrase(counts)}." if counts.total else "No changes."
+
+
+def render_plan(reader: PlanReader, echo: Callable[[str], None], *, verbose: bool = False) -> Counts:
+    """Print the plan; return its totals. The last line is the ``Plan:`` / ``No changes.`` line."""
+    if verbose or reader.counts.total <= DETAIL_LIMIT:
+        for planned in reader.scopes():
+            lines = [line for entry in planned.entries for line in entry_lines(entry)]
+            if lines:
+                echo(f"{planned.scope.label}:")
+                for line in lines:
+                    echo(line)
+    else:
+        for planned in reader.scopes(entries=False):
+            counts = planned.counts
+            if counts.total:
+                echo(f"{planned.scope.label}: {counts_phrase(counts)}")
+    for failure in reader.failures:
+        echo(f"Error: {failure.label}: {failure.code}: {failure.message}")
+    echo("")
+    echo(summary_line(reader.counts))
+    return reader.counts
