@@ -104,8 +104,9 @@ def _planner(config: InventoryConfig, targets: tuple[str, ...]) -> tuple[Engine,
     from inventory.db import open_inventory
 
     parsed = [Target.parse(target) for target in targets]
-    engine = open_inventory(Settings())
-    return engine, Planner(engine, config, ClientFactory(), LogProgress(), parsed)
+    settings = Settings()
+    engine = open_inventory(settings)
+    return engine, Planner(engine, config, ClientFactory(settings.aws_max_attempts), LogProgress(), parsed)
 
 
 def _make_plan(planner: Planner, path: Path) -> None:
@@ -118,9 +119,7 @@ def _make_plan(planner: Planner, path: Path) -> None:
 
 @main.command()
 @config_option
-@click.option(
-    "--out", "out", type=click.Path(dir_okay=False, path_type=Path), help="Save the plan to this file."
-)
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), help="Save the plan to this file.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0: no changes, 2: changes, 1: errors.")
 @target_option
 @verbose_option

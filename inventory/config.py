@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     """Where the embedded server keeps its data."""
     config: Path | None = None
     """The declarative file, when ``-c/--config`` is not given."""
+    aws_max_attempts: int = Field(default=5, ge=1, le=20)
+    """Attempts per AWS call, retries included (botocore's standard retry mode)."""
 
     def config_path(self, explicit: str | os.PathLike[str] | None = None) -> Path:
         """The inventory file: ``-c/--config``, else ``$INVENTORY_CONFIG``, else ./inventory.toml."""
@@ -122,9 +124,7 @@ class RegistryConfig(BaseModel):
     @model_validator(mode="after")
     def _coherent(self) -> RegistryConfig:
         if self.type == "ecr-public" and self.regions != (ECR_PUBLIC_REGION,):
-            raise ValueError(
-                f"regions: ECR Public exists only in {ECR_PUBLIC_REGION}, got {list(self.regions)}"
-            )
+            raise ValueError(f"regions: ECR Public exists only in {ECR_PUBLIC_REGION}, got {list(self.regions)}")
         if self.external_id is not None and self.role_arn is None:
             raise ValueError("external_id: only meaningful together with role_arn")
         return self

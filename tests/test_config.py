@@ -171,9 +171,7 @@ def test_config_path_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert Settings().config_path(tmp_path / "flag.toml") == tmp_path / "flag.toml"
 
 
-def run_inventory(
-    *args: str, cwd: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
+def run_inventory(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "inventory", *args],
         cwd=cwd,

@@ -9,11 +9,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, func, inspect, select, text
 from sqlmodel import Session
 
 from inventory.config import Settings
-from inventory.db import mask_password, open_inventory
+from inventory.db import alembic_config, mask_password, open_inventory
 from inventory.models import Image, Registry, Repository, SyncRun
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,7 +119,8 @@ def test_embedded_default_starts_and_migrates(tmp_path: Path) -> None:
     assert (tmp_path / "home" / "pgdata" / "PG_VERSION").exists()
     engine = open_inventory(Settings(database_url=None, home=tmp_path / "home"))
     with engine.connect() as connection:
-        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0001"
+        version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
+    assert version == ScriptDirectory.from_config(alembic_config()).get_current_head()
     engine.dispose()
 
 

@@ -62,18 +62,14 @@ def test_describe_images_defaults_to_pages_of_100(ecr: Any, admin: AdminClient) 
 def test_paginator_pages_a_large_repository_at_1000(ecr: Any, admin: AdminClient) -> None:
     pushed = admin.put_images(ACCOUNT, REGION, "big", images(2500))
     pages = list(
-        ecr.get_paginator("describe_images").paginate(
-            repositoryName="big", PaginationConfig={"PageSize": 1000}
-        )
+        ecr.get_paginator("describe_images").paginate(repositoryName="big", PaginationConfig={"PageSize": 1000})
     )
     assert [len(p["imageDetails"]) for p in pages] == [1000, 1000, 500]
     assert [d["imageDigest"] for p in pages for d in p["imageDetails"]] == pushed
 
 
 @pytest.mark.parametrize("max_results", [0, 1001, -1])
-def test_max_results_outside_1_to_1000_is_invalid(
-    unchecked: Any, admin: AdminClient, max_results: int
-) -> None:
+def test_max_results_outside_1_to_1000_is_invalid(unchecked: Any, admin: AdminClient, max_results: int) -> None:
     admin.put_images(ACCOUNT, REGION, "app/web", images(3))
     with pytest.raises(ClientError) as exc:
         unchecked.describe_images(repositoryName="app/web", maxResults=max_results)
@@ -120,17 +116,13 @@ def test_paging_is_stable_when_images_come_and_go(ecr: Any, admin: AdminClient) 
 
 def test_image_ids_find_by_digest_and_tag(ecr: Any, admin: AdminClient) -> None:
     pushed = admin.put_images(ACCOUNT, REGION, "app/web", images(3))
-    found = ecr.describe_images(
-        repositoryName="app/web", imageIds=[{"imageDigest": pushed[2]}, {"imageTag": "t0"}]
-    )
+    found = ecr.describe_images(repositoryName="app/web", imageIds=[{"imageDigest": pushed[2]}, {"imageTag": "t0"}])
     assert [d["imageDigest"] for d in found["imageDetails"]] == [pushed[2], pushed[0]]
     assert "nextToken" not in found
 
 
 @pytest.mark.parametrize("paging", [{"maxResults": 5}, {"nextToken": "abc"}])
-def test_image_ids_do_not_combine_with_paging(
-    unchecked: Any, admin: AdminClient, paging: dict[str, Any]
-) -> None:
+def test_image_ids_do_not_combine_with_paging(unchecked: Any, admin: AdminClient, paging: dict[str, Any]) -> None:
     admin.put_images(ACCOUNT, REGION, "app/web", images(3))
     with pytest.raises(ClientError) as exc:
         unchecked.describe_images(repositoryName="app/web", imageIds=[{"imageTag": "t0"}], **paging)
@@ -261,9 +253,7 @@ def test_admin_sets_what_the_public_api_cannot(ecr: Any, admin: AdminClient) -> 
         lastActivatedAt="2026-03-15T00:00:00Z", lastRecordedPullTime="2026-03-20T12:30:00Z",
         imagePushedAt="2025-12-24T08:00:00Z", imageSizeInBytes=3_500_000_000,
     )  # fmt: skip
-    (detail,) = ecr.describe_images(repositoryName="app/web", imageIds=[{"imageDigest": digest}])[
-        "imageDetails"
-    ]
+    (detail,) = ecr.describe_images(repositoryName="app/web", imageIds=[{"imageDigest": digest}])["imageDetails"]
     assert detail["imageScanStatus"] == {"status": "COMPLETE", "description": "done"}
     summary = detail["imageScanFindingsSummary"]
     assert summary["findingSeverityCounts"] == {"CRITICAL": 2, "LOW": 7}
@@ -323,9 +313,7 @@ def test_assumed_roles_act_as_their_account(aws: Any, admin: AdminClient) -> Non
         assert [r["repositoryName"] for r in repositories] == [name]
         assert repositories[0]["registryId"] == account
     assert aws("sts").get_caller_identity()["Account"] == "123456789012"
-    second_from_first = aws("ecr", account=ACCOUNT).describe_images(
-        registryId=OTHER, repositoryName="only/in-second"
-    )
+    second_from_first = aws("ecr", account=ACCOUNT).describe_images(registryId=OTHER, repositoryName="only/in-second")
     assert len(second_from_first["imageDetails"]) == 2
 
 
@@ -419,6 +407,4 @@ def test_put_image_digests_the_manifest_and_moves_tags(ecr: Any, admin: AdminCli
     assert details[digests[1]]["imageSizeInBytes"] == 11
     deleted = ecr.batch_delete_image(repositoryName="app/web", imageIds=[{"imageTag": "latest"}])
     assert deleted["imageIds"] == [{"imageDigest": digests[1], "imageTag": "latest"}]
-    assert [d["imageDigest"] for d in ecr.describe_images(repositoryName="app/web")["imageDetails"]] == [
-        digests[0]
-    ]
+    assert [d["imageDigest"] for d in ecr.describe_images(repositoryName="app/web")["imageDetails"]] == [digests[0]]

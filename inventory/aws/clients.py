@@ -29,14 +29,19 @@ CLIENT_CONFIG = Config(
     read_timeout=30,
     max_pool_connections=32,
 )
+
+
+def client_config(max_attempts: int) -> Config:
+    """Our client settings with ``max_attempts`` attempts per call (retries included)."""
+    return CLIENT_CONFIG.merge(Config(retries={"mode": "standard", "total_max_attempts": max_attempts}))
+
+
 SESSION_NAME = "ecr-inventory"
 
 
 def _assume_role_fetcher(registry: RegistryConfig, region: str) -> Any:
     def fetch() -> dict[str, str]:
-        sts = boto3.client(
-            "sts", region_name=region, endpoint_url=registry.endpoint_url, config=CLIENT_CONFIG
-        )
+        sts = boto3.client("sts", region_name=region, endpoint_url=registry.endpoint_url, config=CLIENT_CONFIG)
         options: dict[str, Any] = {"RoleArn": registry.role_arn, "RoleSessionName": SESSION_NAME}
         if registry.external_id is not None:
             options["ExternalId"] = registry.external_id
@@ -65,20 +70,17 @@ def session_for(registry: RegistryConfig, region: str) -> boto3.Session:
     return boto3.Session(botocore_session=botocore_session)
 
 
-def ecr_client(registry: RegistryConfig, region: str) -> ECRClient:
+def ecr_client(registry: RegistryConfig, region: str, config: Config = CLIENT_CONFIG) -> ECRClient:
     """A private ECR client for ``registry`` in ``region``."""
     session = session_for(registry, region)
-    return session.client("ecr", region_name=region, endpoint_url=registry.endpoint_url, config=CLIENT_CONFIG)
+    return session.client("ecr", region_name=region, endpoint_url=registry.endpoint_url, config=config)
 
 
-def ecr_public_client(registry: RegistryConfig) -> ECRPublicClient:
+def ecr_public_client(registry: RegistryConfig, config: Config = CLIENT_CONFIG) -> ECRPublicClient:
     """An ECR Public client for ``registry`` (ECR Public lives in us-east-1 only)."""
     session = session_for(registry, ECR_PUBLIC_REGION)
     return session.client(
-        "ecr-public",
-        region_name=ECR_PUBLIC_REGION,
-        endpoint_url=registry.endpoint_url,
-        config=CLIENT_CONFIG,
+        "ecr-public", region_name=ECR_PUBLIC_REGION, endpoint_url=registry.endpoint_url, config=config
     )
 
 
@@ -107,15 +109,18 @@ class CallStats:
 class ClientFactory:
     """One client per (registry, region), made on first use; calls counted in ``stats``."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_attempts: int = 5) -> None:
         self.stats = CallStats()
+        self.config = client_config(max_attempts)
         self._clients: dict[tuple[RegistryConfig, str], Any] = {}
 
     def __call__(self, registry: RegistryConfig, region: str) -> Any:
         key = (registry, region)
         if key not in self._clients:
             client: Any = (
-                ecr_public_client(registry) if registry.type == "ecr-public" else ecr_client(registry, region)
+                ecr_public_client(registry, self.config)
+                if registry.type == "ecr-public"
+                else ecr_client(registry, region, self.config)
             )
             self.stats.watch(client)
             self._clients[key] = client

@@ -15,9 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from inventory.errors import InventoryError
 
-THROTTLING_CODES = frozenset(
-    {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
-)
+THROTTLING_CODES = frozenset({"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"})
 
 
 class ScopeUnobservable(InventoryError):

@@ -24,9 +24,7 @@ def repository_pages(client: Any, registry: RegistryConfig) -> Iterator[list[dic
         yield [r for r in page["repositories"] if registry.covers(r["repositoryName"])]
 
 
-def image_pages(
-    client: Any, registry: RegistryConfig, repository_name: str
-) -> Iterator[list[dict[str, Any]]]:
+def image_pages(client: Any, registry: RegistryConfig, repository_name: str) -> Iterator[list[dict[str, Any]]]:
     """Pages of ImageDetail dicts of one repository, archived images included."""
     options: dict[str, Any] = {
         "registryId": registry.account_id,

@@ -31,8 +31,7 @@ BATCH = 1000
 _IDENTITY = ("registry_id", "region", "repository_name", "image_digest")
 _COPY_IMAGES = f"COPY images ({', '.join((*_IDENTITY, *FIELDS))}) FROM STDIN"
 _COPY_EVENTS = (
-    "COPY image_events (sync_run_id, registry_id, region, repository_name, image_digest, kind, changes) "
-    "FROM STDIN"
+    "COPY image_events (sync_run_id, registry_id, region, repository_name, image_digest, kind, changes) FROM STDIN"
 )
 _UPDATE_IMAGE = (
     f"UPDATE images SET {', '.join(f'{f} = %s' for f in FIELDS)}, removed_at = NULL, "
@@ -73,9 +72,7 @@ def _event(scope: Scope, run_id: int, entry: Entry) -> tuple[Any, ...]:
     return (run_id, *scope.key, entry.image_digest, kind, json.dumps(changes))
 
 
-def write_entries(
-    connection: psycopg.Connection[Any], scope: Scope, run_id: int, entries: Sequence[Entry]
-) -> None:
+def write_entries(connection: psycopg.Connection[Any], scope: Scope, run_id: int, entries: Sequence[Entry]) -> None:
     """Write one batch of a scope's entries and their change events."""
     new = [e for e in entries if e.symbol == "+" and not e.restored]
     updated = [e for e in entries if e.symbol == "~" or e.restored]
@@ -86,9 +83,7 @@ def write_entries(
                 for entry in new:
                     copy.write_row((*scope.key, entry.image_digest, *_storable(entry.after)))
         if updated:
-            cursor.executemany(
-                _UPDATE_IMAGE, [(*_storable(e.after), *scope.key, e.image_digest) for e in updated]
-            )
+            cursor.executemany(_UPDATE_IMAGE, [(*_storable(e.after), *scope.key, e.image_digest) for e in updated])
         if gone:
             cursor.execute(_REMOVE_IMAGES, (*scope.key, gone))
         with cursor.copy(_COPY_EVENTS) as copy:

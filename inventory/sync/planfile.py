@@ -142,9 +142,7 @@ class PlanWriter:
         self._write({"t": "error", **vars(failure)})
 
     def close(self) -> None:
-        self._write(
-            {"t": "done", "counts": self.counts.as_list(), "failures": [vars(f) for f in self.failures]}
-        )
+        self._write({"t": "done", "counts": self.counts.as_list(), "failures": [vars(f) for f in self.failures]})
         self._file.close()
 
     def __enter__(self) -> PlanWriter:

@@ -42,8 +42,7 @@ def entry_lines(entry: Entry) -> list[str]:
         return [f"  + {entry.image_digest} {_brief(entry.after)}".rstrip()]
     head = f"  {entry.symbol} {entry.image_digest}" + (" (restored)" if entry.restored else "")
     return [head] + [
-        f"      {name}: {_format(before)} → {_format(after)}"
-        for name, (before, after) in entry.changes.items()
+        f"      {name}: {_format(before)} → {_format(after)}" for name, (before, after) in entry.changes.items()
     ]
 
 

@@ -70,9 +70,7 @@ class StoredRepository:
     repository_name: str
 
     def scope(self) -> Scope:
-        return Scope(
-            self.registry_name, self.registry_type, self.registry_id, self.region, self.repository_name
-        )
+        return Scope(self.registry_name, self.registry_type, self.registry_id, self.region, self.repository_name)
 
 
 def live_repositories(connection: psycopg.Connection[Any]) -> list[StoredRepository]:

@@ -6,7 +6,8 @@
     PATCH  /_admin/images     {registryType?, registryId, region, repositoryName, imageDigest, set: {...}}
     POST   /_admin/faults     {"fault": "throttle"|"server_error", "operation", "count"}
                               {"fault": "deny", "registryId"}
-                              {"fault": "expire_tokens"}
+                              {"fault": "expire_tokens"}        every token handed out so far
+                              {"fault": "expire_next_token"}    the next token, as soon as it is issued
                               {"fault": "delete_repository_after_page", registryType?, registryId,
                                region, repositoryName}
                               {"fault": "latency", "seconds"}
@@ -122,6 +123,8 @@ def arm_fault(store: Store, body: dict[str, Any]) -> dict[str, Any]:
         faults.denied_accounts.add(str(body["registryId"]))
     elif kind == "expire_tokens":
         return {"expired": store.expire_tokens()}
+    elif kind == "expire_next_token":
+        faults.expire_next_token = True
     elif kind == "delete_repository_after_page":
         repository = _repository(store, body, create=False)
         faults.delete_after_page.add(

@@ -60,9 +60,7 @@ class Caller:
 
 
 def _constraint(name: str, value: object, constraint: str) -> AwsError:
-    return invalid(
-        f"Invalid parameter at '{name}' failed to satisfy constraint: '{constraint}' (value: {value!r})"
-    )
+    return invalid(f"Invalid parameter at '{name}' failed to satisfy constraint: '{constraint}' (value: {value!r})")
 
 
 def registry_id_of(caller: Caller, params: dict[str, Any]) -> str:
@@ -261,8 +259,7 @@ def describe_repositories(store: Store, caller: Caller, params: dict[str, Any]) 
     names = _list_param(params, "repositoryNames")
     if names is not None:
         found = [
-            require_repository(store, caller, registry_id, repository_name_of({"repositoryName": n}))
-            for n in names
+            require_repository(store, caller, registry_id, repository_name_of({"repositoryName": n})) for n in names
         ]
         return {"repositories": [repository_description(r) for r in found]}
     repositories = store.repositories_of(caller.registry_type, registry_id, caller.region)
@@ -377,9 +374,7 @@ def batch_delete_image(store: Store, caller: Caller, params: dict[str, Any]) -> 
         try:
             image = _find_image(repository, image_id)
         except AwsError as exc:
-            failures.append(
-                {"imageId": image_id, "failureCode": "ImageNotFound", "failureReason": exc.message}
-            )
+            failures.append({"imageId": image_id, "failureCode": "ImageNotFound", "failureReason": exc.message})
             continue
         tag = image_id.get("imageTag")
         if tag and not image_id.get("imageDigest"):

@@ -40,9 +40,7 @@ def _image(rng: random.Random, key: tuple[object, ...], index: int, private: boo
         "imageTags": tags,
         "imageSizeInBytes": rng.choice([rng.randrange(5 << 20, 900 << 20), 3_100_000_000]),
         "imagePushedAt": pushed,
-        "imageManifestMediaType": (
-            _OCI_INDEX if rng.random() < 0.1 else "application/vnd.oci.image.manifest.v1+json"
-        ),
+        "imageManifestMediaType": (_OCI_INDEX if rng.random() < 0.1 else "application/vnd.oci.image.manifest.v1+json"),
         "artifactMediaType": DOCKER_CONFIG,
     }
     if not private:

@@ -84,9 +84,7 @@ async def aws_endpoint(request: Request) -> Response:
     registry_type = TARGET_PREFIXES.get(prefix)
     handler = OPERATIONS.get(operation)
     if registry_type is None or handler is None:
-        return _aws_json(
-            400, {"__type": "UnknownOperationException", "message": f"Unknown operation {target}"}
-        )
+        return _aws_json(400, {"__type": "UnknownOperationException", "message": f"Unknown operation {target}"})
     try:
         params = json.loads(body or b"{}")
     except ValueError:
@@ -150,9 +148,7 @@ class Emulator:
             create_app(self.store), log_level="warning", lifespan="off", access_log=False, http=_NoDelayH11
         )
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
-        )
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True)
 
     @property
     def url(self) -> str:

@@ -130,6 +130,7 @@ class Faults:
     server_error: dict[str, int] = field(default_factory=dict)
     denied_accounts: set[str] = field(default_factory=set)
     delete_after_page: set[tuple[str, str, str, str]] = field(default_factory=set)
+    expire_next_token: bool = False
     latency_seconds: float = 0.0
 
 
@@ -175,9 +176,7 @@ class Store:
 
     # repositories and images ------------------------------------------------
 
-    def repository(
-        self, registry_type: RegistryType, registry_id: str, region: str, name: str
-    ) -> Repository | None:
+    def repository(self, registry_type: RegistryType, registry_id: str, region: str, name: str) -> Repository | None:
         return self.repositories.get((registry_type, registry_id, _region(registry_type, region), name))
 
     def create_repository(
@@ -189,9 +188,7 @@ class Store:
         created_at: datetime | None = None,
     ) -> Repository:
         region = _region(registry_type, region)
-        repository = Repository(
-            self.next_seq(), registry_type, registry_id, region, name, created_at or utcnow()
-        )
+        repository = Repository(self.next_seq(), registry_type, registry_id, region, name, created_at or utcnow())
         self.repositories[(registry_type, registry_id, region, name)] = repository
         return repository
 
@@ -211,22 +208,21 @@ class Store:
         )
 
     def add_image(self, repository: Repository, detail: dict[str, Any]) -> Image:
-        """Add an image (or replace the one with its digest); a tag moves to its newest image."""
+        """Add an image, or update the one with its digest; a tag moves to the image it is put on."""
         digest = detail["imageDigest"]
         for tag in detail.get("imageTags") or []:
             holder = repository.image_by_tag(tag)
             if holder is not None and holder.image_digest != digest:
                 holder.tags.remove(tag)
-        detail = {
+        previous = repository.images.get(digest)
+        base = previous.detail if previous else {
             "imageSizeInBytes": 0,
             "imagePushedAt": utcnow(),
             "imageManifestMediaType": DOCKER_MANIFEST,
-            **detail,
-            "imageTags": list(detail.get("imageTags") or []),
-        }
+        }  # fmt: skip
+        detail = {**base, **detail, "imageTags": list(detail.get("imageTags") or [])}
         if repository.registry_type == "ecr":
             detail.setdefault("imageStatus", "ACTIVE")
-        previous = repository.images.get(digest)
         image = Image(previous.seq if previous else self.next_seq(), digest, detail)
         repository.images[digest] = image
         return image
@@ -235,7 +231,8 @@ class Store:
 
     def issue_token(self, binding: tuple[Any, ...], after_seq: int) -> str:
         token = secrets.token_urlsafe(48)
-        self.tokens[token] = Token(binding, after_seq)
+        self.tokens[token] = Token(binding, after_seq, expired=self.faults.expire_next_token)
+        self.faults.expire_next_token = False
         return token
 
     def expire_tokens(self) -> int:

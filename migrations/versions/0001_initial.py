@@ -66,9 +66,7 @@ def upgrade() -> None:
         sa.Column("error_message", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sync_runs")),
     )
-    op.create_index(
-        "ix_sync_runs_scope", "sync_runs", ["registry_name", "region", "started_at"], unique=False
-    )
+    op.create_index("ix_sync_runs_scope", "sync_runs", ["registry_name", "region", "started_at"], unique=False)
     op.create_index(op.f("ix_sync_runs_status"), "sync_runs", ["status"], unique=False)
     op.create_table(
         "repositories",
@@ -154,9 +152,7 @@ def upgrade() -> None:
             name=op.f("fk_images_registry_id_region_repository_name_repositories"),
             ondelete="CASCADE",
         ),
-        sa.PrimaryKeyConstraint(
-            "registry_id", "region", "repository_name", "image_digest", name=op.f("pk_images")
-        ),
+        sa.PrimaryKeyConstraint("registry_id", "region", "repository_name", "image_digest", name=op.f("pk_images")),
     )
     op.create_index("ix_images_image_digest", "images", ["image_digest"], unique=False)
     op.create_index("ix_images_image_tags", "images", ["image_tags"], unique=False, postgresql_using="gin")

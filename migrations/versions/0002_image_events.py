@@ -31,9 +31,7 @@ def upgrade() -> None:
         sa.Column("image_digest", sa.Text(), nullable=False),
         sa.Column("kind", sa.Text(), nullable=False),
         sa.Column("changes", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["sync_run_id"], ["sync_runs.id"], name=op.f("fk_image_events_sync_run_id_sync_runs")
-        ),
+        sa.ForeignKeyConstraint(["sync_run_id"], ["sync_runs.id"], name=op.f("fk_image_events_sync_run_id_sync_runs")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_image_events")),
     )
     op.create_index(
