@@ -19,10 +19,10 @@ from inventory.config import InventoryConfig, Settings, load_config
 from inventory.durations import parse_duration
 from inventory.errors import ConfigError, InventoryError
 from inventory.sync.apply import apply_plan
-from inventory.sync.planfile import PlanReader, PlanWriter
-from inventory.sync.planner import Planner, Target
-from inventory.sync.progress import LogProgress, progress_for
+from inventory.sync.planfile import PlanReader
+from inventory.sync.planner import Target
 from inventory.sync.render import render_plan
+from inventory.sync.runner import plan_to_file
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -99,22 +99,18 @@ target_option = click.option(
 verbose_option = click.option("--verbose", is_flag=True, help="Show every image even in long plans.")
 
 
-def _planner(config: InventoryConfig, targets: tuple[str, ...]) -> tuple[Engine, Planner]:
-    from inventory.aws.clients import ClientFactory
+def _plan(config: InventoryConfig, targets: tuple[str, ...], path: Path) -> tuple[Engine, PlanReader]:
+    """Open the inventory and plan ``config`` into ``path``."""
     from inventory.db import open_inventory
 
     parsed = [Target.parse(target) for target in targets]
     settings = Settings()
     engine = open_inventory(settings)
-    return engine, Planner(engine, config, ClientFactory(settings.aws_max_attempts), LogProgress(), parsed)
-
-
-def _make_plan(planner: Planner, path: Path) -> None:
-    interactive = sys.stderr.isatty()
-    with progress_for(interactive) as progress, PlanWriter(path, planner.config.registries) as writer:
-        planner.progress = progress
-        planner.plan(writer)
-        writer.close()
+    reader = plan_to_file(
+        engine, config, path, aws_max_attempts=settings.aws_max_attempts, targets=parsed,
+        interactive=sys.stderr.isatty(),
+    )  # fmt: skip
+    return engine, reader
 
 
 @main.command()
@@ -132,11 +128,9 @@ def plan(
     verbose: bool,
 ) -> None:
     """Show what apply would change: + new images, ~ changed, - gone."""
-    engine, planner = _planner(read_config(config_file), targets)
+    config = read_config(config_file)
     with tempfile.TemporaryDirectory(prefix="inventory-plan-") as scratch:
-        path = out or Path(scratch) / "plan.jsonl.gz"
-        _make_plan(planner, path)
-        reader = PlanReader(path)
+        engine, reader = _plan(config, targets, out or Path(scratch) / "plan.jsonl.gz")
         counts = render_plan(reader, click.echo, verbose=verbose)
     engine.dispose()
     if reader.failures:
@@ -174,10 +168,7 @@ def apply(
             reader = PlanReader(planfile)
             engine = open_inventory(Settings())
         else:
-            engine, planner = _planner(read_config(config_file), targets)
-            path = Path(scratch) / "plan.jsonl.gz"
-            _make_plan(planner, path)
-            reader = PlanReader(path)
+            engine, reader = _plan(read_config(config_file), targets, Path(scratch) / "plan.jsonl.gz")
         counts = render_plan(reader, click.echo, verbose=verbose)
         if counts.total and planfile is None and not auto_approve:
             _confirm()

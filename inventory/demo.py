@@ -1,69 +1,80 @@
-"""``inventory demo``: the seeded emulator, the embedded database, and what they hold."""
+"""``inventory demo``: the seeded emulator, the embedded database, one apply, and what it stored."""
 
 from __future__ import annotations
 
 import os
-from collections import Counter
+import tempfile
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import Engine, text
 
-from inventory.aws.clients import ecr_client, ecr_public_client
-from inventory.aws.paging import image_pages, repository_pages
-from inventory.config import RegistryConfig, Settings, load_config
+from inventory.config import Settings, load_config
 from inventory.db import describe, open_inventory
+from inventory.sync.apply import apply_plan
+from inventory.sync.render import render_plan
+from inventory.sync.runner import plan_to_file
 from inventory.testing import Emulator
 from inventory.testing.seed import demo_config, seed_demo
 
 # The emulator accepts any credentials; these stand in when the machine has none.
 _DEMO_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "demo", "AWS_SECRET_ACCESS_KEY": "demo"}
 
+_SUMMARY = text(
+    """
+    SELECT r.registry_name, g.type, r.region,
+           count(DISTINCT r.repository_name),
+           count(i.image_digest),
+           count(i.image_digest) FILTER (WHERE cardinality(i.image_tags) = 0),
+           count(i.image_digest) FILTER (WHERE i.image_status = 'ARCHIVED'),
+           count(i.image_digest) FILTER (WHERE (i.finding_severity_counts->>'CRITICAL')::int > 0)
+    FROM repositories r
+    JOIN registries g ON g.name = r.registry_name
+    LEFT JOIN images i ON (i.registry_id, i.region, i.repository_name) = (r.registry_id, r.region, r.repository_name)
+                      AND i.removed_at IS NULL
+    WHERE r.removed_at IS NULL
+    GROUP BY 1, 2, 3 ORDER BY 1, 3
+    """
+)
+
 
 def run_demo(settings: Settings) -> None:
-    """Start everything on embedded defaults and print a summary of the demo fleet."""
+    """Start everything on embedded defaults, apply the demo fleet, and print what was stored."""
     console = Console()
     for key, value in _DEMO_CREDENTIALS.items():
         os.environ.setdefault(key, value)
     with console.status("starting the inventory database"):
         engine = open_inventory(settings)
     console.print(f"inventory database ready: {describe(settings)}")
-    with Emulator() as emulator:
+    with Emulator() as emulator, tempfile.TemporaryDirectory(prefix="inventory-demo-") as scratch:
         seed_demo(emulator.store)
         console.print(f"ECR emulator listening on {emulator.url}")
         settings.home.mkdir(parents=True, exist_ok=True)
         path = settings.home / "demo-inventory.toml"
         path.write_text(demo_config(emulator.url), encoding="utf-8")
+        console.print(f"demo configuration written to {path}\n")
         config = load_config(path)
-        console.print(f"demo configuration written to {path}")
-        table = Table(title="What the demo registries hold")
-        for column in (
-            "registry",
-            "type",
-            "region",
-            "repositories",
-            "images",
-            "untagged",
-            "archived",
-        ):
-            table.add_column(column, justify="left" if column in ("registry", "type", "region") else "right")
-        with console.status("paging DescribeRepositories and DescribeImages"):
-            for registry in config.registries:
-                for region in registry.regions:
-                    table.add_row(registry.name, registry.type, region, *_count(registry, region))
-        console.print(table)
+        reader = plan_to_file(
+            engine, config, Path(scratch) / "plan.jsonl.gz",
+            aws_max_attempts=settings.aws_max_attempts, interactive=console.is_terminal,
+        )  # fmt: skip
+        render_plan(reader, console.print)
+        result = apply_plan(engine, reader, config.registries, lock_timeout=30)
+        applied = result.counts
+        console.print(f"Apply complete: {applied.add} added, {applied.change} changed, {applied.remove} removed.\n")
+    console.print(_summary(engine))
+    console.print("Run `make demo` again: the inventory has converged, so the plan says `No changes.`")
     engine.dispose()
 
 
-def _count(registry: RegistryConfig, region: str) -> list[str]:
-    """Repositories and images of one registry region, read through the real API."""
-    client = ecr_public_client(registry) if registry.type == "ecr-public" else ecr_client(registry, region)
-    counts: Counter[str] = Counter()
-    for repositories in repository_pages(client, registry):
-        for repository in repositories:
-            counts["repositories"] += 1
-            for details in image_pages(client, registry, repository["repositoryName"]):
-                for detail in details:
-                    counts["images"] += 1
-                    counts["untagged"] += not detail.get("imageTags")
-                    counts["archived"] += detail.get("imageStatus") == "ARCHIVED"
-    return [str(counts[key]) for key in ("repositories", "images", "untagged", "archived")]
+def _summary(engine: Engine) -> Table:
+    table = Table(title="The inventory")
+    for column in ("registry", "type", "region"):
+        table.add_column(column)
+    for column in ("repositories", "images", "untagged", "archived", "critical findings"):
+        table.add_column(column, justify="right")
+    with engine.connect() as connection:
+        for row in connection.execute(_SUMMARY):
+            table.add_row(*map(str, row))
+    return table

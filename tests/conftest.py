@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, make_url, text
 
 from inventory.config import Settings
-from inventory.db import database_url, migrate
+from inventory.db import create, database_url, migrate
 from inventory.testing import AdminClient, Emulator
 
 _TEMPLATE = f"inventory_template_{os.getpid()}"
@@ -79,7 +79,7 @@ def _scratch_database(server_url: str, admin_engine: Engine, template: str | Non
 
 @pytest.fixture
 def engine(db_url: str) -> Iterator[Engine]:
-    engine = create_engine(db_url)
+    engine = create(db_url)
     yield engine
     engine.dispose()
 

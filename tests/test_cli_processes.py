@@ -106,7 +106,14 @@ def test_demo_runs_on_a_fresh_directory(inventory_env: dict[str, str], tmp_path:
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
+    assert "Plan: 2824 to add, 0 to change, 0 to remove." in result.stdout  # tmp/* excluded
+    assert "Apply complete: 2824 added, 0 changed, 0 removed." in result.stdout
     assert re.search(r"prod\s+│ ecr\s+│ us-east-1\s+│\s+9 │\s+1664 │", result.stdout), result.stdout
-    assert re.search(r"staging\s+│ ecr\s+│ eu-west-1\s+│\s+4 │", result.stdout)  # tmp/* excluded
     assert re.search(r"public\s+│ ecr-public │ us-east-1\s+│\s+4 │\s+232 │", result.stdout)
     assert (tmp_path / "home" / "demo-inventory.toml").exists()
+    again = subprocess.run(
+        [sys.executable, "-m", "inventory", "demo"], cwd=tmp_path, env=inventory_env, capture_output=True,
+        text=True, timeout=300,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert "\nNo changes.\n" in again.stdout

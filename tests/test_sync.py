@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, text
 
 from inventory.cli import main
+from inventory.db import create
 from inventory.testing import AdminClient, Emulator
 
 PROD, STAGING = "111111111111", "222222222222"
@@ -75,7 +76,7 @@ def inventory(
     monkeypatch.setenv("INVENTORY_AWS_MAX_ATTEMPTS", "2")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    engine = create_engine(db_url)
+    engine = create(db_url)
     fleet = Inventory(config, engine, admin, emulator.url)
     fleet.write_config()
     yield fleet

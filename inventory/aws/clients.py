@@ -9,12 +9,14 @@ which honours the standard ``AWS_ENDPOINT_URL_ECR``-style variables.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
 from botocore.credentials import RefreshableCredentials
 from botocore.session import get_session
+from botocore.utils import parse_timestamp as botocore_parse_timestamp
 
 from inventory.aws.errors import is_throttling
 from inventory.config import ECR_PUBLIC_REGION, RegistryConfig
@@ -56,17 +58,31 @@ def _assume_role_fetcher(registry: RegistryConfig, region: str) -> Any:
     return fetch
 
 
+def parse_timestamp(value: Any) -> datetime:
+    """Timestamps as UTC datetimes (``datetime.timezone.utc``) whatever the machine's zone.
+
+    botocore's default gives ``tzlocal()`` datetimes for the epoch numbers ECR sends;
+    UTC ones compare, hash, pickle and COPY faster and print the same everywhere.
+    """
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, UTC)
+    try:
+        return datetime.fromtimestamp(float(value), UTC)
+    except ValueError:
+        return botocore_parse_timestamp(value).astimezone(UTC)
+
+
 def session_for(registry: RegistryConfig, region: str) -> boto3.Session:
     """A boto3 session acting as ``registry``'s account (its role when one is set)."""
-    if registry.role_arn is None:
-        return boto3.Session(region_name=region)
-    fetch = _assume_role_fetcher(registry, region)
-    credentials = RefreshableCredentials.create_from_metadata(
-        metadata=fetch(), refresh_using=fetch, method="sts-assume-role"
-    )
     botocore_session = get_session()
-    botocore_session._credentials = credentials  # type: ignore[attr-defined]  # no public setter
+    botocore_session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=parse_timestamp)
     botocore_session.set_config_variable("region", region)
+    if registry.role_arn is not None:
+        fetch = _assume_role_fetcher(registry, region)
+        credentials = RefreshableCredentials.create_from_metadata(
+            metadata=fetch(), refresh_using=fetch, method="sts-assume-role"
+        )
+        botocore_session._credentials = credentials  # type: ignore[attr-defined]  # no public setter
     return boto3.Session(botocore_session=botocore_session)
 
 

@@ -25,16 +25,16 @@ from inventory.sync.plan import Counts, Entry, Scope
 from inventory.sync.planfile import PlannedScope, PlanReader, ScopeFailure
 from inventory.sync.planner import _raw
 from inventory.sync.state import scope_version
-from inventory.sync.transform import FIELDS, TAGS
+from inventory.sync.transform import FIELDS
 
-BATCH = 1000
+BATCH = 5000
 _IDENTITY = ("registry_id", "region", "repository_name", "image_digest")
-_COPY_IMAGES = f"COPY images ({', '.join((*_IDENTITY, *FIELDS))}) FROM STDIN"
+_COPY_IMAGES = f"COPY images ({', '.join((*_IDENTITY, *FIELDS, 'fingerprint'))}) FROM STDIN"
 _COPY_EVENTS = (
     "COPY image_events (sync_run_id, registry_id, region, repository_name, image_digest, kind, changes) FROM STDIN"
 )
 _UPDATE_IMAGE = (
-    f"UPDATE images SET {', '.join(f'{f} = %s' for f in FIELDS)}, removed_at = NULL, "
+    f"UPDATE images SET {', '.join(f'{f} = %s' for f in (*FIELDS, 'fingerprint'))}, removed_at = NULL, "
     "last_seen_at = now(), updated_at = now() "
     "WHERE registry_id = %s AND region = %s AND repository_name = %s AND image_digest = %s"
 )
@@ -59,17 +59,25 @@ def _json(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
-def _event(scope: Scope, run_id: int, entry: Entry) -> tuple[Any, ...]:
-    if entry.symbol == "~" or entry.restored:
-        kind = "restored" if entry.restored else "changed"
-        changes = {f: [_json(b), _json(a)] for f, (b, a) in entry.changes.items()}
-        if entry.restored:
-            changes["removed_at"] = ["removed", None]
-    elif entry.symbol == "+":
-        kind, changes = "added", {"image_tags": [None, entry.after[TAGS] if entry.after else []]}
-    else:
-        kind, changes = "removed", {"image_tags": [entry.before[TAGS] if entry.before else [], None]}
-    return (run_id, *scope.key, entry.image_digest, kind, json.dumps(changes))
+def _change_event(scope: Scope, run_id: int, entry: Entry) -> tuple[Any, ...]:
+    """The event of a changed or restored image: each changed field as [before, after]."""
+    changes = {f: [_json(b), _json(a)] for f, (b, a) in entry.changes.items()}
+    if entry.restored:
+        changes["removed_at"] = ["removed", None]
+    return (run_id, *scope.key, entry.image_digest, "restored" if entry.restored else "changed", json.dumps(changes))
+
+
+# Added and removed images' events are made by the server, once per scope, from the rows
+# this transaction wrote (now() is the transaction's time): no per-row work in Python for
+# the bulk of a first apply or of a mass removal.
+_TAG_EVENTS = (
+    "INSERT INTO image_events (sync_run_id, registry_id, region, repository_name, image_digest, kind, changes) "
+    "SELECT %s, registry_id, region, repository_name, image_digest, '{kind}', "
+    "jsonb_build_object('image_tags', jsonb_build_array({before}, {after})) "
+    "FROM images WHERE registry_id = %s AND region = %s AND repository_name = %s AND {written} = now()"
+)
+_ADDED_EVENTS = _TAG_EVENTS.format(kind="added", before="NULL", after="to_jsonb(image_tags)", written="first_seen_at")
+_REMOVED_EVENTS = _TAG_EVENTS.format(kind="removed", before="to_jsonb(image_tags)", after="NULL", written="removed_at")
 
 
 def write_entries(connection: psycopg.Connection[Any], scope: Scope, run_id: int, entries: Sequence[Entry]) -> None:
@@ -81,14 +89,16 @@ def write_entries(connection: psycopg.Connection[Any], scope: Scope, run_id: int
         if new:
             with cursor.copy(_COPY_IMAGES) as copy:
                 for entry in new:
-                    copy.write_row((*scope.key, entry.image_digest, *_storable(entry.after)))
+                    copy.write_row((*scope.key, entry.image_digest, *_storable(entry.after), entry.fingerprint))
         if updated:
-            cursor.executemany(_UPDATE_IMAGE, [(*_storable(e.after), *scope.key, e.image_digest) for e in updated])
+            cursor.executemany(
+                _UPDATE_IMAGE, [(*_storable(e.after), e.fingerprint, *scope.key, e.image_digest) for e in updated]
+            )
+            with cursor.copy(_COPY_EVENTS) as copy:
+                for entry in updated:
+                    copy.write_row(_change_event(scope, run_id, entry))
         if gone:
             cursor.execute(_REMOVE_IMAGES, (*scope.key, gone))
-        with cursor.copy(_COPY_EVENTS) as copy:
-            for entry in entries:
-                copy.write_row(_event(scope, run_id, entry))
 
 
 def _storable(values: Any) -> tuple[Any, ...]:
@@ -188,6 +198,10 @@ def apply_scope(engine: Engine, planned: PlannedScope, *, lock_timeout: float) -
                     batch = []
             if batch:
                 write_entries(raw, scope, run_id, batch)
+            if counts.add > 0:
+                cursor.execute(_ADDED_EVENTS, (run_id, *scope.key))
+            if counts.remove > 0:
+                cursor.execute(_REMOVED_EVENTS, (run_id, *scope.key))
             stats = planned.stats
             cursor.execute(
                 "UPDATE sync_runs SET status = 'succeeded', finished_at = now(), images_seen = %s, "

@@ -15,6 +15,8 @@ from typing import Any, Literal
 from inventory.sync.transform import Values, changed_fields, fingerprint
 
 Symbol = Literal["+", "~", "-"]
+Candidate = tuple[str, Values, bytes]
+"""(digest, observed values, their fingerprint) of an image that may have changed."""
 
 
 @dataclass(frozen=True, order=True)
@@ -46,6 +48,8 @@ class Entry:
     after: Values | None
     before: Values | None = None
     restored: bool = False
+    fingerprint: bytes | None = None
+    """Of ``after``; what apply stores with the image."""
 
     @property
     def changes(self) -> dict[str, tuple[Any, Any]]:
@@ -56,7 +60,7 @@ class Entry:
 
 @dataclass(frozen=True)
 class StoredImage:
-    fingerprint: int
+    fingerprint: bytes | None
     removed: bool
 
 
@@ -95,19 +99,20 @@ class PageDiff:
     stored: Mapping[str, StoredImage]
     seen: set[str] = field(default_factory=set)
 
-    def feed(self, observed: Iterable[tuple[str, Values]]) -> tuple[list[Entry], list[tuple[str, Values]]]:
+    def feed(self, observed: Iterable[tuple[str, Values]]) -> tuple[list[Entry], list[Candidate]]:
         """(``+`` entries, candidates whose stored values must be fetched to decide ``~``)."""
         added: list[Entry] = []
-        candidates: list[tuple[str, Values]] = []
+        candidates: list[Candidate] = []
         for digest, values in observed:
             if digest in self.seen:  # a digest listed twice: the first listing wins
                 continue
             self.seen.add(digest)
             known = self.stored.get(digest)
+            observed_fingerprint = fingerprint(values)
             if known is None:
-                added.append(Entry("+", digest, values))
-            elif known.removed or known.fingerprint != fingerprint(values):
-                candidates.append((digest, values))
+                added.append(Entry("+", digest, values, fingerprint=observed_fingerprint))
+            elif known.removed or known.fingerprint != observed_fingerprint:
+                candidates.append((digest, values, observed_fingerprint))
         return added, candidates
 
     def gone(self) -> list[str]:
@@ -115,16 +120,18 @@ class PageDiff:
         return [d for d, known in self.stored.items() if not known.removed and d not in self.seen]
 
 
-def change_entries(
-    candidates: Iterable[tuple[str, Values]], stored: Mapping[str, tuple[Values, bool]]
-) -> Iterator[Entry]:
-    """Entries for candidates, given their stored (values, removed?)."""
-    for digest, after in candidates:
+def change_entries(candidates: Iterable[Candidate], stored: Mapping[str, tuple[Values, bool]]) -> Iterator[Entry]:
+    """Entries for candidates, given their stored (values, removed?).
+
+    A candidate whose values equal the stored ones (only its fingerprint differed) yields
+    nothing: the inventory is left as it is.
+    """
+    for digest, after, after_fingerprint in candidates:
         before, removed = stored[digest]
         if removed:
-            yield Entry("+", digest, after, before, restored=True)
+            yield Entry("+", digest, after, before, restored=True, fingerprint=after_fingerprint)
         elif changed_fields(before, after):
-            yield Entry("~", digest, after, before)
+            yield Entry("~", digest, after, before, fingerprint=after_fingerprint)
 
 
 def removal_entries(stored: Mapping[str, tuple[Values, bool]]) -> Iterator[Entry]:

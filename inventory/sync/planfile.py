@@ -1,22 +1,27 @@
-"""Plans on disk: gzip'd JSON lines, written as the plan streams and read back to show or apply.
+"""Plans on disk: written as the plan streams, read back to show it and to apply it.
 
-    {"t": "plan", "format": 1, "created_at": ..., "registries": [the declared registries]}
-    {"t": "scope", "scope": [...], "version": ..., "repository": {...} | null}
-    {"t": "e", "s": "+", "d": digest, "a": [values] | null, "b": [values] | null, "r": restored}
-    {"t": "end", "stats": {...}, "error": null | {failure}}
-    {"t": "error", ...failure}      a registry region whose repositories could not be listed
-    {"t": "done"}
+The file is a sequence of framed records (a kind byte, a 4-byte length, a pickle):
 
-A scope whose ``end`` carries an error was not fully observed: readers skip its
-entries. A file without ``done`` is truncated and refused.
+    H  header   (format, created_at, the declared registries)
+    S  scope    (scope fields, state version, repository description | None)
+    E  entries  (a page's worth of entries)
+    Z  end      (stats, counts, failure | None)   closes the scope
+    F  failure  a registry region whose repositories could not be listed
+    T  trailer  (totals, failures), followed by its own offset (8 bytes)
+
+A scope whose end carries a failure was not fully observed: readers skip it.
+A file without its trailer is truncated and refused. Records are unpickled
+with a restricted unpickler that knows only datetimes, time zones and
+built-in containers, so a plan file cannot run code.
 """
 
 from __future__ import annotations
 
-import gzip
-import json
+import io
+import pickle
+import struct
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -24,33 +29,32 @@ from typing import IO, Any
 from inventory.config import RegistryConfig
 from inventory.errors import InventoryError
 from inventory.sync.plan import Counts, Entry, Scope
-from inventory.sync.transform import FIELDS, TIMESTAMP_FIELDS, Values
 
-FORMAT = 1
-_TIMESTAMPS = [i for i, name in enumerate(FIELDS) if name in TIMESTAMP_FIELDS]
+FORMAT = 2
+_FRAME = struct.Struct("<cI")
+_OFFSET = struct.Struct("<Q")
+_SAFE_GLOBALS = {
+    ("datetime", "datetime"),
+    ("datetime", "timezone"),
+    ("datetime", "timedelta"),
+    ("dateutil.tz.tz", "tzutc"),
+    ("dateutil.tz.tz", "tzlocal"),
+}
 
 
 class PlanFileError(InventoryError):
     """The plan file cannot be used."""
 
 
-def _encode(values: Values | None) -> list[Any] | None:
-    if values is None:
-        return None
-    encoded = list(values)
-    for i in _TIMESTAMPS:
-        if encoded[i] is not None:
-            encoded[i] = encoded[i].isoformat()
-    return encoded
+class _Unpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in _SAFE_GLOBALS:
+            raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a plan file")
+        return super().find_class(module, name)
 
 
-def _decode(encoded: list[Any] | None) -> Values | None:
-    if encoded is None:
-        return None
-    for i in _TIMESTAMPS:
-        if encoded[i] is not None:
-            encoded[i] = datetime.fromisoformat(encoded[i])
-    return tuple(encoded)
+def _load(payload: bytes) -> Any:
+    return _Unpickler(io.BytesIO(payload)).load()
 
 
 @dataclass
@@ -101,36 +105,30 @@ class PlanWriter:
         self.counts = Counts()
         self.failures: list[ScopeFailure] = []
         self._scope_counts = Counts()
-        self._file: IO[str] = gzip.open(path, "wt", encoding="utf-8", compresslevel=1)  # noqa: SIM115
-        self._write(
-            {
-                "t": "plan",
-                "format": FORMAT,
-                "created_at": datetime.now(UTC).isoformat(),
-                "registries": [registry.model_dump(mode="json") for registry in registries],
-            }
-        )
+        self._file: IO[bytes] = path.open("wb")
+        header = (FORMAT, datetime.now(UTC).isoformat(), [r.model_dump(mode="json") for r in registries])
+        self._write(b"H", header)
 
-    def _write(self, record: dict[str, Any]) -> None:
-        self._file.write(json.dumps(record, separators=(",", ":")))
-        self._file.write("\n")
+    def _write(self, kind: bytes, record: Any) -> None:
+        payload = pickle.dumps(record, protocol=5)
+        self._file.write(_FRAME.pack(kind, len(payload)))
+        self._file.write(payload)
 
     def begin_scope(self, scope: Scope, version: str, repository: dict[str, Any] | None) -> None:
         self._scope_counts = Counts()
-        self._write({"t": "scope", "scope": list(_scope_fields(scope)), "version": version,
-                     "repository": repository})  # fmt: skip
+        self._write(b"S", (astuple(scope), version, repository))
 
     def entries(self, entries: list[Entry]) -> None:
+        if not entries:
+            return
         for entry in entries:
             self._scope_counts.count(entry)
-            self._write({"t": "e", "s": entry.symbol, "d": entry.image_digest, "a": _encode(entry.after),
-                         "b": _encode(entry.before), "r": entry.restored})  # fmt: skip
+        self._write(b"E", [(e.symbol, e.image_digest, e.after, e.before, e.restored, e.fingerprint) for e in entries])
 
     def end_scope(self, stats: ScopeStats, error: ScopeFailure | None = None) -> Counts:
         """Close the scope; a failed scope's entries do not count (they will not be applied)."""
         counts = self._scope_counts
-        self._write({"t": "end", "stats": vars(stats), "counts": counts.as_list(),
-                     "error": None if error is None else vars(error)})  # fmt: skip
+        self._write(b"Z", (astuple(stats), counts.as_list(), None if error is None else astuple(error)))
         if error is None:
             self.counts += counts
         else:
@@ -139,10 +137,12 @@ class PlanWriter:
 
     def failure(self, failure: ScopeFailure) -> None:
         self.failures.append(failure)
-        self._write({"t": "error", **vars(failure)})
+        self._write(b"F", astuple(failure))
 
     def close(self) -> None:
-        self._write({"t": "done", "counts": self.counts.as_list(), "failures": [vars(f) for f in self.failures]})
+        offset = self._file.tell()
+        self._write(b"T", (self.counts.as_list(), [astuple(failure) for failure in self.failures]))
+        self._file.write(_OFFSET.pack(offset))
         self._file.close()
 
     def __enter__(self) -> PlanWriter:
@@ -153,86 +153,89 @@ class PlanWriter:
             self._file.close()
 
 
-def _scope_fields(scope: Scope) -> tuple[str, ...]:
-    return (scope.registry_name, scope.registry_type, scope.registry_id, scope.region,
-            scope.repository_name)  # fmt: skip
-
-
-_ENTRY_PREFIX = '{"t":"e"'
-
-
 class PlanReader:
     """Reads a plan file back: totals and failures at once, scopes one at a time, entries streamed."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            with gzip.open(path, "rt", encoding="utf-8") as file:
-                header = json.loads(file.readline())
-                last = ""
-                for line in file:
-                    last = line
-            trailer = json.loads(last or "{}")
+            with path.open("rb") as file:
+                kind, header = _read(file)
+                if kind != b"H" or header[0] != FORMAT:
+                    raise PlanFileError(f"{path}: not a plan file of this version of the inventory")
+                file.seek(-_OFFSET.size, io.SEEK_END)
+                file.seek(_OFFSET.unpack(file.read(_OFFSET.size))[0])
+                kind, trailer = _read(file)
+                if kind != b"T":
+                    raise ValueError("no trailer")
         except FileNotFoundError:
             raise PlanFileError(f"{path}: no such plan file") from None
-        except (OSError, ValueError, EOFError) as exc:
-            raise PlanFileError(f"{path}: not a plan file ({exc})") from None
-        if header.get("t") != "plan" or header.get("format") != FORMAT:
-            raise PlanFileError(f"{path}: not a plan file of this version of the inventory")
-        if trailer.get("t") != "done":
-            raise PlanFileError(f"{path}: the plan file is truncated")
-        self.created_at: str = header["created_at"]
-        self.registries = [RegistryConfig.model_validate(r) for r in header["registries"]]
-        self.counts = Counts(*trailer["counts"])
-        self.failures = [ScopeFailure(**failure) for failure in trailer["failures"]]
+        except PlanFileError:
+            raise
+        except (OSError, ValueError, EOFError, struct.error, pickle.UnpicklingError, IndexError, TypeError):
+            raise PlanFileError(f"{path}: not a plan file, or a truncated one") from None
+        self.created_at: str = header[1]
+        self.registries = [RegistryConfig.model_validate(r) for r in header[2]]
+        self.counts = Counts(*trailer[0])
+        self.failures = [ScopeFailure(*failure) for failure in trailer[1]]
         self._failed = {failure.label for failure in self.failures}
 
     def scopes(self, *, entries: bool = True) -> Iterator[PlannedScope]:
         """The scopes that were fully observed, in plan order.
 
         With ``entries``, each scope's entries stream from ``planned.entries``: consume
-        them before asking for the next scope. Without, entry lines are skipped unparsed
+        them before asking for the next scope. Without, entry records are skipped unread
         and ``planned.counts`` and ``planned.stats`` are set at once.
         """
-        lines = self._lines()
-        for line in lines:
-            record = json.loads(line)
-            if record["t"] != "scope":
-                continue
-            planned = PlannedScope(Scope(*record["scope"]), record["version"], record["repository"], iter(()))
-            if planned.scope.label in self._failed:
-                _end(lines, planned)
-                continue
-            if not entries:
-                _end(lines, planned)
+        with self.path.open("rb") as file:
+            _read(file)  # the header
+            while True:
+                kind, record = _read(file, skip=b"EF")
+                if kind == b"T":
+                    return
+                if kind != b"S":
+                    continue
+                planned = PlannedScope(Scope(*record[0]), record[1], record[2], iter(()))
+                if planned.scope.label in self._failed or not entries:
+                    _skip_to_end(file, planned)
+                    if planned.scope.label not in self._failed:
+                        yield planned
+                    continue
+                planned.entries = _entries(file, planned)
                 yield planned
-                continue
-            planned.entries = _entries(lines, planned)
-            yield planned
-            for _ in planned.entries:  # skip what the caller did not read
-                pass
-
-    def _lines(self) -> Iterator[str]:
-        with gzip.open(self.path, "rt", encoding="utf-8") as file:
-            yield from file
+                for _ in planned.entries:  # skip what the caller did not read
+                    pass
 
 
-def _end(lines: Iterator[str], planned: PlannedScope) -> None:
-    for line in lines:
-        if not line.startswith(_ENTRY_PREFIX):
-            _close(json.loads(line), planned)
-            return
+def _read(file: IO[bytes], skip: bytes = b"") -> tuple[bytes, Any]:
+    kind, length = _FRAME.unpack(file.read(_FRAME.size))
+    if kind in skip:
+        file.seek(length, io.SEEK_CUR)
+        return kind, None
+    payload = file.read(length)
+    if len(payload) != length:
+        raise EOFError("truncated record")
+    return kind, _load(payload)
 
 
-def _close(record: dict[str, Any], planned: PlannedScope) -> None:
-    planned.stats = ScopeStats(**record["stats"])
-    planned.counts = Counts(*record["counts"])
+def _close(record: Any, planned: PlannedScope) -> None:
+    planned.stats = ScopeStats(*record[0])
+    planned.counts = Counts(*record[1])
 
 
-def _entries(lines: Iterator[str], planned: PlannedScope) -> Iterator[Entry]:
-    for line in lines:
-        record = json.loads(line)
-        if record["t"] == "end":
+def _skip_to_end(file: IO[bytes], planned: PlannedScope) -> None:
+    while True:
+        kind, record = _read(file, skip=b"E")
+        if kind == b"Z":
             _close(record, planned)
             return
-        yield Entry(record["s"], record["d"], _decode(record["a"]), _decode(record["b"]), record["r"])
+
+
+def _entries(file: IO[bytes], planned: PlannedScope) -> Iterator[Entry]:
+    while True:
+        kind, record = _read(file)
+        if kind == b"Z":
+            _close(record, planned)
+            return
+        for fields in record:
+            yield Entry(*fields)

@@ -174,7 +174,7 @@ class Planner:
                     self.progress.images_fetched(len(page))
                     added, candidates = diff.feed(image_values(detail) for detail in page)
                     changed = list(
-                        change_entries(candidates, state.stored_values(raw, scope, (d for d, _ in candidates)))
+                        change_entries(candidates, state.stored_values(raw, scope, (c[0] for c in candidates)))
                     )
                     writer.entries(added)
                     writer.entries(changed)

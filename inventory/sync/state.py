@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 
 from inventory.sync.plan import Scope, StoredImage
-from inventory.sync.transform import FIELDS, Values, fingerprint
+from inventory.sync.transform import FIELDS, Values
 
 _COLUMNS = ", ".join(FIELDS)
 _IN_SCOPE = "registry_id = %s AND region = %s AND repository_name = %s"
@@ -19,16 +19,11 @@ BATCH = 1000
 
 def stored_index(connection: psycopg.Connection[Any], scope: Scope) -> dict[str, StoredImage]:
     """digest → (fingerprint, removed?) of every stored image of the scope, removed ones too."""
-    index: dict[str, StoredImage] = {}
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT image_digest, removed_at IS NOT NULL, {_COLUMNS} FROM images WHERE {_IN_SCOPE}",
-            scope.key,
+            f"SELECT image_digest, fingerprint, removed_at IS NOT NULL FROM images WHERE {_IN_SCOPE}", scope.key
         )
-        while rows := cursor.fetchmany(5000):
-            for digest, removed, *values in rows:
-                index[digest] = StoredImage(fingerprint(tuple(values)), removed)
-    return index
+        return {digest: StoredImage(stored, removed) for digest, stored, removed in cursor}
 
 
 def stored_values(

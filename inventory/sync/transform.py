@@ -8,7 +8,9 @@ the sync of its scope rather than storing half an image.
 
 from __future__ import annotations
 
+import marshal
 from datetime import datetime
+from hashlib import blake2b
 from typing import Any
 
 FIELDS: tuple[str, ...] = (
@@ -58,7 +60,7 @@ def image_values(detail: dict[str, Any]) -> tuple[str, Values]:
         scan.get("description"),
         findings.get("imageScanCompletedAt"),
         findings.get("vulnerabilitySourceUpdatedAt"),
-        dict(counts) if counts is not None else None,
+        dict(sorted(counts.items())) if counts is not None else None,
         detail.get("imageManifestMediaType"),
         detail.get("artifactMediaType"),
         detail.get("lastRecordedPullTime"),
@@ -80,9 +82,18 @@ def comparable(values: Values) -> Values:
     )
 
 
-def fingerprint(values: Values) -> int:
-    """A fingerprint of ``values``, comparable within one process (never stored)."""
-    return hash(comparable(values))
+_TIMESTAMP_INDEXES = tuple(i for i, name in enumerate(FIELDS) if name in TIMESTAMP_FIELDS)
+
+
+def fingerprint(values: Values) -> bytes:
+    """16 bytes that differ when ``values`` differ; stored with the image, so an unchanged
+    image is recognised without reading its values back (timestamps as epoch seconds).
+    """
+    canonical = list(values)
+    for i in _TIMESTAMP_INDEXES:
+        if canonical[i] is not None:
+            canonical[i] = canonical[i].timestamp()
+    return blake2b(marshal.dumps(canonical), digest_size=16).digest()
 
 
 def as_dict(values: Values) -> dict[str, Any]:

@@ -1,8 +1,8 @@
-"""image events
+"""image events and fingerprints
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-22 05:51:52.109260
+Create Date: 2026-11-22 06:06:26.461640
 """
 
 from __future__ import annotations
@@ -31,21 +31,11 @@ def upgrade() -> None:
         sa.Column("image_digest", sa.Text(), nullable=False),
         sa.Column("kind", sa.Text(), nullable=False),
         sa.Column("changes", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
-        sa.ForeignKeyConstraint(["sync_run_id"], ["sync_runs.id"], name=op.f("fk_image_events_sync_run_id_sync_runs")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_image_events")),
     )
-    op.create_index(
-        "ix_image_events_image",
-        "image_events",
-        ["registry_id", "region", "repository_name", "image_digest"],
-        unique=False,
-    )
-    op.create_index("ix_image_events_occurred_at", "image_events", ["occurred_at"], unique=False)
-    op.create_index(op.f("ix_image_events_sync_run_id"), "image_events", ["sync_run_id"], unique=False)
+    op.add_column("images", sa.Column("fingerprint", sa.LargeBinary(), nullable=True))
 
 
 def downgrade() -> None:
-    op.drop_index(op.f("ix_image_events_sync_run_id"), table_name="image_events")
-    op.drop_index("ix_image_events_occurred_at", table_name="image_events")
-    op.drop_index("ix_image_events_image", table_name="image_events")
+    op.drop_column("images", "fingerprint")
     op.drop_table("image_events")

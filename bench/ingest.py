@@ -1,0 +1,213 @@
+"""Ingest benchmark: apply 200,000 images into an empty inventory, re-apply unchanged, compare with COPY.
+
+    python bench/ingest.py [--images 200000] [--repositories 50]
+
+Pages are prepared in memory in the exact shape boto3 returns (no network) and
+served by a stand-in client. In the same run, the same rows are COPYed into a
+scratch table identical to ``images``. Prints:
+
+    first apply rows/s, first apply ÷ COPY (goal >= 0.7),
+    re-apply time ÷ first apply time (goal <= 0.25), rows written by the re-apply (must be 0),
+    peak RSS.
+
+Uses INVENTORY_DATABASE_URL's server, else the embedded one; works in a scratch database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import resource
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, make_url, text
+
+from inventory.aws.clients import CallStats
+from inventory.config import InventoryConfig, RegistryConfig, Settings
+from inventory.db import create, database_url, migrate
+from inventory.sync.apply import apply_plan
+from inventory.sync.planfile import PlanReader, PlanWriter
+from inventory.sync.planner import Planner
+from inventory.sync.progress import LogProgress
+from inventory.sync.transform import FIELDS, image_values
+from inventory.testing.store import synthetic_digest
+
+ACCOUNT, REGION = "111111111111", "us-east-1"
+PAGE = 1000
+
+
+def make_pages(images: int, repositories: int) -> dict[str, list[dict[str, Any]]]:
+    """ImageDetail pages per repository, as our boto3 clients return them (UTC datetimes)."""
+    rng = random.Random(7)
+    epoch = datetime(2026, 1, 1, tzinfo=UTC)
+    per_repository = images // repositories
+    pages: dict[str, list[dict[str, Any]]] = {}
+    for r in range(repositories):
+        name = f"team-{r:03}/service"
+        details = []
+        for i in range(per_repository):
+            pushed = epoch + timedelta(seconds=rng.randrange(30_000_000))
+            detail: dict[str, Any] = {
+                "registryId": ACCOUNT,
+                "repositoryName": name,
+                "imageDigest": synthetic_digest(name, i),
+                "imageSizeInBytes": rng.randrange(1 << 20, 4 << 30),
+                "imagePushedAt": pushed,
+                "imageManifestMediaType": "application/vnd.oci.image.manifest.v1+json",
+                "artifactMediaType": "application/vnd.oci.image.config.v1+json",
+                "imageStatus": "ACTIVE",
+                "imageScanStatus": {"status": "COMPLETE", "description": "The scan was completed successfully."},
+                "imageScanFindingsSummary": {
+                    "imageScanCompletedAt": pushed + timedelta(minutes=3),
+                    "vulnerabilitySourceUpdatedAt": pushed - timedelta(hours=2),
+                    "findingSeverityCounts": {"HIGH": rng.randrange(5), "LOW": rng.randrange(40)},
+                },
+                "lastRecordedPullTime": pushed + timedelta(days=rng.randrange(30)),
+            }
+            if rng.random() < 0.8:
+                detail["imageTags"] = [f"v{i}", f"build-{rng.randrange(10**6)}"]
+            details.append(detail)
+        pages[name] = details
+    return pages
+
+
+class _Paginator:
+    def __init__(self, pages: list[dict[str, Any]]) -> None:
+        self.pages = pages
+
+    def paginate(self, **_: Any) -> list[dict[str, Any]]:
+        return self.pages
+
+
+class StandInClient:
+    """``get_paginator`` over prepared pages: DescribeRepositories and DescribeImages."""
+
+    def __init__(self, pages: dict[str, list[dict[str, Any]]]) -> None:
+        self.repositories = [
+            {"repositoryName": name, "repositoryArn": f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{name}",
+             "repositoryUri": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{name}", "createdAt": datetime.now(UTC)}
+            for name in pages
+        ]  # fmt: skip
+        self.pages = pages
+        self.repository = ""
+
+    def get_paginator(self, operation: str) -> _Paginator:
+        if operation == "describe_repositories":
+            return _Paginator([{"repositories": self.repositories}])
+        return _Pages(self.pages)
+
+
+class _Pages(_Paginator):
+    def __init__(self, pages: dict[str, list[dict[str, Any]]]) -> None:
+        self.by_repository = pages
+
+    def paginate(self, **options: Any) -> list[dict[str, Any]]:
+        details = self.by_repository[options["repositoryName"]]
+        return [{"imageDetails": details[i : i + PAGE]} for i in range(0, len(details), PAGE)]
+
+
+class StandInFactory:
+    def __init__(self, client: StandInClient) -> None:
+        self.client = client
+        self.stats = CallStats()
+
+    def __call__(self, registry: RegistryConfig, region: str) -> StandInClient:
+        return self.client
+
+
+def sync(engine: Any, config: InventoryConfig, client: StandInClient, scratch: Path) -> float:
+    """Plan and apply once; seconds taken."""
+    started = time.perf_counter()
+    path = scratch / f"plan-{time.monotonic_ns()}.jsonl.gz"
+    with PlanWriter(path, config.registries) as writer:
+        Planner(engine, config, StandInFactory(client), _Quiet()).plan(writer)  # type: ignore[arg-type]
+        writer.close()
+    apply_plan(engine, PlanReader(path), config.registries, lock_timeout=30)
+    return time.perf_counter() - started
+
+
+class _Quiet(LogProgress):
+    def scope_finished(self, label: str, summary: str) -> None:
+        pass
+
+
+def copy_baseline(engine: Any, pages: dict[str, list[dict[str, Any]]]) -> float:
+    """COPY the same rows into a scratch table identical to ``images``; seconds taken."""
+    columns = ", ".join(("registry_id", "region", "repository_name", "image_digest", *FIELDS))
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE scratch_images (LIKE images INCLUDING ALL)"))
+    rows = [
+        (ACCOUNT, REGION, name, digest, *values)
+        for name, details in pages.items()
+        for digest, values in map(image_values, details)
+    ]
+    counts = FIELDS.index("finding_severity_counts")
+    from psycopg.types.json import Jsonb
+
+    rows = [(*row[: 4 + counts], Jsonb(row[4 + counts]), *row[5 + counts :]) for row in rows]
+    started = time.perf_counter()
+    with engine.begin() as connection:
+        raw = connection.connection.driver_connection
+        with raw.cursor() as cursor, cursor.copy(f"COPY scratch_images ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=200_000)
+    parser.add_argument("--repositories", type=int, default=50)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="inventory-bench-") as scratch_dir:
+        scratch = Path(scratch_dir)
+        server = database_url(Settings(home=scratch / "home"))
+        admin = create_engine(server, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(text("DROP DATABASE IF EXISTS inventory_bench WITH (FORCE)"))
+            connection.execute(text("CREATE DATABASE inventory_bench"))
+        engine = create(make_url(server).set(database="inventory_bench").render_as_string(hide_password=False))
+        migrate(engine)
+
+        pages = make_pages(args.images, args.repositories)
+        total = sum(len(details) for details in pages.values())
+        client = StandInClient(pages)
+        registry = RegistryConfig(name="bench", account_id=ACCOUNT, regions=(REGION,))
+        config = InventoryConfig(registries=(registry,))
+
+        first = sync(engine, config, client, scratch)
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT count(*) FROM images")).scalar_one() == total
+            xid = connection.execute(text("SELECT txid_current() % 4294967296")).scalar_one()
+        again = sync(engine, config, client, scratch)
+        with engine.connect() as connection:
+            written = connection.execute(
+                text("SELECT count(*) FROM images WHERE xmin::text::bigint > :xid"), {"xid": xid}
+            ).scalar_one()
+            events = connection.execute(
+                text("SELECT count(*) FROM image_events WHERE xmin::text::bigint > :xid"), {"xid": xid}
+            ).scalar_one()
+        copy_seconds = copy_baseline(engine, pages)
+        engine.dispose()
+        with admin.connect() as connection:
+            connection.execute(text("DROP DATABASE inventory_bench WITH (FORCE)"))
+        admin.dispose()
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"images:                         {total:,} in {args.repositories} repositories")
+    print(f"first apply:                    {first:.2f} s, {total / first:,.0f} rows/s")
+    print(f"COPY into an identical table:   {copy_seconds:.2f} s, {total / copy_seconds:,.0f} rows/s")
+    print(f"first apply ÷ COPY (rate):      {copy_seconds / first:.2f}   (goal >= 0.7)")
+    print(f"re-apply unchanged:             {again:.2f} s")
+    print(f"re-apply ÷ first apply (time):  {again / first:.2f}   (goal <= 0.25)")
+    print(f"rows written by the re-apply:   {written} images, {events} events   (must be 0)")
+    print(f"peak RSS:                       {peak:.0f} MB (the prepared pages alone hold most of it)")
+
+
+if __name__ == "__main__":
+    main()
