@@ -28,7 +28,7 @@ from sqlalchemy import create_engine, make_url, text
 
 from inventory.aws.clients import CallStats
 from inventory.config import InventoryConfig, RegistryConfig, Settings
-from inventory.db import create, database_url, migrate
+from inventory.db import create, database_url, driver_connection, migrate
 from inventory.sync.apply import apply_plan
 from inventory.sync.planfile import PlanReader, PlanWriter
 from inventory.sync.planner import Planner
@@ -151,7 +151,7 @@ def copy_baseline(engine: Any, pages: dict[str, list[dict[str, Any]]]) -> float:
     rows = [(*row[: 4 + counts], Jsonb(row[4 + counts]), *row[5 + counts :]) for row in rows]
     started = time.perf_counter()
     with engine.begin() as connection:
-        raw = connection.connection.driver_connection
+        raw = driver_connection(connection)
         with raw.cursor() as cursor, cursor.copy(f"COPY scratch_images ({columns}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)

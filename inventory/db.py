@@ -14,9 +14,10 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, make_url, text
+from sqlalchemy import Connection, Engine, create_engine, make_url, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
@@ -93,6 +94,12 @@ def create(url: str, **engine_options: Any) -> Engine:
             f"cannot connect to the inventory database at {mask_password(url)}: {reason}"
         ) from None
     return engine
+
+
+def driver_connection(connection: Connection) -> psycopg.Connection[Any]:
+    """The psycopg connection under a SQLAlchemy one, for cursors and COPY in its transaction."""
+    driver: psycopg.Connection[Any] = connection.connection.driver_connection  # type: ignore[assignment]
+    return driver
 
 
 def alembic_config() -> Config:

@@ -21,9 +21,9 @@ from psycopg.types.json import Jsonb
 from sqlalchemy import Engine
 
 from inventory.config import RegistryConfig
+from inventory.db import driver_connection
 from inventory.sync.plan import Counts, Entry, Scope
 from inventory.sync.planfile import PlannedScope, PlanReader, ScopeFailure
-from inventory.sync.planner import _raw
 from inventory.sync.state import scope_version
 from inventory.sync.transform import FIELDS
 
@@ -122,7 +122,7 @@ def lock_scope(connection: psycopg.Connection[Any], scope: Scope, lock_timeout: 
 
 def upsert_registries(engine: Engine, registries: Iterable[RegistryConfig]) -> None:
     """Store the declared registries (their labels are what repositories refer to)."""
-    with engine.begin() as connection, _raw(connection).cursor() as cursor:
+    with engine.begin() as connection, driver_connection(connection).cursor() as cursor:
         for registry in registries:
             cursor.execute(
                 "INSERT INTO registries (name, type, account_id, regions) VALUES (%s, %s, %s, %s) "
@@ -168,7 +168,7 @@ def _start_run(cursor: psycopg.Cursor[Any], scope: Scope) -> int:
 
 def record_failure(engine: Engine, failure: ScopeFailure) -> None:
     """A failed sync run: the scope's images are left as they were."""
-    with engine.begin() as connection, _raw(connection).cursor() as cursor:
+    with engine.begin() as connection, driver_connection(connection).cursor() as cursor:
         cursor.execute(
             "INSERT INTO sync_runs (registry_name, registry_id, region, repository_name, status, "
             "finished_at, error_code, error_message) VALUES (%s, %s, %s, %s, 'failed', now(), %s, %s)",
@@ -182,7 +182,7 @@ def apply_scope(engine: Engine, planned: PlannedScope, *, lock_timeout: float) -
     counts = Counts()
     scope = planned.scope
     with engine.begin() as connection:
-        raw = _raw(connection)
+        raw = driver_connection(connection)
         lock_scope(raw, scope, lock_timeout)
         if scope_version(raw, scope) != planned.version:
             raise StalePlan(scope.label)

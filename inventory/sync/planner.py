@@ -22,6 +22,7 @@ from inventory.aws.clients import CallStats, ClientFactory
 from inventory.aws.errors import classify
 from inventory.aws.paging import image_pages, repository_pages
 from inventory.config import InventoryConfig, RegistryConfig
+from inventory.db import driver_connection
 from inventory.errors import InventoryError
 from inventory.sync import state
 from inventory.sync.plan import PageDiff, Scope, change_entries, removal_entries
@@ -83,7 +84,7 @@ class Planner:
     def _check_targets(self) -> None:
         declared = {registry.name: registry for registry in self.config.registries}
         with self.engine.connect() as connection:
-            stored = {r.registry_name for r in state.live_repositories(_raw(connection))}
+            stored = {r.registry_name for r in state.live_repositories(driver_connection(connection))}
         for target in self.targets:
             registry = declared.get(target.registry_name)
             if registry is None and target.registry_name not in stored:
@@ -99,7 +100,7 @@ class Planner:
 
     def plan(self, writer: PlanWriter) -> None:
         with self.engine.connect() as connection:
-            raw = _raw(connection)
+            raw = driver_connection(connection)
             live = state.live_repositories(raw)
             observed: set[tuple[str, str, str]] = set()
             unobserved_regions: set[tuple[str, str]] = set()
@@ -205,9 +206,3 @@ def _repository_row(description: dict[str, Any]) -> dict[str, Any]:
         "repository_uri": description.get("repositoryUri"),
         "created_at": created.isoformat() if isinstance(created, datetime) else None,
     }
-
-
-def _raw(connection: Any) -> psycopg.Connection[Any]:
-    """The psycopg connection under a SQLAlchemy one (for cursors and COPY)."""
-    driver_connection: psycopg.Connection[Any] = connection.connection.driver_connection
-    return driver_connection

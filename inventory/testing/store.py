@@ -47,13 +47,7 @@ SETTABLE_FIELDS = frozenset(
         "imagePushedAt",
         "imageManifestMediaType",
         "artifactMediaType",
-        "imageScanStatus",
-        "imageScanFindingsSummary",
-        "lastRecordedPullTime",
-        "subjectManifestDigest",
-        "imageStatus",
-        "lastArchivedAt",
-        "lastActivatedAt",
+        *PRIVATE_ONLY_FIELDS,
     }
 )
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
