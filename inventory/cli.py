@@ -174,7 +174,7 @@ def apply(
             _confirm()
         result = apply_plan(engine, reader, reader.registries, lock_timeout=lock_timeout)
     engine.dispose()
-    for failure in result.failures:
+    for failure in result.failures[len(reader.failures) :]:  # the plan's own were shown with it
         click.echo(f"Error: {failure.label}: {failure.code}: {failure.message}", err=True)
     applied = result.counts
     click.echo(f"Apply complete: {applied.add} added, {applied.change} changed, {applied.remove} removed.")

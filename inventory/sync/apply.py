@@ -2,10 +2,10 @@
 
 Per scope: take the scope's advisory lock (waiting at most ``lock_timeout``),
 refuse if the stored images changed since the plan was made, then write in
-batches — new images by COPY, changed and restored ones by one UPDATE per
-batch, removals by one UPDATE per batch — with one change event per image
-(COPY) and the sync run, all in the same transaction. A scope that failed to
-be observed writes only a failed sync run.
+batches — new images by COPY, changed and restored ones by one executemany,
+removals by one UPDATE — with one change event per image and the sync run,
+all in the same transaction. A scope that failed to be observed writes only a
+failed sync run.
 """
 
 from __future__ import annotations
@@ -62,8 +62,6 @@ def _json(value: Any) -> Any:
 def _change_event(scope: Scope, run_id: int, entry: Entry) -> tuple[Any, ...]:
     """The event of a changed or restored image: each changed field as [before, after]."""
     changes = {f: [_json(b), _json(a)] for f, (b, a) in entry.changes.items()}
-    if entry.restored:
-        changes["removed_at"] = ["removed", None]
     return (run_id, *scope.key, entry.image_digest, "restored" if entry.restored else "changed", json.dumps(changes))
 
 
@@ -101,19 +99,20 @@ def write_entries(connection: psycopg.Connection[Any], scope: Scope, run_id: int
             cursor.execute(_REMOVE_IMAGES, (*scope.key, gone))
 
 
+_SEVERITIES = FIELDS.index("finding_severity_counts")
+
+
 def _storable(values: Any) -> tuple[Any, ...]:
-    counts = FIELDS.index("finding_severity_counts")
-    return (
-        *values[:counts],
-        Jsonb(values[counts]) if values[counts] is not None else None,
-        *values[counts + 1 :],
-    )
+    """``values`` as COPY and UPDATE take them: the severity counts as JSONB."""
+    counts = values[_SEVERITIES]
+    return (*values[:_SEVERITIES], None if counts is None else Jsonb(counts), *values[_SEVERITIES + 1 :])
 
 
 def lock_scope(connection: psycopg.Connection[Any], scope: Scope, lock_timeout: float) -> None:
     """Hold the scope's advisory lock until the transaction ends."""
     with connection.cursor() as cursor:
-        cursor.execute(f"SET LOCAL lock_timeout = '{int(lock_timeout * 1000)}ms'")
+        # lock_timeout 0 means "wait forever" to PostgreSQL; ours means "do not wait".
+        cursor.execute(f"SET LOCAL lock_timeout = '{max(1, int(lock_timeout * 1000))}ms'")
         cursor.execute(
             "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
             ("inventory-scope/" + "/".join(scope.key),),
