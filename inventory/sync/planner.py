@@ -99,7 +99,8 @@ class Planner:
         return not self.targets or any(t.covers(registry_name, region, repository) for t in self.targets)
 
     def plan(self, writer: PlanWriter) -> None:
-        with self.engine.connect() as connection:
+        # Autocommit: a plan only reads, and must not hold a transaction open while AWS is paged.
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             raw = driver_connection(connection)
             live = state.live_repositories(raw)
             observed: set[tuple[str, str, str]] = set()
