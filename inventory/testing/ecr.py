@@ -1,18 +1,30 @@
 """ECR and ECR Public operations, with the semantics of the AWS documentation.
 
 Handlers take the store (already locked), the caller and the request's JSON, and
-return the response's JSON or raise ``AwsError`` with ECR's exception name.
+return the response's JSON or raise ``EcrError`` with ECR's exception name.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
+from inventory.aws.semantics import (
+    EcrError,
+    exclusive_with_paging,
+    filter_param,
+    image_id_param,
+    image_not_found,
+    invalid,
+    list_param,
+    max_results_param,
+    registry_id_param,
+    repository_name_param,
+    repository_not_found,
+)
 from inventory.testing.store import (
     PRIVATE_ONLY_FIELDS,
     TIMESTAMP_FIELDS,
@@ -24,27 +36,7 @@ from inventory.testing.store import (
     utcnow,
 )
 
-REPOSITORY_NAME = re.compile(r"(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*")
-REGISTRY_ID = re.compile(r"[0-9]{12}")
-TAG_STATUSES = ("TAGGED", "UNTAGGED", "ANY")
-IMAGE_STATUSES = ("ACTIVE", "ARCHIVED", "ACTIVATING", "ANY")
-DEFAULT_MAX_RESULTS = 100
-
 T = TypeVar("T")
-
-
-class AwsError(Exception):
-    """An error as AWS returns it: the exception name, a message, an HTTP status."""
-
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
-
-
-def invalid(message: str) -> AwsError:
-    return AwsError("InvalidParameterException", message)
 
 
 @dataclass(frozen=True)
@@ -59,63 +51,14 @@ class Caller:
 # validation ---------------------------------------------------------------------
 
 
-def _constraint(name: str, value: object, constraint: str) -> AwsError:
-    return invalid(f"Invalid parameter at '{name}' failed to satisfy constraint: '{constraint}' (value: {value!r})")
-
-
 def registry_id_of(caller: Caller, params: dict[str, Any]) -> str:
-    registry_id = params.get("registryId")
-    if registry_id is None:
-        return caller.account
-    if not isinstance(registry_id, str) or not REGISTRY_ID.fullmatch(registry_id):
-        raise _constraint("registryId", registry_id, "must satisfy regular expression '[0-9]{12}'")
-    return registry_id
-
-
-def repository_name_of(params: dict[str, Any]) -> str:
-    name = params.get("repositoryName")
-    if name is None:
-        raise invalid("Invalid parameter at 'repositoryName': a repository name is required")
-    if not (isinstance(name, str) and 2 <= len(name) <= 256 and REPOSITORY_NAME.fullmatch(name)):
-        raise _constraint(
-            "repositoryName",
-            name,
-            "must have length 2..256 and satisfy regular expression "
-            "'(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*'",
-        )
-    return name
-
-
-def max_results_of(params: dict[str, Any]) -> int:
-    value = params.get("maxResults")
-    if value is None:
-        return DEFAULT_MAX_RESULTS
-    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 1000:
-        raise _constraint("maxResults", value, "Member must have value between 1 and 1000")
-    return value
-
-
-def _exclusive_with_paging(params: dict[str, Any], key: str) -> None:
-    if key in params and ("maxResults" in params or "nextToken" in params):
-        raise invalid(f"Invalid parameter: {key} cannot be used together with maxResults or nextToken")
-
-
-def _list_param(params: dict[str, Any], key: str) -> list[Any] | None:
-    values = params.get(key)
-    if values is None:
-        return None
-    if not isinstance(values, list) or not 1 <= len(values) <= 100:
-        raise _constraint(key, values, "Member must have length between 1 and 100")
-    return values
+    return registry_id_param(params, caller.account)
 
 
 def require_repository(store: Store, caller: Caller, registry_id: str, name: str) -> Repository:
     repository = store.repository(caller.registry_type, registry_id, caller.region, name)
     if repository is None:
-        raise AwsError(
-            "RepositoryNotFoundException",
-            f"The repository with name '{name}' does not exist in the registry with id '{registry_id}'",
-        )
+        raise repository_not_found(name, registry_id)
     return repository
 
 
@@ -130,7 +73,7 @@ def page(
     binding: tuple[Any, ...],
 ) -> tuple[list[T], str | None]:
     """One page of ``items`` (in ``seq`` order) after the request's ``nextToken``."""
-    limit = max_results_of(params)
+    limit = max_results_param(params)
     after = 0
     if "nextToken" in params:
         token = store.tokens.get(params["nextToken"])
@@ -179,35 +122,20 @@ def _matches_filter(image: Image, tag_status: str, image_status: str) -> bool:
 
 
 def _find_image(repository: Repository, image_id: Any) -> Image:
-    if not isinstance(image_id, dict) or not (image_id.get("imageDigest") or image_id.get("imageTag")):
-        raise invalid("Invalid parameter at 'imageIds': each image id needs imageDigest or imageTag")
-    digest, tag = image_id.get("imageDigest"), image_id.get("imageTag")
+    digest, tag = image_id_param(image_id)
     image = repository.images.get(digest) if digest else repository.image_by_tag(str(tag))
     if image is None or (tag and tag not in image.tags):
-        raise AwsError(
-            "ImageNotFoundException",
-            f"The image with imageId {{imageDigest:'{digest}', imageTag:'{tag}'}} does not exist "
-            f"within the repository with name '{repository.name}' in the registry with id "
-            f"'{repository.registry_id}'",
-        )
+        raise image_not_found(digest, tag, repository.name, repository.registry_id)
     return image
 
 
 def describe_images(store: Store, caller: Caller, params: dict[str, Any]) -> dict[str, Any]:
     registry_id = registry_id_of(caller, params)
-    name = repository_name_of(params)
-    max_results_of(params)
-    _exclusive_with_paging(params, "imageIds")
-    image_ids = _list_param(params, "imageIds")
-    tag_status, image_status = "ANY", "ACTIVE"
-    if caller.registry_type == "ecr":
-        filter_ = params.get("filter") or {}
-        tag_status = filter_.get("tagStatus", "ANY")
-        image_status = filter_.get("imageStatus", "ACTIVE")
-        if tag_status not in TAG_STATUSES:
-            raise _constraint("filter.tagStatus", tag_status, f"one of {', '.join(TAG_STATUSES)}")
-        if image_status not in IMAGE_STATUSES:
-            raise _constraint("filter.imageStatus", image_status, f"one of {', '.join(IMAGE_STATUSES)}")
+    name = repository_name_param(params)
+    max_results_param(params)
+    exclusive_with_paging(params, "imageIds")
+    image_ids = list_param(params, "imageIds")
+    tag_status, image_status = filter_param(params) if caller.registry_type == "ecr" else ("ANY", "ACTIVE")
     repository = require_repository(store, caller, registry_id, name)
 
     if image_ids is not None:
@@ -254,12 +182,12 @@ def repository_description(repository: Repository) -> dict[str, Any]:
 
 def describe_repositories(store: Store, caller: Caller, params: dict[str, Any]) -> dict[str, Any]:
     registry_id = registry_id_of(caller, params)
-    max_results_of(params)
-    _exclusive_with_paging(params, "repositoryNames")
-    names = _list_param(params, "repositoryNames")
+    max_results_param(params)
+    exclusive_with_paging(params, "repositoryNames")
+    names = list_param(params, "repositoryNames")
     if names is not None:
         found = [
-            require_repository(store, caller, registry_id, repository_name_of({"repositoryName": n})) for n in names
+            require_repository(store, caller, registry_id, repository_name_param({"repositoryName": n})) for n in names
         ]
         return {"repositories": [repository_description(r) for r in found]}
     repositories = store.repositories_of(caller.registry_type, registry_id, caller.region)
@@ -273,9 +201,9 @@ def describe_repositories(store: Store, caller: Caller, params: dict[str, Any]) 
 
 def create_repository(store: Store, caller: Caller, params: dict[str, Any]) -> dict[str, Any]:
     registry_id = registry_id_of(caller, params)
-    name = repository_name_of(params)
+    name = repository_name_param(params)
     if store.repository(caller.registry_type, registry_id, caller.region, name) is not None:
-        raise AwsError(
+        raise EcrError(
             "RepositoryAlreadyExistsException",
             f"The repository with name '{name}' already exists in the registry with id '{registry_id}'",
         )
@@ -285,9 +213,9 @@ def create_repository(store: Store, caller: Caller, params: dict[str, Any]) -> d
 
 def delete_repository(store: Store, caller: Caller, params: dict[str, Any]) -> dict[str, Any]:
     registry_id = registry_id_of(caller, params)
-    repository = require_repository(store, caller, registry_id, repository_name_of(params))
+    repository = require_repository(store, caller, registry_id, repository_name_param(params))
     if repository.images and not params.get("force"):
-        raise AwsError(
+        raise EcrError(
             "RepositoryNotEmptyException",
             f"The repository with name '{repository.name}' in registry with id "
             f"'{registry_id}' cannot be deleted because it still contains images",
@@ -311,13 +239,13 @@ def _manifest_size(manifest: str) -> int:
 
 def put_image(store: Store, caller: Caller, params: dict[str, Any]) -> dict[str, Any]:
     registry_id = registry_id_of(caller, params)
-    repository = require_repository(store, caller, registry_id, repository_name_of(params))
+    repository = require_repository(store, caller, registry_id, repository_name_param(params))
     manifest = params.get("imageManifest")
     if not isinstance(manifest, str) or not manifest:
         raise invalid("Invalid parameter at 'imageManifest': an image manifest is required")
     digest = digest_of(manifest)
     if params.get("imageDigest") not in (None, digest):
-        raise AwsError(
+        raise EcrError(
             "ImageDigestDoesNotMatchException",
             f"The specified image digest '{params['imageDigest']}' does not match the digest "
             f"of the manifest '{digest}'",
@@ -325,7 +253,7 @@ def put_image(store: Store, caller: Caller, params: dict[str, Any]) -> dict[str,
     tag = params.get("imageTag")
     existing = repository.images.get(digest)
     if existing is not None and (tag is None or tag in existing.tags):
-        raise AwsError(
+        raise EcrError(
             "ImageAlreadyExistsException",
             f"Image with digest '{digest}' and tag '{tag}' already exists in the repository "
             f"with name '{repository.name}' in registry with id '{registry_id}'",
@@ -367,13 +295,13 @@ def _media_type(manifest: str) -> str:
 def batch_delete_image(store: Store, caller: Caller, params: dict[str, Any]) -> dict[str, Any]:
     """Delete by digest, or untag by tag (an image loses its last tag: it is deleted)."""
     registry_id = registry_id_of(caller, params)
-    repository = require_repository(store, caller, registry_id, repository_name_of(params))
+    repository = require_repository(store, caller, registry_id, repository_name_param(params))
     deleted: list[dict[str, str]] = []
     failures: list[dict[str, Any]] = []
-    for image_id in _list_param(params, "imageIds") or []:
+    for image_id in list_param(params, "imageIds") or []:
         try:
             image = _find_image(repository, image_id)
-        except AwsError as exc:
+        except EcrError as exc:
             failures.append({"imageId": image_id, "failureCode": "ImageNotFound", "failureReason": exc.message})
             continue
         tag = image_id.get("imageTag")

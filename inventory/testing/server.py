@@ -26,9 +26,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from inventory.aws.semantics import EcrError
 from inventory.testing import admin, sts
 from inventory.testing.client import AdminClient
-from inventory.testing.ecr import OPERATIONS, AwsError, Caller
+from inventory.testing.ecr import OPERATIONS, Caller
 from inventory.testing.store import RegistryType, Store
 
 TARGET_PREFIXES: dict[str, RegistryType] = {
@@ -56,12 +57,12 @@ def _aws_json(status: int, body: dict[str, Any]) -> Response:
 
 def _check_faults(store: Store, operation: str, accounts: set[str]) -> None:
     if store.take_fault("throttle", operation):
-        raise AwsError("ThrottlingException", "Rate exceeded")
+        raise EcrError("ThrottlingException", "Rate exceeded")
     if store.take_fault("server_error", operation):
-        raise AwsError("ServerException", "An internal error occurred (emulated fault)", 500)
+        raise EcrError("ServerException", "An internal error occurred (emulated fault)", 500)
     denied = accounts & store.faults.denied_accounts
     if denied:
-        raise AwsError(
+        raise EcrError(
             "AccessDeniedException",
             f"User: arn:aws:sts::{min(denied)}:assumed-role/inventory-reader/session is not "
             f"authorized to perform: ecr:{operation} (emulated fault)",
@@ -95,7 +96,7 @@ async def aws_endpoint(request: Request) -> Response:
         try:
             _check_faults(store, operation, {caller.account, str(params.get("registryId"))})
             return _aws_json(200, handler(store, caller, params))
-        except AwsError as exc:
+        except EcrError as exc:
             return _aws_json(exc.status, {"__type": exc.code, "message": exc.message})
 
 
@@ -106,12 +107,12 @@ def _sts(store: Store, access_key_id: str | None, params: dict[str, str]) -> Res
         store.calls[action] = store.calls.get(action, 0) + 1
         try:
             if handler is None:
-                raise AwsError("InvalidAction", f"Could not find operation {action}")
+                raise EcrError("InvalidAction", f"Could not find operation {action}")
             if store.take_fault("throttle", action):
-                raise AwsError("Throttling", "Rate exceeded")
+                raise EcrError("Throttling", "Rate exceeded")
             xml = handler(store, store.account_of(access_key_id), params)
             return Response(xml, media_type="text/xml")
-        except AwsError as exc:
+        except EcrError as exc:
             return Response(sts.error_xml(exc), status_code=exc.status, media_type="text/xml")
 
 

@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 from xml.sax.saxutils import escape
 
-from inventory.testing.ecr import AwsError
+from inventory.aws.semantics import EcrError
 from inventory.testing.store import Store, utcnow
 
 ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(?P<account>[0-9]{12}):role/(?P<role>[\w+=,.@/-]+)$")
@@ -30,11 +30,11 @@ def _xml(action: str, result: str) -> str:
 def assume_role(store: Store, caller_account: str, params: dict[str, Any]) -> str:
     match = ROLE_ARN.match(params.get("RoleArn", ""))
     if match is None:
-        raise AwsError("ValidationError", f"{params.get('RoleArn')!r} is not a valid role ARN")
+        raise EcrError("ValidationError", f"{params.get('RoleArn')!r} is not a valid role ARN")
     session = params.get("RoleSessionName", "session")
     duration = int(params.get("DurationSeconds", 3600))
     if not 900 <= duration <= 43200:
-        raise AwsError("ValidationError", "DurationSeconds must be between 900 and 43200")
+        raise EcrError("ValidationError", "DurationSeconds must be between 900 and 43200")
     account, role = match["account"], match["role"]
     credentials = store.issue_credentials(account)
     expiration = (utcnow() + timedelta(seconds=duration)).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -57,7 +57,7 @@ def get_caller_identity(store: Store, caller_account: str, params: dict[str, Any
     )
 
 
-def error_xml(error: AwsError) -> str:
+def error_xml(error: EcrError) -> str:
     return (
         f'<ErrorResponse xmlns="{_NAMESPACE}"><Error><Type>Sender</Type>'
         f"<Code>{error.code}</Code><Message>{escape(error.message)}</Message></Error>"
