@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 AWSCLI_VENV := .venv-awscli
 
-.PHONY: demo test lint setup clean
+.PHONY: demo test lint setup clean schema
 
 $(BIN)/inventory: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ lint: $(BIN)/inventory
 
 test: setup lint
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# schema/schema.graphql is the public contract: regenerate it when the GraphQL types change
+schema: $(BIN)/inventory
+	$(BIN)/python -c "from inventory.api.schema import schema; print(schema)" > schema/schema.graphql
 
 clean:
 	rm -rf $(VENV) $(AWSCLI_VENV) .inventory .pytest_cache .mypy_cache .ruff_cache

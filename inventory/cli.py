@@ -193,6 +193,26 @@ def _confirm() -> None:
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--dev", is_flag=True, help="Serve GraphiQL on GET /graphql.")
+@click.option("--no-introspection", is_flag=True, help="Refuse introspection queries.")
+@reports_errors
+def serve(host: str, port: int, dev: bool, no_introspection: bool) -> None:
+    """Serve the GraphQL API on /graphql and a health check on /healthz."""
+    import uvicorn
+
+    from inventory.api.app import async_engine, create_app
+    from inventory.db import database_url, open_inventory
+
+    settings = Settings()
+    open_inventory(settings).dispose()  # migrated, and the embedded server kept up by this process
+    app = create_app(async_engine(database_url(settings)), graphiql=dev, introspection=not no_introspection)
+    click.echo(f"GraphQL API on http://{host}:{port}/graphql")
+    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=10)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--seed", type=click.Choice(["demo", "empty"]), default="empty", show_default=True)
 def emulator(host: str, port: int, seed: str) -> None:

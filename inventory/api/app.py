@@ -1,0 +1,111 @@
+"""The API server: ``/graphql`` (strawberry on starlette) and ``/healthz``."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from strawberry.asgi import GraphQL
+
+from inventory.api.context import Context
+from inventory.api.schema import build_schema
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+class _GraphQL(GraphQL):
+    def __init__(self, engine: AsyncEngine, **options: Any) -> None:
+        super().__init__(**options)
+        self.engine = engine
+
+    async def get_context(self, request: Any, response: Any) -> Context:  # type: ignore[override]
+        return Context(self.engine, request)
+
+
+class BodyLimit:
+    """Refuse request bodies over ``limit`` bytes with 413, declared or streamed."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and int(declared) > self.limit:
+            await _too_large(self.limit)(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _BodyTooLarge:
+            await _too_large(self.limit)(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _too_large(limit: int) -> Response:
+    message = f"request body larger than {limit} bytes"
+    return JSONResponse({"errors": [{"message": message, "extensions": {"code": "REQUEST_TOO_LARGE"}}]}, 413)
+
+
+@contextlib.asynccontextmanager
+async def _disposing(engine: AsyncEngine) -> AsyncIterator[None]:
+    yield
+    await engine.dispose()
+
+
+def async_engine(url: str) -> AsyncEngine:
+    """The API's engine: asyncio psycopg, sessions in UTC like the rest of the program."""
+    return create_async_engine(url, pool_pre_ping=True, connect_args={"options": "-c timezone=UTC"})
+
+
+def create_app(
+    engine: AsyncEngine, *, graphiql: bool = False, introspection: bool = True, max_body_bytes: int = MAX_BODY_BYTES
+) -> Starlette:
+    """The ASGI application; GraphiQL on GET only when ``graphiql``."""
+    graphql = _GraphQL(
+        engine,
+        schema=build_schema(introspection=introspection),
+        graphql_ide="graphiql" if graphiql else None,
+        allow_queries_via_get=graphiql,
+    )
+
+    async def healthz(request: Request) -> Response:
+        try:
+            async with engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception as exc:  # any failure means not healthy; say which
+            return JSONResponse({"status": "unavailable", "error": type(exc).__name__}, 503)
+        return JSONResponse({"status": "ok"})
+
+    app = Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ],
+        lifespan=lambda _: _disposing(engine),
+    )
+    app.add_middleware(BodyLimit, limit=max_body_bytes)
+    return app

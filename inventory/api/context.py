@@ -1,0 +1,208 @@
+"""Per-request context: the database, DataLoaders (one IN query per batch), and the connections."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy import func, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncEngine
+from strawberry.dataloader import DataLoader
+from strawberry.relay import Edge, PageInfo
+
+from inventory.api import cursors, search
+from inventory.api.errors import ApiError, invalid_parameter
+from inventory.api.types import (
+    Image,
+    ImageConnection,
+    ImageFilterInput,
+    ImageOrder,
+    Registry,
+    Repository,
+    RepositoryConnection,
+    RepositoryFilterInput,
+    split_image_node_id,
+)
+from inventory.aws.semantics import DEFAULT_MAX_RESULTS, MAX_RESULTS
+from inventory.models import Registry as RegistryRow
+
+RepositoryKey = tuple[str, str, str]
+_registries = RegistryRow.__table__  # type: ignore[attr-defined]
+
+
+def page_size(first: int | None) -> int:
+    """``first``: 1..1000, default 100, as ECR's maxResults; outside is an error, never a clamp."""
+    if first is None:
+        return DEFAULT_MAX_RESULTS
+    if not 1 <= first <= MAX_RESULTS:
+        raise invalid_parameter(f"first: must be between 1 and {MAX_RESULTS}, got {first}")
+    return first
+
+
+def image_filter(given: ImageFilterInput | None, repository: RepositoryKey | None = None) -> search.ImageFilter:
+    f = given or ImageFilterInput()
+    if f.pushed_after and f.pushed_before and f.pushed_after >= f.pushed_before:
+        raise invalid_parameter("filter: pushedAfter must be earlier than pushedBefore")
+    return search.ImageFilter(
+        registry_ids=f.registry_ids,
+        regions=f.regions,
+        repository_names=f.repository_names,
+        tags=f.tags,
+        digests=f.digests,
+        tag_status=f.tag_status.value,
+        image_status=f.image_status.value,
+        pushed_after=f.pushed_after,
+        pushed_before=f.pushed_before,
+        min_severity=f.min_severity.value if f.min_severity else None,
+        include_removed=f.include_removed,
+        repository=repository,
+    )
+
+
+class Context:
+    """What resolvers share during one request."""
+
+    def __init__(self, engine: AsyncEngine, request: Any = None) -> None:
+        self.engine = engine
+        self.request = request
+        self.repositories: DataLoader[RepositoryKey, Repository] = DataLoader(self._load_repositories)
+        self.image_counts: DataLoader[RepositoryKey, int] = DataLoader(self._load_image_counts)
+
+    async def rows(self, statement: Any) -> list[Any]:
+        async with self.engine.connect() as connection:
+            return list(await connection.execute(statement))
+
+    # loaders -----------------------------------------------------------------------
+
+    async def _repository_rows(self, keys: Sequence[RepositoryKey]) -> dict[RepositoryKey, Repository]:
+        c = search.repositories.c
+        statement = (
+            select(search.repositories, _registries.c.type)
+            .join(_registries, _registries.c.name == c.registry_name)
+            .where(tuple_(c.registry_id, c.region, c.repository_name).in_(list(keys)))
+        )
+        return {
+            (row.registry_id, row.region, row.repository_name): Repository.from_row(row, row.type)
+            for row in await self.rows(statement)
+        }
+
+    async def _load_repositories(self, keys: Sequence[RepositoryKey]) -> list[Repository | ApiError]:
+        found = await self._repository_rows(keys)
+        return [found.get(key) or ApiError("RepositoryNotFoundException", f"no repository {key}") for key in keys]
+
+    async def repositories_or_none(self, keys: Sequence[Any]) -> list[Repository | None]:
+        found = await self._repository_rows([tuple(k) for k in keys if len(k) == 3])
+        return [found.get(tuple(key)) for key in keys]
+
+    async def _load_image_counts(self, keys: Sequence[RepositoryKey]) -> list[int]:
+        c = search.images.c
+        identity = tuple_(c.registry_id, c.region, c.repository_name)
+        statement = (
+            select(c.registry_id, c.region, c.repository_name, func.count())
+            .where(identity.in_(list(keys)), c.removed_at.is_(None))
+            .group_by(c.registry_id, c.region, c.repository_name)
+        )
+        counts = {(r[0], r[1], r[2]): r[3] for r in await self.rows(statement)}
+        return [counts.get(key, 0) for key in keys]
+
+    async def images_by_node_id(self, node_ids: Sequence[str]) -> list[Image | None]:
+        keys = [split_image_node_id(node_id) for node_id in node_ids]
+        c = search.images.c
+        wanted = [key for key in keys if key is not None]
+        rows = await self.rows(
+            select(search.images).where(tuple_(c.registry_id, c.region, c.repository_name, c.image_digest).in_(wanted))
+        ) if wanted else []  # fmt: skip
+        found = {(r.registry_id, r.region, r.repository_name, r.image_digest): Image.from_row(r) for r in rows}
+        return [found.get(key) if key is not None else None for key in keys]
+
+    async def registries_by_name(self, names: Sequence[str]) -> list[Registry | None]:
+        rows = await self.rows(select(_registries).where(_registries.c.name.in_(list(names))))
+        found = {row.name: Registry.from_row(row) for row in rows}
+        return [found.get(name) for name in names]
+
+    # connections -------------------------------------------------------------------
+
+    async def image_connection(
+        self,
+        first: int | None,
+        after: str | None,
+        given: ImageFilterInput | None,
+        order_by: ImageOrder,
+        *,
+        repository: RepositoryKey | None = None,
+    ) -> ImageConnection:
+        size = page_size(first)
+        f = image_filter(given, repository)
+        order = search.ORDERS[order_by.value]
+        bound_to = cursors.binding("images", f, order.name)
+        position = cursors.decode(after, bound_to) if after is not None else None
+        rows = await self.rows(search.image_page(f, order, position, size))
+
+        async def count() -> int:
+            return int((await self.rows(search.image_count(f)))[0][0])
+
+        return _connection(
+            ImageConnection, rows, size, after, count,
+            node=Image.from_row, cursor=lambda row: cursors.encode(bound_to, search.image_key(order, row)),
+        )  # fmt: skip
+
+    async def repository_connection(
+        self, first: int | None, after: str | None, given: RepositoryFilterInput | None
+    ) -> RepositoryConnection:
+        size = page_size(first)
+        g = given or RepositoryFilterInput()
+        f = search.RepositoryFilter(
+            registry_names=g.registry_names,
+            registry_ids=g.registry_ids,
+            regions=g.regions,
+            repository_names=g.repository_names,
+            include_removed=g.include_removed,
+        )
+        bound_to = cursors.binding("repositories", f)
+        position = cursors.decode(after, bound_to) if after is not None else None
+        page = search.repository_page(f, position, size).subquery()
+        rows = await self.rows(
+            select(page, _registries.c.type)
+            .join(_registries, _registries.c.name == page.c.registry_name)
+            .order_by(page.c.registry_id, page.c.region, page.c.repository_name)
+        )
+
+        async def count() -> int:
+            return int((await self.rows(search.repository_count(f)))[0][0])
+
+        return _connection(
+            RepositoryConnection, rows, size, after, count,
+            node=lambda row: Repository.from_row(row, row.type),
+            cursor=lambda row: cursors.encode(bound_to, [row.registry_id, row.region, row.repository_name]),
+        )  # fmt: skip
+
+
+ConnectionType = TypeVar("ConnectionType", ImageConnection, RepositoryConnection)
+
+
+def _connection(
+    cls: type[ConnectionType],
+    rows: list[Any],
+    size: int,
+    after: str | None,
+    count: Callable[[], Awaitable[int]],
+    *,
+    node: Callable[[Any], Any],
+    cursor: Callable[[Any], str],
+) -> ConnectionType:
+    """A page from ``size + 1`` fetched rows: the extra row only says that there is a next page."""
+    edges = [Edge(cursor=cursor(row), node=node(row)) for row in rows[:size]]
+    has_next = len(rows) > size
+    end = edges[-1].cursor if edges else None
+    return cls(
+        page_info=PageInfo(
+            has_next_page=has_next,
+            has_previous_page=after is not None,
+            start_cursor=edges[0].cursor if edges else None,
+            end_cursor=end,
+        ),
+        edges=edges,
+        nodes=[edge.node for edge in edges],
+        next_token=end if has_next else None,
+        count=count,
+    )

@@ -1,0 +1,34 @@
+"""Errors the API returns on purpose: a message that says what was wrong, and a stable code.
+
+Every expected error is a ``GraphQLError`` with ``extensions.code`` (ECR's
+exception names where ECR has one). Anything else is masked by ``MaskErrors``
+and logged with the request id.
+"""
+
+from __future__ import annotations
+
+from graphql import GraphQLError
+
+from inventory.aws.semantics import EcrError
+
+
+class ApiError(GraphQLError):
+    """An expected error: shown to the client with its code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message, extensions={"code": code})
+        self.code = code
+
+
+def invalid_parameter(message: str) -> ApiError:
+    return ApiError("InvalidParameterException", message)
+
+
+def from_ecr(error: EcrError) -> ApiError:
+    return ApiError(error.code, error.message)
+
+
+def is_expected(error: GraphQLError) -> bool:
+    """Errors the client may see: ours, and GraphQL's own validation and parse errors."""
+    original = error.original_error
+    return original is None or isinstance(original, ApiError | GraphQLError)

@@ -1,0 +1,167 @@
+"""The GraphQL schema: queries, and the hardening every request goes through."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from functools import partial
+from typing import Annotated
+
+import strawberry
+from graphql import GraphQLError
+from graphql.validation import NoSchemaIntrospectionCustomRule
+from sqlalchemy import select
+from strawberry import relay
+from strawberry.extensions import (
+    AddValidationRules,
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+    SchemaExtension,
+)
+from strawberry.types import Info
+
+from inventory.api.context import Context
+from inventory.api.describe import describe_images
+from inventory.api.errors import invalid_parameter, is_expected
+from inventory.api.types import (
+    DescribeImagesFilter,
+    DescribeImagesResult,
+    Image,
+    ImageConnection,
+    ImageFilterInput,
+    ImageIdInput,
+    ImageOrder,
+    Registry,
+    Repository,
+    RepositoryConnection,
+    RepositoryFilterInput,
+    image_node_id,
+)
+from inventory.models import Registry as RegistryRow
+
+log = logging.getLogger("inventory.api")
+
+MAX_DEPTH = 10
+MAX_TOKENS = 2000
+MAX_ALIASES = 15
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="Any Image, Repository or Registry by its global id.")
+    async def node(self, info: Info[Context, None], id: relay.GlobalID) -> relay.Node | None:
+        try:
+            found: relay.Node | None = await id.resolve_node(info, required=False)
+        except (ValueError, KeyError, TypeError):
+            raise invalid_parameter(f"id: not the id of an Image, Repository or Registry: {id}") from None
+        return found
+
+    @strawberry.field(description="The registries declared in the config.")
+    async def registries(self, info: Info[Context, None]) -> list[Registry]:
+        table = RegistryRow.__table__  # type: ignore[attr-defined]
+        return [Registry.from_row(row) for row in await info.context.rows(select(table).order_by(table.c.name))]
+
+    @strawberry.field
+    async def repositories(
+        self,
+        info: Info[Context, None],
+        first: int | None = None,
+        after: str | None = None,
+        filter: Annotated[RepositoryFilterInput | None, strawberry.argument(name="filter")] = None,
+    ) -> RepositoryConnection:
+        return await info.context.repository_connection(first, after, filter)
+
+    @strawberry.field
+    async def repository(
+        self, info: Info[Context, None], registry_id: str, region: str, repository_name: str
+    ) -> Repository | None:
+        (found,) = await info.context.repositories_or_none([(registry_id, region, repository_name)])
+        return found
+
+    @strawberry.field
+    async def image(
+        self, info: Info[Context, None], registry_id: str, region: str, repository_name: str, image_digest: str
+    ) -> Image | None:
+        (found,) = await info.context.images_by_node_id(
+            [image_node_id(registry_id, region, repository_name, image_digest)]
+        )
+        return found
+
+    @strawberry.field(description="Cross-account image search, newest first unless orderBy says otherwise.")
+    async def images(
+        self,
+        info: Info[Context, None],
+        first: int | None = None,
+        after: str | None = None,
+        filter: Annotated[ImageFilterInput | None, strawberry.argument(name="filter")] = None,
+        order_by: ImageOrder = ImageOrder.PUSHED_AT,
+    ) -> ImageConnection:
+        return await info.context.image_connection(first, after, filter, order_by)
+
+    @strawberry.field(description="ECR's DescribeImages, answered from the inventory with ECR's semantics.")
+    async def describe_images(
+        self,
+        info: Info[Context, None],
+        region: str,
+        repository_name: str,
+        registry_id: str | None = None,
+        image_ids: list[ImageIdInput] | None = None,
+        filter: Annotated[DescribeImagesFilter | None, strawberry.argument(name="filter")] = None,
+        max_results: int | None = None,
+        next_token: str | None = None,
+    ) -> DescribeImagesResult:
+        return await describe_images(
+            info.context,
+            registry_id=registry_id,
+            region=region,
+            repository_name=repository_name,
+            image_ids=image_ids,
+            filter=filter,
+            max_results=max_results,
+            next_token=next_token,
+        )
+
+
+def _mask(error: GraphQLError) -> bool:
+    """Mask unexpected errors, and log them with an id the client can quote."""
+    if is_expected(error):
+        return False
+    request_id = uuid.uuid4().hex[:12]
+    log.error("unexpected error (request %s)", request_id, exc_info=error.original_error)
+    return True
+
+
+class _ErrorCodes(SchemaExtension):
+    """Every error leaves with a code: GraphQL's own validation errors get GRAPHQL_VALIDATION_FAILED."""
+
+    def on_operation(self):  # type: ignore[no-untyped-def]
+        yield
+        result = self.execution_context.result
+        for error in getattr(result, "errors", None) or []:
+            if error.extensions is None or "code" not in error.extensions:
+                code = "INTERNAL_SERVER_ERROR" if error.message == "Unexpected error." else "GRAPHQL_VALIDATION_FAILED"
+                error.extensions = {**(error.extensions or {}), "code": code}
+
+
+def build_schema(*, introspection: bool = True) -> strawberry.Schema:
+    extensions: list[object] = [
+        _ErrorCodes,  # first in, last out: it sees the errors after masking
+        partial(QueryDepthLimiter, max_depth=MAX_DEPTH),
+        partial(MaxTokensLimiter, max_token_count=MAX_TOKENS),
+        partial(MaxAliasesLimiter, max_alias_count=MAX_ALIASES),
+        partial(MaskErrors, should_mask_error=_mask),
+    ]
+    if not introspection:
+        extensions.append(partial(AddValidationRules, [NoSchemaIntrospectionCustomRule]))
+    return _Schema(query=Query, extensions=extensions)  # type: ignore[arg-type]
+
+
+class _Schema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: object = None) -> None:
+        """Expected errors are answers, not incidents: only the others are logged (by ``_mask``)."""
+
+
+schema = build_schema()
+"""The public schema (``schema/schema.graphql`` is its SDL)."""

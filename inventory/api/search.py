@@ -1,0 +1,200 @@
+"""SQL for listing images and repositories: filters, orders, and keyset pages (never OFFSET).
+
+Pages are fetched ``first + 1`` rows at a time, to know whether there is a next
+one. Every order ends with the image's identity, so keys are unique and an
+image that exists throughout a listing is seen exactly once, whatever is added
+or removed between pages.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    DateTime,
+    Integer,
+    Select,
+    Text,
+    and_,
+    cast,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    tuple_,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+
+from inventory.models import Image, Repository
+
+images = Image.__table__  # type: ignore[attr-defined]
+repositories = Repository.__table__  # type: ignore[attr-defined]
+
+SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL", "UNDEFINED")
+"""Worst first: ``minSeverity: HIGH`` means a CRITICAL or HIGH finding."""
+
+_NO_TIME = "-infinity"
+
+
+@dataclass(frozen=True)
+class Order:
+    """A keyset order: a non-null sort key, newest or largest first, then the identity."""
+
+    name: str
+    column: str
+    sql_type: Any
+    missing: Any
+
+    def key(self) -> ColumnElement[Any]:
+        return func.coalesce(images.c[self.column], cast(literal(self.missing), self.sql_type))
+
+    def key_of(self, row: Any) -> Any:
+        value = getattr(row, self.column)
+        if value is None:
+            return self.missing
+        return value.isoformat() if isinstance(value, datetime) else value
+
+
+ORDERS = {
+    "PUSHED_AT": Order("PUSHED_AT", "image_pushed_at", DateTime(timezone=True), _NO_TIME),
+    "SIZE": Order("SIZE", "image_size_in_bytes", BigInteger(), -1),
+    "LAST_PULL": Order("LAST_PULL", "last_recorded_pull_time", DateTime(timezone=True), _NO_TIME),
+}
+IDENTITY = ("registry_id", "region", "repository_name", "image_digest")
+
+
+@dataclass(frozen=True)
+class ImageFilter:
+    registry_ids: Sequence[str] | None = None
+    regions: Sequence[str] | None = None
+    repository_names: Sequence[str] | None = None
+    tags: Sequence[str] | None = None
+    digests: Sequence[str] | None = None
+    tag_status: str = "ANY"
+    image_status: str = "ANY"
+    pushed_after: datetime | None = None
+    pushed_before: datetime | None = None
+    min_severity: str | None = None
+    include_removed: bool = False
+    repository: tuple[str, str, str] | None = field(default=None)
+    """Restricts the listing to one repository (``Repository.images``)."""
+
+
+def glob_regex(glob: str) -> str:
+    """A shell glob (``*``, ``?``, ``[...]``) as an anchored POSIX regular expression."""
+    out = []
+    for part in re.split(r"(\*|\?|\[[^\]]*\])", glob):
+        if part == "*":
+            out.append(".*")
+        elif part == "?":
+            out.append(".")
+        elif part.startswith("[") and part.endswith("]") and len(part) > 2:
+            out.append("[" + ("^" + part[2:-1] if part[1] == "!" else part[1:-1]) + "]")
+        else:
+            out.append(re.sub(r"([.^$+{}()|\\\[\]*?])", r"\\\1", part))
+    return "^" + "".join(out) + "$"
+
+
+def _severity_at_least(severity: str) -> ColumnElement[bool]:
+    worse = SEVERITIES[: SEVERITIES.index(severity) + 1]
+    counts = images.c.finding_severity_counts
+    return or_(*(cast(counts[name].astext, Integer) > 0 for name in worse))
+
+
+def image_conditions(f: ImageFilter) -> list[ColumnElement[bool]]:
+    c = images.c
+    conditions: list[ColumnElement[bool]] = []
+    if not f.include_removed:
+        conditions.append(c.removed_at.is_(None))
+    if f.repository is not None:
+        conditions.append(tuple_(c.registry_id, c.region, c.repository_name) == tuple_(*f.repository))
+    if f.registry_ids is not None:
+        conditions.append(c.registry_id.in_(f.registry_ids))
+    if f.regions is not None:
+        conditions.append(c.region.in_(f.regions))
+    if f.repository_names is not None:
+        globs = [c.repository_name.regexp_match(glob_regex(g)) for g in f.repository_names]
+        conditions.append(or_(*globs) if globs else false())
+    if f.tags is not None:
+        conditions.append(c.image_tags.overlap(literal(list(f.tags), ARRAY(Text))))
+    if f.digests is not None:
+        conditions.append(c.image_digest.in_(f.digests))
+    if f.tag_status == "TAGGED":
+        conditions.append(func.cardinality(c.image_tags) > 0)
+    elif f.tag_status == "UNTAGGED":
+        conditions.append(func.cardinality(c.image_tags) == 0)
+    if f.image_status != "ANY":
+        conditions.append(c.image_status == f.image_status)
+    if f.pushed_after is not None:
+        conditions.append(c.image_pushed_at > f.pushed_after)
+    if f.pushed_before is not None:
+        conditions.append(c.image_pushed_at < f.pushed_before)
+    if f.min_severity is not None:
+        conditions.append(_severity_at_least(f.min_severity))
+    return conditions
+
+
+def image_page(f: ImageFilter, order: Order, after: list[Any] | None, first: int) -> Select[Any]:
+    """``first + 1`` images after the key ``after``, in ``order``."""
+    c = images.c
+    sort = (order.key(), c.registry_id, c.region, c.repository_name, c.image_digest)
+    conditions = image_conditions(f)
+    if after is not None:
+        position = (cast(literal(after[0]), order.sql_type), *after[1:])
+        conditions.append(tuple_(*sort) < tuple_(*position))
+    return select(images).where(and_(*conditions)).order_by(*(s.desc() for s in sort)).limit(first + 1)
+
+
+def image_count(f: ImageFilter) -> Select[Any]:
+    return select(func.count()).select_from(images).where(and_(*image_conditions(f)))
+
+
+def image_key(order: Order, row: Any) -> list[Any]:
+    return [order.key_of(row), *(getattr(row, name) for name in IDENTITY)]
+
+
+@dataclass(frozen=True)
+class RepositoryFilter:
+    registry_names: Sequence[str] | None = None
+    registry_ids: Sequence[str] | None = None
+    regions: Sequence[str] | None = None
+    repository_names: Sequence[str] | None = None
+    include_removed: bool = False
+
+
+def repository_conditions(f: RepositoryFilter) -> list[ColumnElement[bool]]:
+    c = repositories.c
+    conditions: list[ColumnElement[bool]] = []
+    if not f.include_removed:
+        conditions.append(c.removed_at.is_(None))
+    if f.registry_names is not None:
+        conditions.append(c.registry_name.in_(f.registry_names))
+    if f.registry_ids is not None:
+        conditions.append(c.registry_id.in_(f.registry_ids))
+    if f.regions is not None:
+        conditions.append(c.region.in_(f.regions))
+    if f.repository_names is not None:
+        globs = [c.repository_name.regexp_match(glob_regex(g)) for g in f.repository_names]
+        conditions.append(or_(*globs) if globs else false())
+    return conditions
+
+
+def repository_page(f: RepositoryFilter, after: list[Any] | None, first: int) -> Select[Any]:
+    """``first + 1`` repositories after ``after``, by (registry id, region, name)."""
+    c = repositories.c
+    sort = (c.registry_id, c.region, c.repository_name)
+    conditions = repository_conditions(f)
+    if after is not None:
+        conditions.append(tuple_(*sort) > tuple_(*after))
+    return select(repositories).where(and_(*conditions)).order_by(*sort).limit(first + 1)
+
+
+def repository_count(f: RepositoryFilter) -> Select[Any]:
+    return select(func.count()).select_from(repositories).where(and_(*repository_conditions(f)))

@@ -1,0 +1,318 @@
+"""GraphQL types. Field names are the public contract: ECR's names where ECR has them.
+
+Types live apart from the tables; rows are converted at the edge (``from_row``).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime
+from typing import Annotated, Any, NewType
+
+import strawberry
+from strawberry import relay
+from strawberry.types import Info
+
+Long = strawberry.scalar(
+    NewType("Long", int),
+    serialize=int,
+    parse_value=int,
+    description="A 64-bit integer (GraphQL's Int is 32-bit, and images exceed 2 GiB).",
+)
+
+
+@strawberry.enum(description="ECR's tag status filter.")
+class TagStatus(enum.Enum):
+    TAGGED = "TAGGED"
+    UNTAGGED = "UNTAGGED"
+    ANY = "ANY"
+
+
+@strawberry.enum(description="ECR's image status; ANY in filters only.")
+class ImageStatus(enum.Enum):
+    ACTIVE = "ACTIVE"
+    ARCHIVED = "ARCHIVED"
+    ACTIVATING = "ACTIVATING"
+    ANY = "ANY"
+
+
+@strawberry.enum(description="Finding severities, worst first.")
+class Severity(enum.Enum):
+    CRITICAL = "CRITICAL"
+    HIGH = "HIGH"
+    MEDIUM = "MEDIUM"
+    LOW = "LOW"
+    INFORMATIONAL = "INFORMATIONAL"
+    UNDEFINED = "UNDEFINED"
+
+
+@strawberry.enum(description="Orders of the image search; every order is newest, largest or latest first.")
+class ImageOrder(enum.Enum):
+    PUSHED_AT = "PUSHED_AT"
+    SIZE = "SIZE"
+    LAST_PULL = "LAST_PULL"
+
+
+@strawberry.enum
+class RegistryType(enum.Enum):
+    ECR = "ECR"
+    ECR_PUBLIC = "ECR_PUBLIC"
+
+
+def registry_type_of(config_type: str) -> RegistryType:
+    return RegistryType.ECR_PUBLIC if config_type == "ecr-public" else RegistryType.ECR
+
+
+@strawberry.type
+class ImageScanStatus:
+    status: str | None
+    description: str | None
+
+
+@strawberry.type
+class SeverityCount:
+    severity: str
+    count: int
+
+
+@strawberry.type
+class ImageScanFindingsSummary:
+    image_scan_completed_at: datetime | None
+    vulnerability_source_updated_at: datetime | None
+    finding_severity_counts: list[SeverityCount]
+
+
+@strawberry.type(description="An image: ECR's ImageDetail, plus what the inventory knows of it.")
+class Image(relay.Node):
+    node_id: relay.NodeID[str]
+    registry_id: str
+    region: str
+    repository_name: str
+    image_digest: str
+    image_tags: list[str]
+    image_size_in_bytes: Long | None  # type: ignore[valid-type]
+    image_pushed_at: datetime | None
+    image_manifest_media_type: str | None
+    artifact_media_type: str | None
+    image_scan_status: ImageScanStatus | None
+    image_scan_findings_summary: ImageScanFindingsSummary | None
+    last_recorded_pull_time: datetime | None
+    subject_manifest_digest: str | None
+    image_status: str | None
+    last_archived_at: datetime | None
+    last_activated_at: datetime | None
+    first_seen_at: datetime
+    last_seen_at: datetime
+    removed_at: datetime | None
+
+    @strawberry.field
+    async def repository(self, info: Info) -> Repository:
+        return await info.context.repositories.load((self.registry_id, self.region, self.repository_name))
+
+    @classmethod
+    def from_row(cls, row: Any) -> Image:
+        scan = None
+        if row.image_scan_status is not None or row.image_scan_status_description is not None:
+            scan = ImageScanStatus(status=row.image_scan_status, description=row.image_scan_status_description)
+        findings = None
+        counts = row.finding_severity_counts
+        if counts is not None or row.image_scan_completed_at is not None:
+            findings = ImageScanFindingsSummary(
+                image_scan_completed_at=row.image_scan_completed_at,
+                vulnerability_source_updated_at=row.vulnerability_source_updated_at,
+                finding_severity_counts=[SeverityCount(severity=k, count=v) for k, v in sorted((counts or {}).items())],
+            )
+        return cls(
+            node_id=image_node_id(row.registry_id, row.region, row.repository_name, row.image_digest),
+            registry_id=row.registry_id,
+            region=row.region,
+            repository_name=row.repository_name,
+            image_digest=row.image_digest,
+            image_tags=list(row.image_tags),
+            image_size_in_bytes=row.image_size_in_bytes,
+            image_pushed_at=row.image_pushed_at,
+            image_manifest_media_type=row.image_manifest_media_type,
+            artifact_media_type=row.artifact_media_type,
+            image_scan_status=scan,
+            image_scan_findings_summary=findings,
+            last_recorded_pull_time=row.last_recorded_pull_time,
+            subject_manifest_digest=row.subject_manifest_digest,
+            image_status=row.image_status,
+            last_archived_at=row.last_archived_at,
+            last_activated_at=row.last_activated_at,
+            first_seen_at=row.first_seen_at,
+            last_seen_at=row.last_seen_at,
+            removed_at=row.removed_at,
+        )
+
+    @classmethod
+    def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> Awaitable[list[Image | None]]:
+        return info.context.images_by_node_id([str(node_id) for node_id in node_ids])
+
+
+def image_node_id(registry_id: str, region: str, repository_name: str, image_digest: str) -> str:
+    """``registry/region/digest/repository``: the repository last, as its name may hold slashes."""
+    return f"{registry_id}/{region}/{image_digest}/{repository_name}"
+
+
+def split_image_node_id(node_id: str) -> tuple[str, str, str, str] | None:
+    parts = node_id.split("/", 3)
+    if len(parts) != 4:
+        return None
+    registry_id, region, digest, repository = parts
+    return registry_id, region, repository, digest
+
+
+@strawberry.type(description="A page of images; nextToken and endCursor continue it.")
+class ImageConnection(relay.Connection[Image]):
+    nodes: list[Image]
+    next_token: str | None = strawberry.field(
+        description="The endCursor while there is a next page, null at the end: ECR's nextToken."
+    )
+    count: strawberry.Private[Callable[[], Awaitable[int]]]
+
+    @strawberry.field(description="How many images match; counted only when asked for.")
+    async def total_count(self) -> int:
+        return await self.count()
+
+
+@strawberry.type(description="A repository as DescribeRepositories returned it.")
+class Repository(relay.Node):
+    node_id: relay.NodeID[str]
+    registry_id: str
+    region: str
+    repository_name: str
+    registry_name: str
+    registry_type: RegistryType
+    repository_arn: str | None
+    repository_uri: str | None
+    created_at: datetime | None
+    first_seen_at: datetime
+    last_synced_at: datetime | None
+    removed_at: datetime | None
+
+    @strawberry.field(description="Present images.")
+    async def image_count(self, info: Info) -> int:
+        return await info.context.image_counts.load((self.registry_id, self.region, self.repository_name))
+
+    @strawberry.field
+    async def images(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        filter: Annotated[ImageFilterInput | None, strawberry.argument(name="filter")] = None,
+        order_by: ImageOrder = ImageOrder.PUSHED_AT,
+    ) -> ImageConnection:
+        repository = (self.registry_id, self.region, self.repository_name)
+        return await info.context.image_connection(first, after, filter, order_by, repository=repository)
+
+    @classmethod
+    def from_row(cls, row: Any, registry_type: str) -> Repository:
+        return cls(
+            node_id=f"{row.registry_id}/{row.region}/{row.repository_name}",
+            registry_id=row.registry_id,
+            region=row.region,
+            repository_name=row.repository_name,
+            registry_name=row.registry_name,
+            registry_type=registry_type_of(registry_type),
+            repository_arn=row.repository_arn,
+            repository_uri=row.repository_uri,
+            created_at=row.created_at,
+            first_seen_at=row.first_seen_at,
+            last_synced_at=row.last_synced_at,
+            removed_at=row.removed_at,
+        )
+
+    @classmethod
+    def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> Awaitable[list[Repository | None]]:
+        keys = [tuple(str(node_id).split("/", 2)) for node_id in node_ids]
+        return info.context.repositories_or_none(keys)
+
+
+@strawberry.type
+class RepositoryConnection(relay.Connection[Repository]):
+    nodes: list[Repository]
+    next_token: str | None
+    count: strawberry.Private[Callable[[], Awaitable[int]]]
+
+    @strawberry.field(description="How many repositories match; counted only when asked for.")
+    async def total_count(self) -> int:
+        return await self.count()
+
+
+@strawberry.type(description="A registry declared in the config.")
+class Registry(relay.Node):
+    node_id: relay.NodeID[str]
+    name: str
+    type: RegistryType
+    account_id: str
+    regions: list[str]
+
+    @strawberry.field
+    async def repositories(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> RepositoryConnection:
+        return await info.context.repository_connection(first, after, RepositoryFilterInput(registry_names=[self.name]))
+
+    @classmethod
+    def from_row(cls, row: Any) -> Registry:
+        return cls(
+            node_id=row.name, name=row.name, type=registry_type_of(row.type), account_id=row.account_id,
+            regions=list(row.regions),
+        )  # fmt: skip
+
+    @classmethod
+    def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> Awaitable[list[Registry | None]]:
+        return info.context.registries_by_name([str(node_id) for node_id in node_ids])
+
+
+@strawberry.input(name="ImageFilter", description="Cross-account image search; every field narrows the result.")
+class ImageFilterInput:
+    registry_ids: list[str] | None = None
+    regions: list[str] | None = None
+    repository_names: list[str] | None = strawberry.field(default=None, description="Shell-style globs.")
+    tags: list[str] | None = strawberry.field(default=None, description="Images with any of these tags.")
+    digests: list[str] | None = None
+    tag_status: TagStatus = TagStatus.ANY
+    image_status: ImageStatus = ImageStatus.ANY
+    pushed_after: datetime | None = None
+    pushed_before: datetime | None = None
+    min_severity: Severity | None = strawberry.field(
+        default=None, description="Images with at least one finding of this severity or worse."
+    )
+    include_removed: bool = False
+
+
+@strawberry.input(name="RepositoryFilter")
+class RepositoryFilterInput:
+    registry_names: list[str] | None = None
+    registry_ids: list[str] | None = None
+    regions: list[str] | None = None
+    repository_names: list[str] | None = strawberry.field(default=None, description="Shell-style globs.")
+    include_removed: bool = False
+
+
+@strawberry.input(name="ImageIdInput")
+class ImageIdInput:
+    image_digest: str | None = None
+    image_tag: str | None = None
+
+
+@strawberry.input
+class DescribeImagesFilter:
+    tag_status: TagStatus | None = None
+    image_status: ImageStatus | None = None
+
+
+@strawberry.type(description="DescribeImages' answer, from the inventory.")
+class DescribeImagesResult:
+    image_details: list[Image]
+    next_token: str | None
