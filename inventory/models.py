@@ -98,6 +98,23 @@ class Image(SQLModel, table=True):
         ),
         Index("ix_images_image_tags", "image_tags", postgresql_using="gin"),
         Index("ix_images_image_digest", "image_digest"),
+        # Keyset orders of the image search (inventory.api.search.ORDERS), present images only.
+        *(
+            Index(
+                f"ix_images_live_by_{name}",
+                text(f"coalesce({column}, {missing})"),
+                "registry_id",
+                "region",
+                "repository_name",
+                "image_digest",
+                postgresql_where=text("removed_at IS NULL"),
+            )
+            for name, column, missing in (
+                ("pushed_at", "image_pushed_at", "'-infinity'::timestamp with time zone"),
+                ("size", "image_size_in_bytes", "'-1'::bigint"),
+                ("last_pull", "last_recorded_pull_time", "'-infinity'::timestamp with time zone"),
+            )
+        ),
     )
 
     registry_id: str = Field(primary_key=True, sa_type=Text)

@@ -26,6 +26,7 @@ from sqlalchemy import (
     false,
     func,
     literal,
+    literal_column,
     or_,
     select,
     tuple_,
@@ -41,19 +42,25 @@ SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL", "UNDEFINED")
 """Worst first: ``minSeverity: HIGH`` means a CRITICAL or HIGH finding."""
 
 _NO_TIME = "-infinity"
+_NO_TIME_SQL = "'-infinity'::timestamp with time zone"
 
 
 @dataclass(frozen=True)
 class Order:
-    """A keyset order: a non-null sort key, newest or largest first, then the identity."""
+    """A keyset order: a non-null sort key, newest or largest first, then the identity.
+
+    The key is written exactly as the partial indexes of migration 0003 write it,
+    so that deep pages are index range scans.
+    """
 
     name: str
     column: str
     sql_type: Any
     missing: Any
+    missing_sql: str
 
     def key(self) -> ColumnElement[Any]:
-        return func.coalesce(images.c[self.column], cast(literal(self.missing), self.sql_type))
+        return func.coalesce(images.c[self.column], literal_column(self.missing_sql, self.sql_type))
 
     def key_of(self, row: Any) -> Any:
         value = getattr(row, self.column)
@@ -63,9 +70,9 @@ class Order:
 
 
 ORDERS = {
-    "PUSHED_AT": Order("PUSHED_AT", "image_pushed_at", DateTime(timezone=True), _NO_TIME),
-    "SIZE": Order("SIZE", "image_size_in_bytes", BigInteger(), -1),
-    "LAST_PULL": Order("LAST_PULL", "last_recorded_pull_time", DateTime(timezone=True), _NO_TIME),
+    "PUSHED_AT": Order("PUSHED_AT", "image_pushed_at", DateTime(timezone=True), _NO_TIME, _NO_TIME_SQL),
+    "SIZE": Order("SIZE", "image_size_in_bytes", BigInteger(), -1, "'-1'::bigint"),
+    "LAST_PULL": Order("LAST_PULL", "last_recorded_pull_time", DateTime(timezone=True), _NO_TIME, _NO_TIME_SQL),
 }
 IDENTITY = ("registry_id", "region", "repository_name", "image_digest")
 
