@@ -163,13 +163,18 @@ def test_filters(client: TestClient) -> None:
     assert digests(digests=[one[3]], regions=[US]) == {one}
 
 
-def test_every_field_round_trips_from_the_emulator(client: TestClient, emulator: Emulator) -> None:
+def prod_ecr(emulator: Emulator) -> Any:
+    """An ECR client of the emulator acting as the prod account."""
     sts = boto3.client("sts", endpoint_url=emulator.url, region_name=US)
     credentials = sts.assume_role(RoleArn=f"arn:aws:iam::{PROD}:role/r", RoleSessionName="tests")["Credentials"]
-    ecr = boto3.client(
+    return boto3.client(
         "ecr", endpoint_url=emulator.url, region_name=US, aws_access_key_id=credentials["AccessKeyId"],
         aws_secret_access_key=credentials["SecretAccessKey"], aws_session_token=credentials["SessionToken"],
     )  # fmt: skip
+
+
+def test_every_field_round_trips_from_the_emulator(client: TestClient, emulator: Emulator) -> None:
+    ecr = prod_ecr(emulator)
     details = ecr.describe_images(repositoryName="app/web", filter={"tagStatus": "ANY", "imageStatus": "ANY"})
     query = """query($id: String!, $d: String!) { image(registryId: $id, region: "us-east-1",
       repositoryName: "app/web", imageDigest: $d) { registryId repositoryName imageDigest imageTags imageSizeInBytes
@@ -252,12 +257,7 @@ DESCRIBE = """query($registryId: String, $region: String!, $name: String!, $ids:
 
 
 def test_describe_images_pages_like_the_emulator(client: TestClient, emulator: Emulator) -> None:
-    sts = boto3.client("sts", endpoint_url=emulator.url, region_name=US)
-    credentials = sts.assume_role(RoleArn=f"arn:aws:iam::{PROD}:role/r", RoleSessionName="tests")["Credentials"]
-    ecr = boto3.client(
-        "ecr", endpoint_url=emulator.url, region_name=US, aws_access_key_id=credentials["AccessKeyId"],
-        aws_secret_access_key=credentials["SecretAccessKey"], aws_session_token=credentials["SessionToken"],
-    )  # fmt: skip
+    ecr = prod_ecr(emulator)
     for page_size in (1, 2, 4):
         for filter_ in (None, {"tagStatus": "TAGGED"}, {"imageStatus": "ANY"}):
             theirs, token = [], None

@@ -109,6 +109,27 @@ def glob_regex(glob: str) -> str:
     return "^" + "".join(out) + "$"
 
 
+def _location_conditions(
+    c: Any,
+    registry_ids: Sequence[str] | None,
+    regions: Sequence[str] | None,
+    repository_names: Sequence[str] | None,
+    include_removed: bool,
+) -> list[ColumnElement[bool]]:
+    """The conditions images and repositories share (both tables have these columns)."""
+    conditions: list[ColumnElement[bool]] = []
+    if not include_removed:
+        conditions.append(c.removed_at.is_(None))
+    if registry_ids is not None:
+        conditions.append(c.registry_id.in_(registry_ids))
+    if regions is not None:
+        conditions.append(c.region.in_(regions))
+    if repository_names is not None:
+        globs = [c.repository_name.regexp_match(glob_regex(g)) for g in repository_names]
+        conditions.append(or_(*globs) if globs else false())
+    return conditions
+
+
 def _severity_at_least(severity: str) -> ColumnElement[bool]:
     worse = SEVERITIES[: SEVERITIES.index(severity) + 1]
     counts = images.c.finding_severity_counts
@@ -117,18 +138,9 @@ def _severity_at_least(severity: str) -> ColumnElement[bool]:
 
 def image_conditions(f: ImageFilter) -> list[ColumnElement[bool]]:
     c = images.c
-    conditions: list[ColumnElement[bool]] = []
-    if not f.include_removed:
-        conditions.append(c.removed_at.is_(None))
+    conditions = _location_conditions(c, f.registry_ids, f.regions, f.repository_names, f.include_removed)
     if f.repository is not None:
         conditions.append(tuple_(c.registry_id, c.region, c.repository_name) == tuple_(*f.repository))
-    if f.registry_ids is not None:
-        conditions.append(c.registry_id.in_(f.registry_ids))
-    if f.regions is not None:
-        conditions.append(c.region.in_(f.regions))
-    if f.repository_names is not None:
-        globs = [c.repository_name.regexp_match(glob_regex(g)) for g in f.repository_names]
-        conditions.append(or_(*globs) if globs else false())
     if f.tags is not None:
         conditions.append(c.image_tags.overlap(literal(list(f.tags), ARRAY(Text))))
     if f.digests is not None:
@@ -178,18 +190,9 @@ class RepositoryFilter:
 
 def repository_conditions(f: RepositoryFilter) -> list[ColumnElement[bool]]:
     c = repositories.c
-    conditions: list[ColumnElement[bool]] = []
-    if not f.include_removed:
-        conditions.append(c.removed_at.is_(None))
+    conditions = _location_conditions(c, f.registry_ids, f.regions, f.repository_names, f.include_removed)
     if f.registry_names is not None:
         conditions.append(c.registry_name.in_(f.registry_names))
-    if f.registry_ids is not None:
-        conditions.append(c.registry_id.in_(f.registry_ids))
-    if f.regions is not None:
-        conditions.append(c.region.in_(f.regions))
-    if f.repository_names is not None:
-        globs = [c.repository_name.regexp_match(glob_regex(g)) for g in f.repository_names]
-        conditions.append(or_(*globs) if globs else false())
     return conditions
 
 
