@@ -82,6 +82,8 @@ class Planner:
         self._check_targets()
 
     def _check_targets(self) -> None:
+        if not self.targets:
+            return
         declared = {registry.name: registry for registry in self.config.registries}
         with self.engine.connect() as connection:
             stored = {r.registry_name for r in state.live_repositories(driver_connection(connection))}

@@ -9,7 +9,6 @@ the sync of its scope rather than storing half an image.
 from __future__ import annotations
 
 import marshal
-from datetime import datetime
 from hashlib import blake2b
 from typing import Any
 
@@ -104,7 +103,3 @@ def changed_fields(before: Values, after: Values) -> dict[str, tuple[Any, Any]]:
     """The fields that differ, as ``{field: (before, after)}``."""
     old, new = comparable(before), comparable(after)
     return {field: (before[i], after[i]) for i, field in enumerate(FIELDS) if old[i] != new[i]}
-
-
-def is_timestamp(value: Any) -> bool:
-    return isinstance(value, datetime)
