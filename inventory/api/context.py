@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.dataloader import DataLoader
-from strawberry.relay import Edge, PageInfo
+from strawberry.relay import PageInfo
 
 from inventory.api import cursors, search
 from inventory.api.errors import ApiError, invalid_parameter
@@ -191,18 +191,18 @@ def _connection(
     cursor: Callable[[Any], str],
 ) -> ConnectionType:
     """A page from ``size + 1`` fetched rows: the extra row only says that there is a next page."""
-    edges = [Edge(cursor=cursor(row), node=node(row)) for row in rows[:size]]
+    page = rows[:size]
     has_next = len(rows) > size
-    end = edges[-1].cursor if edges else None
+    end = cursor(page[-1]) if page else None
     return cls(
         page_info=PageInfo(
             has_next_page=has_next,
             has_previous_page=after is not None,
-            start_cursor=edges[0].cursor if edges else None,
+            start_cursor=cursor(page[0]) if page else None,
             end_cursor=end,
         ),
-        edges=edges,
-        nodes=[edge.node for edge in edges],
+        nodes=[node(row) for row in page],
         next_token=end if has_next else None,
         count=count,
+        cursors=lambda: [cursor(row) for row in page],
     )

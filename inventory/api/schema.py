@@ -15,16 +15,19 @@ from strawberry import relay
 from strawberry.extensions import (
     AddValidationRules,
     MaskErrors,
-    MaxAliasesLimiter,
     MaxTokensLimiter,
-    QueryDepthLimiter,
+    ParserCache,
     SchemaExtension,
+    ValidationCache,
+    max_aliases,
+    query_depth_limiter,
 )
 from strawberry.types import Info
 
 from inventory.api.context import Context
 from inventory.api.describe import describe_images
 from inventory.api.errors import invalid_parameter, is_expected
+from inventory.api.execution import execution_context_class
 from inventory.api.types import (
     DescribeImagesFilter,
     DescribeImagesResult,
@@ -46,6 +49,7 @@ log = logging.getLogger("inventory.api")
 MAX_DEPTH = 10
 MAX_TOKENS = 2000
 MAX_ALIASES = 15
+CACHED_QUERIES = 256
 
 
 @strawberry.type
@@ -146,16 +150,24 @@ class _ErrorCodes(SchemaExtension):
 
 
 def build_schema(*, introspection: bool = True) -> strawberry.Schema:
-    extensions: list[object] = [
-        _ErrorCodes,  # first in, last out: it sees the errors after masking
-        partial(QueryDepthLimiter, max_depth=MAX_DEPTH),
-        partial(MaxTokensLimiter, max_token_count=MAX_TOKENS),
-        partial(MaxAliasesLimiter, max_alias_count=MAX_ALIASES),
-        partial(MaskErrors, should_mask_error=_mask),
+    # The rules are made once, so that a query's validation is cached across requests (keyed by its rules).
+    rules = [
+        query_depth_limiter.create_validator(MAX_DEPTH, None, None),
+        max_aliases.create_validator(MAX_ALIASES),
     ]
     if not introspection:
-        extensions.append(partial(AddValidationRules, [NoSchemaIntrospectionCustomRule]))
-    return _Schema(query=Query, extensions=extensions)  # type: ignore[arg-type]
+        rules.append(NoSchemaIntrospectionCustomRule)
+    extensions: list[object] = [
+        _ErrorCodes,  # first in, last out: it sees the errors after masking
+        partial(MaxTokensLimiter, max_token_count=MAX_TOKENS),
+        partial(ParserCache, maxsize=CACHED_QUERIES),
+        partial(AddValidationRules, rules),
+        partial(ValidationCache, maxsize=CACHED_QUERIES),
+        partial(MaskErrors, should_mask_error=_mask),
+    ]
+    built = _Schema(query=Query, extensions=extensions)  # type: ignore[arg-type]
+    built.execution_context_class = execution_context_class(built._schema)
+    return built
 
 
 class _Schema(strawberry.Schema):

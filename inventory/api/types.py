@@ -8,7 +8,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
-from typing import Annotated, Any, NewType
+from typing import Annotated, Any, NewType, TypeVar
 
 import strawberry
 from strawberry import relay
@@ -166,6 +166,16 @@ def split_image_node_id(node_id: str) -> tuple[str, str, str, str] | None:
     return registry_id, region, repository, digest
 
 
+EDGES = "Contains the nodes in this connection"
+
+NodeType = TypeVar("NodeType")
+
+
+def _edges(cursors: list[str], nodes: list[NodeType]) -> list[relay.Edge[NodeType]]:
+    """Edges are made only when asked for: a page's cursors are not free, and most clients want ``nodes``."""
+    return [relay.Edge(cursor=cursor, node=node) for cursor, node in zip(cursors, nodes, strict=True)]
+
+
 @strawberry.type(description="A page of images; nextToken and endCursor continue it.")
 class ImageConnection(relay.Connection[Image]):
     nodes: list[Image]
@@ -173,6 +183,11 @@ class ImageConnection(relay.Connection[Image]):
         description="The endCursor while there is a next page, null at the end: ECR's nextToken."
     )
     count: strawberry.Private[Callable[[], Awaitable[int]]]
+    cursors: strawberry.Private[Callable[[], list[str]]]
+
+    @strawberry.field(description=EDGES)
+    def edges(self) -> list[relay.Edge[Image]]:
+        return _edges(self.cursors(), self.nodes)
 
     @strawberry.field(description="How many images match; counted only when asked for.")
     async def total_count(self) -> int:
@@ -240,6 +255,11 @@ class RepositoryConnection(relay.Connection[Repository]):
     nodes: list[Repository]
     next_token: str | None
     count: strawberry.Private[Callable[[], Awaitable[int]]]
+    cursors: strawberry.Private[Callable[[], list[str]]]
+
+    @strawberry.field(description=EDGES)
+    def edges(self) -> list[relay.Edge[Repository]]:
+        return _edges(self.cursors(), self.nodes)
 
     @strawberry.field(description="How many repositories match; counted only when asked for.")
     async def total_count(self) -> int:
