@@ -194,7 +194,7 @@ def _connection(
     page = rows[:size]
     has_next = len(rows) > size
     end = cursor(page[-1]) if page else None
-    return cls(
+    return cls(  # type: ignore[call-arg]  # edges: a resolver here, made from the cursors
         page_info=PageInfo(
             has_next_page=has_next,
             has_previous_page=after is not None,

@@ -11,15 +11,15 @@ usual way, so errors are graphql-core's own; so does every other field.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 from graphql import (
+    GraphQLList,
+    GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLSchema,
     is_leaf_type,
-    is_list_type,
-    is_non_null_type,
     is_object_type,
 )
 from graphql.execution.collect_fields import GroupedFieldSet
@@ -34,8 +34,8 @@ SLOW = object()
 
 def _serializer(type_: GraphQLOutputType) -> Reader | None:
     """The value's serialization, or None when the type is not (a list of) scalars or enums."""
-    non_null = is_non_null_type(type_)
-    inner = type_.of_type if non_null else type_  # type: ignore[attr-defined]
+    non_null = isinstance(type_, GraphQLNonNull)
+    inner = type_.of_type if isinstance(type_, GraphQLNonNull) else type_
     if is_leaf_type(inner):
         coerce = inner.coerce_output_value
 
@@ -49,8 +49,8 @@ def _serializer(type_: GraphQLOutputType) -> Reader | None:
             return SLOW if coerced is None else coerced
 
         return leaf
-    if is_list_type(inner):
-        item = _serializer(inner.of_type)  # type: ignore[attr-defined]
+    if isinstance(inner, GraphQLList):
+        item = _serializer(inner.of_type)
         if item is None:
             return None
 
@@ -72,7 +72,7 @@ def plain_readers(schema: GraphQLSchema) -> dict[tuple[str, str], Reader]:
     for type_ in schema.type_map.values():
         if not is_object_type(type_) or type_.name.startswith("__"):
             continue
-        for name, field in type_.fields.items():  # type: ignore[attr-defined]
+        for name, field in type_.fields.items():
             definition = (field.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
             if field.args or definition is None or not getattr(field.resolve, "_is_default", False):
                 continue
@@ -120,7 +120,7 @@ def execution_context_class(schema: GraphQLSchema) -> type[StrawberryGraphQLCore
             others = super().execute_fields(parent_type, source_value, path, rest, position_context)
             if self.is_awaitable(others):
                 return _merged(results, rest, others)
-            return _merge(results, rest, others)
+            return _merge(results, rest, cast(dict[str, Any], others))
 
     return ExecutionContext
 

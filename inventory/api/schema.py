@@ -8,7 +8,7 @@ from functools import partial
 from typing import Annotated
 
 import strawberry
-from graphql import GraphQLError
+from graphql import ASTValidationRule, GraphQLError
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from sqlalchemy import select
 from strawberry import relay
@@ -151,7 +151,7 @@ class _ErrorCodes(SchemaExtension):
 
 def build_schema(*, introspection: bool = True) -> strawberry.Schema:
     # The rules are made once, so that a query's validation is cached across requests (keyed by its rules).
-    rules = [
+    rules: list[type[ASTValidationRule]] = [
         query_depth_limiter.create_validator(MAX_DEPTH, None, None),
         max_aliases.create_validator(MAX_ALIASES),
     ]

@@ -168,7 +168,7 @@ def split_image_node_id(node_id: str) -> tuple[str, str, str, str] | None:
 
 EDGES = "Contains the nodes in this connection"
 
-NodeType = TypeVar("NodeType")
+NodeType = TypeVar("NodeType", bound=relay.Node)
 
 
 def _edges(cursors: list[str], nodes: list[NodeType]) -> list[relay.Edge[NodeType]]:
@@ -185,7 +185,7 @@ class ImageConnection(relay.Connection[Image]):
     count: strawberry.Private[Callable[[], Awaitable[int]]]
     cursors: strawberry.Private[Callable[[], list[str]]]
 
-    @strawberry.field(description=EDGES)
+    @strawberry.field(description=EDGES)  # type: ignore[misc]
     def edges(self) -> list[relay.Edge[Image]]:
         return _edges(self.cursors(), self.nodes)
 
@@ -257,7 +257,7 @@ class RepositoryConnection(relay.Connection[Repository]):
     count: strawberry.Private[Callable[[], Awaitable[int]]]
     cursors: strawberry.Private[Callable[[], list[str]]]
 
-    @strawberry.field(description=EDGES)
+    @strawberry.field(description=EDGES)  # type: ignore[misc]
     def edges(self) -> list[relay.Edge[Repository]]:
         return _edges(self.cursors(), self.nodes)
 
