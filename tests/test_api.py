@@ -10,7 +10,7 @@ from typing import Any
 import boto3
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import event
+from sqlalchemy import create_engine, event, text
 from starlette.testclient import TestClient
 
 from inventory.api.app import async_engine, create_app
@@ -325,6 +325,18 @@ def test_hardening(client: TestClient, synced: str) -> None:
     assert data(client, "{ __schema { queryType { name } } }")["__schema"]["queryType"]["name"] == "Query"
     assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/graphql").status_code != 200  # GraphiQL only with --dev
+
+
+def test_reads_survive_connections_the_server_dropped(client: TestClient, synced: str) -> None:
+    query = "{ images(first: 1) { nodes { imageDigest } } }"
+    assert data(client, query)["images"]["nodes"]  # the pool now holds a connection
+    with create_engine(synced, isolation_level="AUTOCOMMIT").connect() as admin:
+        dropped = admin.execute(text(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )).scalar_one()  # fmt: skip
+    assert dropped >= 1
+    assert data(client, query)["images"]["nodes"]
 
 
 def test_unexpected_errors_are_masked(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:

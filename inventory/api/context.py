@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import func, select, tuple_
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.dataloader import DataLoader
 from strawberry.relay import PageInfo
@@ -69,6 +70,15 @@ class Context:
         self.image_counts: DataLoader[RepositoryKey, int] = DataLoader(self._load_image_counts)
 
     async def rows(self, statement: Any) -> list[Any]:
+        """The statement's rows; a read that meets a connection the server dropped is run again on a new one."""
+        try:
+            return await self._rows(statement)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+        return await self._rows(statement)
+
+    async def _rows(self, statement: Any) -> list[Any]:
         async with self.engine.connect() as connection:
             return list(await connection.execute(statement))
 
@@ -109,10 +119,9 @@ class Context:
         keys = [split_image_node_id(node_id) for node_id in node_ids]
         c = search.images.c
         wanted = [key for key in keys if key is not None]
-        rows = await self.rows(
-            select(search.images).where(tuple_(c.registry_id, c.region, c.repository_name, c.image_digest).in_(wanted))
-        ) if wanted else []  # fmt: skip
-        found = {(r.registry_id, r.region, r.repository_name, r.image_digest): Image.from_row(r) for r in rows}
+        identity = tuple_(c.registry_id, c.region, c.repository_name, c.image_digest)
+        rows = await self.rows(select(*search.shown_images).where(identity.in_(wanted))) if wanted else []
+        found = {(i.registry_id, i.region, i.repository_name, i.image_digest): i for i in Image.from_rows(rows)}
         return [found.get(key) if key is not None else None for key in keys]
 
     async def registries_by_name(self, names: Sequence[str]) -> list[Registry | None]:
@@ -143,7 +152,7 @@ class Context:
 
         return _connection(
             ImageConnection, rows, size, after, count,
-            node=Image.from_row, cursor=lambda row: cursors.encode(bound_to, search.image_key(order, row)),
+            nodes=Image.from_rows, cursor=lambda row: cursors.encode(bound_to, search.image_key(order, row)),
         )  # fmt: skip
 
     async def repository_connection(
@@ -172,7 +181,7 @@ class Context:
 
         return _connection(
             RepositoryConnection, rows, size, after, count,
-            node=lambda row: Repository.from_row(row, row.type),
+            nodes=lambda page: [Repository.from_row(row, row.type) for row in page],
             cursor=lambda row: cursors.encode(bound_to, [row.registry_id, row.region, row.repository_name]),
         )  # fmt: skip
 
@@ -187,7 +196,7 @@ def _connection(
     after: str | None,
     count: Callable[[], Awaitable[int]],
     *,
-    node: Callable[[Any], Any],
+    nodes: Callable[[list[Any]], list[Any]],
     cursor: Callable[[Any], str],
 ) -> ConnectionType:
     """A page from ``size + 1`` fetched rows: the extra row only says that there is a next page."""
@@ -201,7 +210,7 @@ def _connection(
             start_cursor=cursor(page[0]) if page else None,
             end_cursor=end,
         ),
-        nodes=[node(row) for row in page],
+        nodes=nodes(page),
         next_token=end if has_next else None,
         count=count,
         cursors=lambda: [cursor(row) for row in page],

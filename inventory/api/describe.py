@@ -71,13 +71,13 @@ async def describe_images(
     if next_token is not None:
         key = cursors.decode(next_token, bound_to, argument="nextToken")
         conditions.append(tuple_(*sort) > tuple_(cast(literal(key[0]), search.ORDERS["PUSHED_AT"].sql_type), key[1]))
-    rows = await context.rows(select(search.images).where(and_(*conditions)).order_by(*sort).limit(limit + 1))
+    rows = await context.rows(select(*search.shown_images).where(and_(*conditions)).order_by(*sort).limit(limit + 1))
     page = rows[:limit]
     token = None
     if len(rows) > limit:
         last = page[-1]
         token = cursors.encode(bound_to, [search.ORDERS["PUSHED_AT"].key_of(last), last.image_digest])
-    return DescribeImagesResult(image_details=[Image.from_row(row) for row in page], next_token=token)
+    return DescribeImagesResult(image_details=Image.from_rows(page), next_token=token)
 
 
 async def _registry_of(context: Context, registry_id: str | None, region: str, name: str) -> str:
@@ -105,7 +105,7 @@ async def _by_ids(
     digests = [digest for digest, _ in wanted if digest]
     tags = [tag for digest, tag in wanted if tag and not digest]
     rows = await context.rows(
-        select(search.images).where(
+        select(*search.shown_images).where(
             c.registry_id == registry, c.region == region, c.repository_name == name, c.removed_at.is_(None),
             or_(c.image_digest.in_(digests), c.image_tags.overlap(literal(tags, ARRAY(Text)))),
         )

@@ -19,6 +19,8 @@ from graphql import (
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLSchema,
+    GraphQLString,
+    Undefined,
     is_leaf_type,
     is_object_type,
 )
@@ -38,15 +40,18 @@ def _serializer(type_: GraphQLOutputType) -> Reader | None:
     inner = type_.of_type if isinstance(type_, GraphQLNonNull) else type_
     if is_leaf_type(inner):
         coerce = inner.coerce_output_value
+        plain_strings = inner is GraphQLString  # most leaves: a str is its own serialization
 
         def leaf(value: Any) -> Any:
+            if plain_strings and value.__class__ is str:
+                return value
             if value is None:
                 return SLOW if non_null else None
             try:
                 coerced = coerce(value)
             except Exception:
                 return SLOW
-            return SLOW if coerced is None else coerced
+            return SLOW if coerced is None or coerced is Undefined else coerced
 
         return leaf
     if isinstance(inner, GraphQLList):
@@ -60,7 +65,7 @@ def _serializer(type_: GraphQLOutputType) -> Reader | None:
             if not isinstance(value, list | tuple):
                 return SLOW
             out = [item(v) for v in value]
-            return SLOW if any(v is SLOW for v in out) else out
+            return SLOW if SLOW in out else out
 
         return items
     return None
@@ -94,6 +99,12 @@ def execution_context_class(schema: GraphQLSchema) -> type[StrawberryGraphQLCore
     readers = plain_readers(schema)
 
     class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            # graphql-core hands every object of a list the same (memoized) field set: plan it once.
+            self._plans: dict[int, tuple[GroupedFieldSet, list[tuple[str, Reader | None]]]] = {}
+            self._plain = not (self.middleware_manager and self.middleware_manager.middlewares)
+
         def execute_fields(
             self,
             parent_type: GraphQLObjectType,
@@ -102,16 +113,21 @@ def execution_context_class(schema: GraphQLSchema) -> type[StrawberryGraphQLCore
             grouped_field_set: GroupedFieldSet,
             position_context: Any,
         ) -> Any:
-            if self.middleware_manager is not None and self.middleware_manager.middlewares:
+            if not self._plain:
                 return super().execute_fields(parent_type, source_value, path, grouped_field_set, position_context)
+            plan = self._plans.get(id(grouped_field_set))
+            if plan is None or plan[0] is not grouped_field_set:
+                fields = [
+                    (response_name, readers.get((parent_type.name, details[0].node.name.value)))
+                    for response_name, details in grouped_field_set.items()
+                ]
+                plan = self._plans[id(grouped_field_set)] = (grouped_field_set, fields)
             results: dict[str, Any] = {}
             rest: GroupedFieldSet = {}
-            type_name = parent_type.name
-            for response_name, details in grouped_field_set.items():
-                read = readers.get((type_name, details[0].node.name.value))
+            for response_name, read in plan[1]:
                 value = SLOW if read is None else read(source_value)
                 if value is SLOW:
-                    rest[response_name] = details
+                    rest[response_name] = grouped_field_set[response_name]
                     results[response_name] = None  # keeps the response's field order
                 else:
                     results[response_name] = value

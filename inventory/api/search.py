@@ -38,6 +38,9 @@ from inventory.models import Image, Repository
 images = Image.__table__  # type: ignore[attr-defined]
 repositories = Repository.__table__  # type: ignore[attr-defined]
 
+shown_images = [column for column in images.c if column.name not in ("updated_at", "fingerprint")]
+"""The columns the API shows (the sync's bookkeeping stays behind)."""
+
 SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL", "UNDEFINED")
 """Worst first: ``minSeverity: HIGH`` means a CRITICAL or HIGH finding."""
 
@@ -168,7 +171,7 @@ def image_page(f: ImageFilter, order: Order, after: list[Any] | None, first: int
     if after is not None:
         position = (cast(literal(after[0]), order.sql_type), *after[1:])
         conditions.append(tuple_(*sort) < tuple_(*position))
-    return select(images).where(and_(*conditions)).order_by(*(s.desc() for s in sort)).limit(first + 1)
+    return select(*shown_images).where(and_(*conditions)).order_by(*(s.desc() for s in sort)).limit(first + 1)
 
 
 def image_count(f: ImageFilter) -> Select[Any]:

@@ -6,7 +6,7 @@ Types live apart from the tables; rows are converted at the edge (``from_row``).
 from __future__ import annotations
 
 import enum
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Annotated, Any, NewType, TypeVar
 
@@ -111,39 +111,30 @@ class Image(relay.Node):
         return await info.context.repositories.load((self.registry_id, self.region, self.repository_name))
 
     @classmethod
-    def from_row(cls, row: Any) -> Image:
+    def from_rows(cls, rows: Sequence[Any]) -> list[Image]:
+        fields = rows[0]._fields if rows else ()  # looked up once: a Row's names and attributes are slow
+        return [cls.from_row(row, fields) for row in rows]
+
+    @classmethod
+    def from_row(cls, row: Any, fields: Sequence[str] | None = None) -> Image:
+        m = dict(zip(fields or row._fields, row, strict=True))
         scan = None
-        if row.image_scan_status is not None or row.image_scan_status_description is not None:
-            scan = ImageScanStatus(status=row.image_scan_status, description=row.image_scan_status_description)
+        if m["image_scan_status"] is not None or m["image_scan_status_description"] is not None:
+            scan = ImageScanStatus(status=m["image_scan_status"], description=m["image_scan_status_description"])
         findings = None
-        counts = row.finding_severity_counts
-        if counts is not None or row.image_scan_completed_at is not None:
+        counts = m["finding_severity_counts"]
+        if counts is not None or m["image_scan_completed_at"] is not None:
             findings = ImageScanFindingsSummary(
-                image_scan_completed_at=row.image_scan_completed_at,
-                vulnerability_source_updated_at=row.vulnerability_source_updated_at,
+                image_scan_completed_at=m["image_scan_completed_at"],
+                vulnerability_source_updated_at=m["vulnerability_source_updated_at"],
                 finding_severity_counts=[SeverityCount(severity=k, count=v) for k, v in sorted((counts or {}).items())],
             )
         return cls(
-            node_id=image_node_id(row.registry_id, row.region, row.repository_name, row.image_digest),
-            registry_id=row.registry_id,
-            region=row.region,
-            repository_name=row.repository_name,
-            image_digest=row.image_digest,
-            image_tags=list(row.image_tags),
-            image_size_in_bytes=row.image_size_in_bytes,
-            image_pushed_at=row.image_pushed_at,
-            image_manifest_media_type=row.image_manifest_media_type,
-            artifact_media_type=row.artifact_media_type,
+            node_id=image_node_id(m["registry_id"], m["region"], m["repository_name"], m["image_digest"]),
+            image_tags=list(m["image_tags"]),
             image_scan_status=scan,
             image_scan_findings_summary=findings,
-            last_recorded_pull_time=row.last_recorded_pull_time,
-            subject_manifest_digest=row.subject_manifest_digest,
-            image_status=row.image_status,
-            last_archived_at=row.last_archived_at,
-            last_activated_at=row.last_activated_at,
-            first_seen_at=row.first_seen_at,
-            last_seen_at=row.last_seen_at,
-            removed_at=row.removed_at,
+            **{name: m[name] for name in _IMAGE_COLUMNS},
         )
 
     @classmethod
@@ -151,6 +142,14 @@ class Image(relay.Node):
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> Awaitable[list[Image | None]]:
         return info.context.images_by_node_id([str(node_id) for node_id in node_ids])
+
+
+_IMAGE_COLUMNS = (
+    "registry_id", "region", "repository_name", "image_digest", "image_size_in_bytes", "image_pushed_at",
+    "image_manifest_media_type", "artifact_media_type", "last_recorded_pull_time", "subject_manifest_digest",
+    "image_status", "last_archived_at", "last_activated_at", "first_seen_at", "last_seen_at", "removed_at",
+)  # fmt: skip
+"""The Image fields that are their column, as is."""
 
 
 def image_node_id(registry_id: str, region: str, repository_name: str, image_digest: str) -> str:
