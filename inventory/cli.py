@@ -199,16 +199,13 @@ def _confirm() -> None:
 @reports_errors
 def serve(host: str, port: int, dev: bool, no_introspection: bool) -> None:
     """Serve the GraphQL API on /graphql and a health check on /healthz."""
-    import uvicorn
-
-    from inventory.api.app import async_engine, create_app
+    from inventory.api.app import serve as serve_api
     from inventory.db import database_url, open_inventory
 
     settings = Settings()
     open_inventory(settings).dispose()  # migrated, and the embedded server kept up by this process
-    app = create_app(async_engine(database_url(settings)), graphiql=dev, introspection=not no_introspection)
     click.echo(f"GraphQL API on http://{host}:{port}/graphql")
-    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=10)
+    serve_api(database_url(settings), host, port, graphiql=dev, introspection=not no_introspection)
 
 
 @main.command()
@@ -247,9 +244,12 @@ def migrate() -> None:
 
 
 @main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Where the API listens.")
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--no-serve", is_flag=True, help="Stop after showing the inventory instead of serving the API.")
 @reports_errors
-def demo() -> None:
-    """Start the seeded emulator and the inventory database, and show what they hold."""
+def demo(host: str, port: int, no_serve: bool) -> None:
+    """Sync the seeded emulator into the inventory database, show it, and serve the API over it (with GraphiQL)."""
     from inventory.demo import run_demo
 
-    run_demo(Settings())
+    run_demo(Settings(), serve=None if no_serve else (host, port))

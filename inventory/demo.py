@@ -1,7 +1,8 @@
-"""``inventory demo``: the seeded emulator, the embedded database, one apply, and what it stored."""
+"""``inventory demo``: the seeded emulator, the embedded database, one apply, what it stored, and the API."""
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -10,8 +11,9 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine, text
 
+from inventory.api.app import serve as serve_api
 from inventory.config import Settings, load_config
-from inventory.db import describe, open_inventory
+from inventory.db import database_url, describe, open_inventory
 from inventory.sync.apply import apply_plan
 from inventory.sync.render import render_plan
 from inventory.sync.runner import plan_to_file
@@ -39,8 +41,12 @@ _SUMMARY = text(
 )
 
 
-def run_demo(settings: Settings) -> None:
-    """Start everything on embedded defaults, apply the demo fleet, and print what was stored."""
+EXAMPLE = '{ images(first: 5, filter: {tags: ["latest"]}) { nodes { registryId region repositoryName imageTags } } }'
+
+
+def run_demo(settings: Settings, *, serve: tuple[str, int] | None = None) -> None:
+    """Start everything on embedded defaults, apply the demo fleet, print what was stored, then serve the API
+    at ``serve`` (host, port) with the emulator still up, until interrupted."""
     console = Console()
     for key, value in _DEMO_CREDENTIALS.items():
         os.environ.setdefault(key, value)
@@ -63,9 +69,21 @@ def run_demo(settings: Settings) -> None:
         result = apply_plan(engine, reader, config.registries, lock_timeout=30)
         applied = result.counts
         console.print(f"Apply complete: {applied.add} added, {applied.change} changed, {applied.remove} removed.\n")
-    console.print(_summary(engine))
-    console.print("Run `make demo` again: the inventory has converged, so the plan says `No changes.`")
-    engine.dispose()
+        console.print(_summary(engine))
+        engine.dispose()
+        if serve is None:
+            console.print("Run it again: the inventory has converged, so the plan says `No changes.`")
+            return
+        host, port = serve
+        url = f"http://{host}:{port}/graphql"
+        body = json.dumps({"query": EXAMPLE})
+        console.print(
+            f"GraphQL API on {url} (GraphiQL: open it in a browser). Try:\n"
+            f"  curl -s {url} -H 'content-type: application/json' -d '{body}'\n"
+            "Ctrl-C stops the demo (the inventory stays in .inventory/).",
+            soft_wrap=True, highlight=False, markup=False,
+        )  # fmt: skip
+        serve_api(database_url(settings), host, port, graphiql=True)
 
 
 def _summary(engine: Engine) -> Table:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from inventory.testing import AdminClient
@@ -96,24 +100,54 @@ def test_emulator_process_serves_the_demo_seed(emulator_process: str) -> None:
     assert summary["ecr-public/111111111111/us-east-1"]["repositories"] == 4
 
 
-def test_demo_runs_on_a_fresh_directory(inventory_env: dict[str, str], tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "inventory", "demo"],
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def test_demo_applies_the_fleet_and_serves_the_api(inventory_env: dict[str, str], tmp_path: Path) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "inventory", "demo", "--port", str(port)],
         cwd=tmp_path,
         env={**inventory_env, "COLUMNS": "120"},
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
-        timeout=300,
     )
-    assert result.returncode == 0, result.stderr
-    assert "Plan: 2824 to add, 0 to change, 0 to remove." in result.stdout  # tmp/* excluded
-    assert "Apply complete: 2824 added, 0 changed, 0 removed." in result.stdout
-    assert re.search(r"prod\s+│ ecr\s+│ us-east-1\s+│\s+9 │\s+1664 │", result.stdout), result.stdout
-    assert re.search(r"public\s+│ ecr-public │ us-east-1\s+│\s+4 │\s+232 │", result.stdout)
-    assert (tmp_path / "home" / "demo-inventory.toml").exists()
+    assert process.stdout is not None
+    output = []
+    try:
+        for line in process.stdout:
+            output.append(line)
+            if line.startswith(f"GraphQL API on http://127.0.0.1:{port}/graphql"):
+                break
+        shown = "".join(output)
+        assert "Plan: 2824 to add, 0 to change, 0 to remove." in shown, shown  # tmp/* excluded
+        assert "Apply complete: 2824 added, 0 changed, 0 removed." in shown
+        assert re.search(r"prod\s+│ ecr\s+│ us-east-1\s+│\s+9 │\s+1664 │", shown), shown
+        assert re.search(r"public\s+│ ecr-public │ us-east-1\s+│\s+4 │\s+232 │", shown)
+        assert (tmp_path / "home" / "demo-inventory.toml").exists()
+        curl = next(line.strip() for line in process.stdout if line.strip().startswith("curl "))
+        query = json.loads(curl.split(" -d ", 1)[1].strip("'"))
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(100):  # uvicorn binds just after the banner
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{url}/healthz").status_code == 200:
+                    break
+            time.sleep(0.1)
+        nodes = httpx.post(f"{url}/graphql", json=query).json()["data"]["images"]["nodes"]
+        assert len(nodes) == 5 and all("latest" in node["imageTags"] for node in nodes)
+        graphiql = httpx.get(f"{url}/graphql", headers={"accept": "text/html"})
+        assert graphiql.status_code == 200 and "graphiql" in graphiql.text.lower()
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
     again = subprocess.run(
-        [sys.executable, "-m", "inventory", "demo"], cwd=tmp_path, env=inventory_env, capture_output=True,
-        text=True, timeout=300,
+        [sys.executable, "-m", "inventory", "demo", "--no-serve"], cwd=tmp_path, env=inventory_env,
+        capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert again.returncode == 0, again.stderr
     assert "\nNo changes.\n" in again.stdout

@@ -113,3 +113,11 @@ def create_app(
     )
     app.add_middleware(BodyLimit, limit=max_body_bytes)
     return app
+
+
+def serve(url: str, host: str, port: int, *, graphiql: bool, introspection: bool = True) -> None:
+    """Serve the API with uvicorn until SIGINT or SIGTERM, then shut down gracefully."""
+    import uvicorn
+
+    app = create_app(async_engine(url), graphiql=graphiql, introspection=introspection)
+    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=10)

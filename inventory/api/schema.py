@@ -22,6 +22,7 @@ from strawberry.extensions import (
     max_aliases,
     query_depth_limiter,
 )
+from strawberry.schema.config import StrawberryConfig
 from strawberry.types import Info
 
 from inventory.api.context import Context
@@ -29,6 +30,7 @@ from inventory.api.describe import describe_images
 from inventory.api.errors import invalid_parameter, is_expected
 from inventory.api.execution import execution_context_class
 from inventory.api.types import (
+    LONG,
     DescribeImagesFilter,
     DescribeImagesResult,
     Image,
@@ -36,6 +38,7 @@ from inventory.api.types import (
     ImageFilterInput,
     ImageIdInput,
     ImageOrder,
+    Long,
     Registry,
     Repository,
     RepositoryConnection,
@@ -165,7 +168,7 @@ def build_schema(*, introspection: bool = True) -> strawberry.Schema:
         partial(ValidationCache, maxsize=CACHED_QUERIES),
         partial(MaskErrors, should_mask_error=_mask),
     ]
-    built = _Schema(query=Query, extensions=extensions)  # type: ignore[arg-type]
+    built = _Schema(query=Query, extensions=extensions, config=StrawberryConfig(scalar_map={Long: LONG}))  # type: ignore[arg-type]
     built.execution_context_class = execution_context_class(built._schema)
     return built
 

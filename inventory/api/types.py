@@ -14,12 +14,14 @@ import strawberry
 from strawberry import relay
 from strawberry.types import Info
 
-Long = strawberry.scalar(
-    NewType("Long", int),
+Long = NewType("Long", int)
+LONG = strawberry.scalar(
+    name="Long",
     serialize=int,
     parse_value=int,
     description="A 64-bit integer (GraphQL's Int is 32-bit, and images exceed 2 GiB).",
 )
+"""``Long``'s GraphQL scalar (the schema's ``scalar_map``)."""
 
 
 @strawberry.enum(description="ECR's tag status filter.")
@@ -91,7 +93,7 @@ class Image(relay.Node):
     repository_name: str
     image_digest: str
     image_tags: list[str]
-    image_size_in_bytes: Long | None  # type: ignore[valid-type]
+    image_size_in_bytes: Long | None
     image_pushed_at: datetime | None
     image_manifest_media_type: str | None
     artifact_media_type: str | None

@@ -3,7 +3,8 @@
 The demo fleet is deterministic: two accounts reached through assumed roles, two
 regions, private ECR and ECR Public, 30 repositories and about 3,000 images
 (tagged, untagged, archived, with scan findings, and one repository of 1,200
-images so that paging at 1,000 is real).
+images so that paging at 1,000 is real). The newest image of every repository
+is tagged ``latest``.
 """
 
 from __future__ import annotations
@@ -79,9 +80,12 @@ def _fill(
     count: int,
 ) -> None:
     repository = store.create_repository(registry_type, account, region, name, created_at=_EPOCH)
+    key = (registry_type, account, region, name)
     for index in range(count):
-        key = (registry_type, account, region, name)
-        store.add_image(repository, _image(rng, key, index, registry_type == "ecr"))
+        detail = _image(rng, key, index, registry_type == "ecr")
+        if index == count - 1:  # the newest image of every repository is also `latest`
+            detail["imageTags"] = [*detail["imageTags"], "latest"]
+        store.add_image(repository, detail)
 
 
 def seed_demo(store: Store) -> None:
