@@ -8,6 +8,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -206,6 +207,38 @@ def serve(host: str, port: int, dev: bool, no_introspection: bool) -> None:
     open_inventory(settings).dispose()  # migrated, and the embedded server kept up by this process
     click.echo(f"GraphQL API on http://{host}:{port}/graphql")
     serve_api(database_url(settings), host, port, graphiql=dev, introspection=not no_introspection)
+
+
+@main.command()
+@reports_errors
+def status() -> None:
+    """How fresh each declared registry region is: stale or failing ones first."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from inventory.db import open_inventory
+    from inventory.status import REGION_STATUS, RegionStatus, worst_first
+
+    engine = open_inventory(Settings())
+    with engine.connect() as connection:
+        statuses = worst_first([RegionStatus.from_row(row) for row in connection.execute(REGION_STATUS)])
+    engine.dispose()
+    if not statuses:
+        click.echo("No registries yet: `inventory apply` (or a worker) records the ones the config declares.")
+        return
+    table = Table(title="Sync status")
+    for column in ("registry", "region", "state", "last success", "stale since"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("last error", no_wrap=True, overflow="ellipsis", max_width=60)  # in full: GraphQL syncRuns
+    for s in statuses:
+        state = "stale" if s.stale_since else ("never synced" if s.last_success_at is None else "fresh")
+        error = f"{s.last_error_code}: {s.last_error_message}" if s.stale_since and s.last_error_code else ""
+        table.add_row(s.registry_name, s.region, state, _when(s.last_success_at), _when(s.stale_since), error)
+    Console(soft_wrap=True).print(table)
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%SZ") if moment else "-"
 
 
 @main.command()

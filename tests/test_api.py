@@ -327,6 +327,56 @@ def test_hardening(client: TestClient, synced: str) -> None:
     assert client.get("/graphql").status_code != 200  # GraphiQL only with --dev
 
 
+SYNC = """
+query($after: String, $filter: SyncRunFilter) {
+  syncRuns(first: 3, after: $after, filter: $filter) {
+    nextToken totalCount
+    nodes { registryName region repositoryName status errorCode imagesSeen imagesAdded apiCalls startedAt finishedAt }
+  }
+  registries { name syncStatus { lastSuccessAt lastErrorCode staleSince regions { region lastSuccessAt staleSince } } }
+}
+"""
+
+
+def test_sync_runs_and_status(client: TestClient, admin: AdminClient, synced: str, tmp_path: Path) -> None:
+    first = data(client, SYNC)
+    runs, after = [], None
+    while True:  # pages of 3, newest first
+        page = data(client, SYNC, after=after)["syncRuns"]
+        runs += page["nodes"]
+        if (after := page["nextToken"]) is None:
+            break
+    assert len(runs) == first["syncRuns"]["totalCount"] >= 4 and len(first["syncRuns"]["nodes"]) == 3
+    assert [r["startedAt"] for r in runs] == sorted((r["startedAt"] for r in runs), reverse=True)
+    assert all(run["status"] == "SUCCEEDED" and run["apiCalls"] > 0 for run in runs)
+    stored = data(client, "{ images(filter: {includeRemoved: true}) { totalCount } }")["images"]["totalCount"]
+    assert sum(run["imagesAdded"] for run in runs) == stored
+    assert all(r["syncStatus"]["staleSince"] is None and r["syncStatus"]["lastSuccessAt"] for r in first["registries"])
+    synced_at = {r["name"]: r["syncStatus"]["lastSuccessAt"] for r in first["registries"]}
+
+    admin.fault("deny", registryId=STAGING)
+    result = CliRunner().invoke(main, ["apply", "-c", str(tmp_path / "inventory.toml"), "--auto-approve"])
+    assert result.exit_code == 1
+    after = data(client, SYNC, filter={"status": "FAILED"})
+    assert [(r["registryName"], r["errorCode"]) for r in after["syncRuns"]["nodes"]] == [
+        ("staging", "AccessDeniedException")
+    ]
+    status = {r["name"]: r["syncStatus"] for r in after["registries"]}
+    assert status["staging"]["staleSince"] == synced_at["staging"]  # its rows are as of the last success
+    assert status["staging"]["lastErrorCode"] == "AccessDeniedException"
+    assert status["staging"]["regions"] == [{"region": US, "lastSuccessAt": synced_at["staging"],
+                                             "staleSince": synced_at["staging"]}]  # fmt: skip
+    assert status["prod"]["staleSince"] is None and status["prod"]["lastSuccessAt"] > synced_at["prod"]
+    assert error_code(client, SYNC, after=first["syncRuns"]["nextToken"], filter={"registryName": "prod"}) == (
+        "InvalidParameterException"
+    )  # a cursor of another filter
+
+    table = CliRunner().invoke(main, ["status"], env={"COLUMNS": "200"}).output
+    lines = [line for line in table.splitlines() if line.startswith("│")]
+    assert "staging" in lines[0] and "stale" in lines[0] and "AccessDeniedException" in lines[0], table
+    assert all("fresh" in line for line in lines[1:]) and len(lines) == 4, table
+
+
 def test_reads_survive_connections_the_server_dropped(client: TestClient, synced: str) -> None:
     query = "{ images(first: 1) { nodes { imageDigest } } }"
     assert data(client, query)["images"]["nodes"]  # the pool now holds a connection

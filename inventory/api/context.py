@@ -18,17 +18,24 @@ from inventory.api.types import (
     ImageConnection,
     ImageFilterInput,
     ImageOrder,
+    RegionSyncStatus,
     Registry,
     Repository,
     RepositoryConnection,
     RepositoryFilterInput,
+    SyncRun,
+    SyncRunConnection,
+    SyncRunFilterInput,
     split_image_node_id,
 )
 from inventory.aws.semantics import DEFAULT_MAX_RESULTS, MAX_RESULTS
 from inventory.models import Registry as RegistryRow
+from inventory.models import SyncRun as SyncRunRow
+from inventory.status import REGION_STATUS, RegionStatus
 
 RepositoryKey = tuple[str, str, str]
 _registries = RegistryRow.__table__  # type: ignore[attr-defined]
+_sync_runs = SyncRunRow.__table__  # type: ignore[attr-defined]
 
 
 def page_size(first: int | None) -> int:
@@ -68,6 +75,7 @@ class Context:
         self.request = request
         self.repositories: DataLoader[RepositoryKey, Repository] = DataLoader(self._load_repositories)
         self.image_counts: DataLoader[RepositoryKey, int] = DataLoader(self._load_image_counts)
+        self.region_statuses: DataLoader[str, list[RegionSyncStatus]] = DataLoader(self._load_region_statuses)
 
     async def rows(self, statement: Any) -> list[Any]:
         """The statement's rows; a read that meets a connection the server dropped is run again on a new one."""
@@ -114,6 +122,16 @@ class Context:
         )
         counts = {(r[0], r[1], r[2]): r[3] for r in await self.rows(statement)}
         return [counts.get(key, 0) for key in keys]
+
+    async def _load_region_statuses(self, names: Sequence[str]) -> list[list[RegionSyncStatus]]:
+        found: dict[str, list[RegionSyncStatus]] = {name: [] for name in names}
+        for row in await self.rows(REGION_STATUS):
+            if row.registry_name in found:
+                status = RegionStatus.from_row(row)
+                found[row.registry_name].append(
+                    RegionSyncStatus(**{k: v for k, v in vars(status).items() if k != "registry_name"})
+                )
+        return [found[name] for name in names]
 
     async def images_by_node_id(self, node_ids: Sequence[str]) -> list[Image | None]:
         keys = [split_image_node_id(node_id) for node_id in node_ids]
@@ -185,8 +203,37 @@ class Context:
             cursor=lambda row: cursors.encode(bound_to, [row.registry_id, row.region, row.repository_name]),
         )  # fmt: skip
 
+    async def sync_run_connection(
+        self, first: int | None, after: str | None, given: SyncRunFilterInput | None
+    ) -> SyncRunConnection:
+        size = page_size(first)
+        g = given or SyncRunFilterInput()
+        c = _sync_runs.c
+        conditions = []
+        if g.status is not None:
+            conditions.append(c.status == g.status.value)
+        if g.registry_name is not None:
+            conditions.append(c.registry_name == g.registry_name)
+        bound_to = cursors.binding("syncRuns", g.status.value if g.status else None, g.registry_name)
+        page = select(_sync_runs).where(*conditions).order_by(c.id.desc()).limit(size + 1)
+        if after is not None:
+            position = cursors.decode(after, bound_to)
+            if len(position) != 1 or not isinstance(position[0], int):
+                raise invalid_parameter("after: not a cursor of this API")
+            page = page.where(c.id < position[0])
+        rows = await self.rows(page)
 
-ConnectionType = TypeVar("ConnectionType", ImageConnection, RepositoryConnection)
+        async def count() -> int:
+            return int((await self.rows(select(func.count()).select_from(_sync_runs).where(*conditions)))[0][0])
+
+        return _connection(
+            SyncRunConnection, rows, size, after, count,
+            nodes=lambda page: [SyncRun.from_row(row) for row in page],
+            cursor=lambda row: cursors.encode(bound_to, [row.id]),
+        )  # fmt: skip
+
+
+ConnectionType = TypeVar("ConnectionType", ImageConnection, RepositoryConnection, SyncRunConnection)
 
 
 def _connection(

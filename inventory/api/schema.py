@@ -43,6 +43,8 @@ from inventory.api.types import (
     Repository,
     RepositoryConnection,
     RepositoryFilterInput,
+    SyncRunConnection,
+    SyncRunFilterInput,
     image_node_id,
 )
 from inventory.models import Registry as RegistryRow
@@ -106,6 +108,16 @@ class Query:
         order_by: ImageOrder = ImageOrder.PUSHED_AT,
     ) -> ImageConnection:
         return await info.context.image_connection(first, after, filter, order_by)
+
+    @strawberry.field(description="Sync runs, newest first: one per scope and sync.")
+    async def sync_runs(
+        self,
+        info: Info[Context, None],
+        first: int | None = None,
+        after: str | None = None,
+        filter: Annotated[SyncRunFilterInput | None, strawberry.argument(name="filter")] = None,
+    ) -> SyncRunConnection:
+        return await info.context.sync_run_connection(first, after, filter)
 
     @strawberry.field(description="ECR's DescribeImages, answered from the inventory with ECR's semantics.")
     async def describe_images(

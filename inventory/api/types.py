@@ -275,6 +275,10 @@ class Registry(relay.Node):
     account_id: str
     regions: list[str]
 
+    @strawberry.field(description="How fresh the inventory of this registry is.")
+    async def sync_status(self, info: Info) -> SyncStatus:
+        return SyncStatus.of(await info.context.region_statuses.load(self.name))
+
     @strawberry.field
     async def repositories(
         self, info: Info, first: int | None = None, after: str | None = None
@@ -293,6 +297,102 @@ class Registry(relay.Node):
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> Awaitable[list[Registry | None]]:
         return info.context.registries_by_name([str(node_id) for node_id in node_ids])
+
+
+@strawberry.type(description="How fresh one region of a registry is.")
+class RegionSyncStatus:
+    region: str
+    last_success_at: datetime | None
+    last_error_at: datetime | None
+    last_error_code: str | None
+    last_error_message: str | None
+    stale_since: datetime | None = strawberry.field(
+        description="Set when a sync failed after the last success: the rows are as of this time."
+    )
+
+
+@strawberry.type(description="How fresh a registry is: its regions, and the worst of them.")
+class SyncStatus:
+    last_success_at: datetime | None = strawberry.field(description="The latest successful sync of any region.")
+    last_error_at: datetime | None
+    last_error_code: str | None
+    last_error_message: str | None
+    stale_since: datetime | None = strawberry.field(description="The earliest staleSince of its regions.")
+    regions: list[RegionSyncStatus]
+
+    @classmethod
+    def of(cls, regions: list[RegionSyncStatus]) -> SyncStatus:
+        errors = [r for r in regions if r.last_error_at is not None]
+        latest_error = max(errors, key=lambda r: r.last_error_at or datetime.min) if errors else None
+        return cls(
+            last_success_at=max((r.last_success_at for r in regions if r.last_success_at), default=None),
+            last_error_at=latest_error.last_error_at if latest_error else None,
+            last_error_code=latest_error.last_error_code if latest_error else None,
+            last_error_message=latest_error.last_error_message if latest_error else None,
+            stale_since=min((r.stale_since for r in regions if r.stale_since), default=None),
+            regions=regions,
+        )
+
+
+@strawberry.enum
+class SyncRunStatus(enum.Enum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@strawberry.type(description="One sync of one scope (a registry region, or one repository of it).")
+class SyncRun:
+    id: strawberry.ID
+    registry_name: str
+    registry_id: str
+    region: str
+    repository_name: str | None
+    status: SyncRunStatus
+    started_at: datetime
+    finished_at: datetime | None
+    images_seen: int
+    images_added: int
+    images_changed: int
+    images_removed: int
+    api_calls: int
+    throttled_calls: int
+    error_code: str | None
+    error_message: str | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> SyncRun:
+        values = row._asdict()
+        return cls(**{**values, "id": strawberry.ID(str(row.id)), "status": SyncRunStatus(row.status)})
+
+
+@strawberry.type
+class SyncRunEdge:
+    cursor: str
+    node: SyncRun
+
+
+@strawberry.type(description="A page of sync runs, newest first.")
+class SyncRunConnection:
+    page_info: relay.PageInfo
+    nodes: list[SyncRun]
+    next_token: str | None
+    count: strawberry.Private[Callable[[], Awaitable[int]]]
+    cursors: strawberry.Private[Callable[[], list[str]]]
+
+    @strawberry.field(description=EDGES)
+    def edges(self) -> list[SyncRunEdge]:
+        return [SyncRunEdge(cursor=c, node=n) for c, n in zip(self.cursors(), self.nodes, strict=True)]
+
+    @strawberry.field(description="How many runs match; counted only when asked for.")
+    async def total_count(self) -> int:
+        return await self.count()
+
+
+@strawberry.input(name="SyncRunFilter")
+class SyncRunFilterInput:
+    status: SyncRunStatus | None = None
+    registry_name: str | None = None
 
 
 @strawberry.input(name="ImageFilter", description="Cross-account image search; every field narrows the result.")
