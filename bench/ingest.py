@@ -26,7 +26,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, make_url, text
 
-from inventory.aws.clients import CallStats
+from inventory.aws.clients import CallCounter
 from inventory.config import InventoryConfig, RegistryConfig, Settings
 from inventory.db import create, database_url, driver_connection, migrate
 from inventory.sync.apply import apply_plan
@@ -113,7 +113,7 @@ class _Pages(_Paginator):
 class StandInFactory:
     def __init__(self, client: StandInClient) -> None:
         self.client = client
-        self.stats = CallStats()
+        self.stats = CallCounter()
 
     def __call__(self, registry: RegistryConfig, region: str) -> StandInClient:
         return self.client

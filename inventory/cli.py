@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import signal
 import sys
 import tempfile
@@ -19,6 +20,8 @@ from inventory import __version__
 from inventory.config import InventoryConfig, Settings, load_config
 from inventory.durations import parse_duration
 from inventory.errors import ConfigError, InventoryError
+from inventory.logs import LogFormat
+from inventory.logs import configure as configure_logs
 from inventory.sync.apply import apply_plan
 from inventory.sync.planfile import PlanReader
 from inventory.sync.planner import Target
@@ -209,6 +212,93 @@ def serve(host: str, port: int, dev: bool, no_introspection: bool) -> None:
     serve_api(database_url(settings), host, port, graphiql=dev, introspection=not no_introspection)
 
 
+log_format_option = click.option(
+    "--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+    help="Logs on stderr as text lines or as one JSON object per line.",
+)  # fmt: skip
+
+
+@main.command()
+@config_option
+@click.option(
+    "--interval",
+    type=Duration(),
+    default="15m",
+    show_default=True,
+    help="How long after its last sync a registry region is synced again.",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 256),
+    default=16,
+    show_default=True,
+    help="Repositories synced at once by this worker.",
+)
+@click.option(
+    "--lease",
+    type=Duration(),
+    default="60s",
+    show_default=True,
+    help="How long a claimed region stays this worker's without a heartbeat.",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0.1),
+    default=50.0,
+    show_default=True,
+    help="AWS calls per second per account and region; halved while throttled.",
+)
+@click.option(
+    "--lock-timeout",
+    type=Duration(),
+    default="30s",
+    show_default=True,
+    help="How long to wait for a repository an `inventory apply` holds.",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Serve /metrics and /healthz on this port (0: any free port).",
+)
+@click.option("--metrics-host", default="127.0.0.1", show_default=True)
+@log_format_option
+@reports_errors
+def worker(
+    config_file: Path | None,
+    interval: float,
+    concurrency: int,
+    lease: float,
+    rate: float,
+    lock_timeout: float,
+    metrics_port: int | None,
+    metrics_host: str,
+    log_format: LogFormat,
+) -> None:
+    """Keep every declared registry region converged; any number of workers share the work."""  # fmt: skip
+    from inventory.db import open_inventory
+    from inventory.worker import Worker, WorkerOptions
+    from inventory.worker.metrics import serve_metrics
+
+    for name, seconds in (("--interval", interval), ("--lease", lease)):
+        if seconds < 1:
+            raise click.BadParameter(f"must be at least 1s, got {seconds:g}s", param_hint=name)
+    configure_logs(log_format)
+    settings = Settings()
+    options = WorkerOptions(interval=interval, concurrency=concurrency, lease=lease, rate=rate,
+                            lock_timeout=lock_timeout, aws_max_attempts=settings.aws_max_attempts)  # fmt: skip
+    config_path = settings.config_path(config_file)
+    load_config(config_path)  # a bad file is refused before anything starts
+    engine = open_inventory(settings, pool_size=concurrency + 4)
+    runner = Worker(engine, config_path, options)
+    if metrics_port is not None:
+        server = serve_metrics(metrics_host, metrics_port, engine, runner.metrics, healthy_within=max(30, 3 * lease))
+        host, port = server.server_address[:2]
+        logging.getLogger("inventory.worker").info("metrics on http://%s:%s/metrics", host, port)
+    runner.run(_stop_on_signal())
+    engine.dispose()
+
+
 @main.command()
 @reports_errors
 def status() -> None:
@@ -258,11 +348,16 @@ def emulator(host: str, port: int, seed: str) -> None:
     server.stop()
 
 
-def _wait_for_signal() -> None:
+def _stop_on_signal() -> threading.Event:
+    """An event set by SIGINT or SIGTERM."""
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    stop.wait()
+    return stop
+
+
+def _wait_for_signal() -> None:
+    _stop_on_signal().wait()
 
 
 @main.command()

@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import re
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +104,13 @@ def driver_connection(connection: Connection) -> psycopg.Connection[Any]:
     return driver
 
 
+@contextmanager
+def autocommit(engine: Engine) -> Iterator[psycopg.Connection[Any]]:
+    """A psycopg connection from ``engine``'s pool in autocommit: each statement its own transaction."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        yield driver_connection(connection)
+
+
 def alembic_config() -> Config:
     """Alembic's configuration, pointing at ``migrations/``."""
     config = Config()
@@ -118,8 +127,8 @@ def migrate(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
-def open_inventory(settings: Settings) -> Engine:
+def open_inventory(settings: Settings, **engine_options: Any) -> Engine:
     """The engine of the inventory database, migrated to the latest schema."""
-    engine = create(database_url(settings))
+    engine = create(database_url(settings), **engine_options)
     migrate(engine)
     return engine

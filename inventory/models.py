@@ -169,6 +169,29 @@ class SyncRun(SQLModel, table=True):
     throttled_calls: int = _counter()
     error_code: str | None = Field(default=None, sa_type=Text)
     error_message: str | None = Field(default=None, sa_type=Text)
+    worker: str | None = Field(default=None, sa_type=Text)
+    """The worker that ran it (``host:pid``); null for ``inventory apply``."""
+
+
+class SyncScope(SQLModel, table=True):
+    """A registry region the workers keep converged: its schedule and its lease.
+
+    ``declared_as`` is a hash of the registry's config, null once the config no longer
+    declares the region (one more sync then removes what it held, and the row goes).
+    A worker owns the scope while ``lease_expires_at`` is in the future.
+    """
+
+    __tablename__ = "sync_scopes"
+    __table_args__ = (Index("ix_sync_scopes_next_due_at", "next_due_at"),)
+
+    registry_name: str = Field(primary_key=True, sa_type=Text)
+    region: str = Field(primary_key=True, sa_type=Text)
+    declared_as: str | None = Field(default=None, sa_type=Text)
+    next_due_at: datetime | None = _timestamp(nullable=False, now=True)
+    owner: str | None = Field(default=None, sa_type=Text)
+    lease_expires_at: datetime | None = _timestamp()
+    last_claimed_at: datetime | None = _timestamp()
+    last_finished_at: datetime | None = _timestamp()
 
 
 class ImageEvent(SQLModel, table=True):

@@ -8,6 +8,7 @@ which honours the standard ``AWS_ENDPOINT_URL_ECR``-style variables.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ from botocore.credentials import RefreshableCredentials
 from botocore.session import get_session
 from botocore.utils import parse_timestamp as botocore_parse_timestamp
 
+from inventory.aws.budget import Budgets
 from inventory.aws.errors import is_throttling
 from inventory.config import ECR_PUBLIC_REGION, RegistryConfig
 
@@ -102,20 +104,41 @@ def ecr_public_client(registry: RegistryConfig, config: Config = CLIENT_CONFIG) 
 
 @dataclass
 class CallStats:
-    """HTTP attempts made and attempts answered with throttling, counted by botocore hooks."""
+    """HTTP attempts made and attempts answered with throttling."""
 
     api_calls: int = 0
     throttled_calls: int = 0
 
+
+class CallCounter:
+    """Counts the calls of watched clients, per thread (botocore runs its hooks in the calling
+    thread), so concurrent scopes sharing a client each see their own calls."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def _counts(self) -> CallStats:
+        counts: CallStats | None = getattr(self._local, "counts", None)
+        if counts is None:
+            counts = self._local.counts = CallStats()
+        return counts
+
     def _sent(self, **_: Any) -> None:
-        self.api_calls += 1
+        self._counts().api_calls += 1
 
     def _answered(self, response: Any = None, **_: Any) -> None:
         if response is not None and is_throttling(response[1].get("Error", {}).get("Code")):
-            self.throttled_calls += 1
+            self._counts().throttled_calls += 1
 
     def snapshot(self) -> CallStats:
-        return CallStats(self.api_calls, self.throttled_calls)
+        """This thread's calls so far."""
+        counts = self._counts()
+        return CallStats(counts.api_calls, counts.throttled_calls)
+
+    def since(self, before: CallStats) -> CallStats:
+        """This thread's calls since ``before`` (a snapshot)."""
+        now = self._counts()
+        return CallStats(now.api_calls - before.api_calls, now.throttled_calls - before.throttled_calls)
 
     def watch(self, client: Any) -> None:
         client.meta.events.register("before-send", self._sent)
@@ -123,21 +146,27 @@ class CallStats:
 
 
 class ClientFactory:
-    """One client per (registry, region), made on first use; calls counted in ``stats``."""
+    """One client per (registry, region), made on first use by any thread; calls counted in
+    ``stats``; with ``budgets``, each client spends from its (account, region) rate budget."""
 
-    def __init__(self, max_attempts: int = 5) -> None:
-        self.stats = CallStats()
+    def __init__(self, max_attempts: int = 5, budgets: Budgets | None = None) -> None:
+        self.stats = CallCounter()
+        self.budgets = budgets
         self.config = client_config(max_attempts)
         self._clients: dict[tuple[RegistryConfig, str], Any] = {}
+        self._lock = threading.Lock()
 
     def __call__(self, registry: RegistryConfig, region: str) -> Any:
         key = (registry, region)
-        if key not in self._clients:
-            client: Any = (
-                ecr_public_client(registry, self.config)
-                if registry.type == "ecr-public"
-                else ecr_client(registry, region, self.config)
-            )
-            self.stats.watch(client)
-            self._clients[key] = client
-        return self._clients[key]
+        with self._lock:  # boto3 clients are thread-safe once made; making them is not
+            if key not in self._clients:
+                client: Any = (
+                    ecr_public_client(registry, self.config)
+                    if registry.type == "ecr-public"
+                    else ecr_client(registry, region, self.config)
+                )
+                self.stats.watch(client)
+                if self.budgets is not None:
+                    self.budgets.attach(client, registry.account_id, region)
+                self._clients[key] = client
+            return self._clients[key]

@@ -154,29 +154,29 @@ def _upsert_repository(cursor: psycopg.Cursor[Any], planned: PlannedScope) -> No
     )  # fmt: skip
 
 
-def _start_run(cursor: psycopg.Cursor[Any], scope: Scope) -> int:
+def _start_run(cursor: psycopg.Cursor[Any], scope: Scope, worker: str | None) -> int:
     cursor.execute(
-        "INSERT INTO sync_runs (registry_name, registry_id, region, repository_name, status) "
-        "VALUES (%s, %s, %s, %s, 'running') RETURNING id",
-        (scope.registry_name, scope.registry_id, scope.region, scope.repository_name),
+        "INSERT INTO sync_runs (registry_name, registry_id, region, repository_name, status, worker) "
+        "VALUES (%s, %s, %s, %s, 'running', %s) RETURNING id",
+        (scope.registry_name, scope.registry_id, scope.region, scope.repository_name, worker),
     )
     row = cursor.fetchone()
     assert row is not None
     return int(row[0])
 
 
-def record_failure(engine: Engine, failure: ScopeFailure) -> None:
+def record_failure(engine: Engine, failure: ScopeFailure, *, worker: str | None = None) -> None:
     """A failed sync run: the scope's images are left as they were."""
     with engine.begin() as connection, driver_connection(connection).cursor() as cursor:
         cursor.execute(
             "INSERT INTO sync_runs (registry_name, registry_id, region, repository_name, status, "
-            "finished_at, error_code, error_message) VALUES (%s, %s, %s, %s, 'failed', now(), %s, %s)",
+            "finished_at, error_code, error_message, worker) VALUES (%s, %s, %s, %s, 'failed', now(), %s, %s, %s)",
             (failure.registry_name, failure.registry_id, failure.region, failure.repository_name,
-             failure.code, failure.message),
+             failure.code, failure.message, worker),
         )  # fmt: skip
 
 
-def apply_scope(engine: Engine, planned: PlannedScope, *, lock_timeout: float) -> Counts:
+def apply_scope(engine: Engine, planned: PlannedScope, *, lock_timeout: float, worker: str | None = None) -> Counts:
     """Converge one scope in one transaction; StalePlan or LockNotAvailable leave it untouched."""
     counts = Counts()
     scope = planned.scope
@@ -186,7 +186,7 @@ def apply_scope(engine: Engine, planned: PlannedScope, *, lock_timeout: float) -
         if scope_version(raw, scope) != planned.version:
             raise StalePlan(scope.label)
         with raw.cursor() as cursor:
-            run_id = _start_run(cursor, scope)
+            run_id = _start_run(cursor, scope, worker)
             _upsert_repository(cursor, planned)
             batch: list[Entry] = []
             for entry in planned.entries:
@@ -218,17 +218,22 @@ def apply_plan(
     registries: Iterable[RegistryConfig],
     *,
     lock_timeout: float,
-    on_scope: Callable[[Scope, Counts], None] | None = None,
+    on_scope: Callable[[PlannedScope, Counts], None] | None = None,
+    worker: str | None = None,
 ) -> ApplyResult:
-    """Apply every scope of the plan; failures are recorded and collected, never fatal."""
+    """Apply every scope of the plan; failures are recorded and collected, never fatal.
+
+    ``on_scope`` is told of each scope applied (its stats are set by then); ``worker`` names
+    the worker applying it in the sync runs (None: ``inventory apply``).
+    """
     result = ApplyResult()
     upsert_registries(engine, registries)
     for failure in reader.failures:
         result.failures.append(failure)
-        record_failure(engine, failure)
+        record_failure(engine, failure, worker=worker)
     for planned in reader.scopes():
         try:
-            counts = apply_scope(engine, planned, lock_timeout=lock_timeout)
+            counts = apply_scope(engine, planned, lock_timeout=lock_timeout, worker=worker)
         except StalePlan:
             result.failures.append(
                 ScopeFailure.of(planned.scope, "StalePlan", "the inventory changed since this plan was made")
@@ -245,5 +250,5 @@ def apply_plan(
             continue
         result.counts += counts
         if on_scope is not None:
-            on_scope(planned.scope, counts)
+            on_scope(planned, counts)
     return result

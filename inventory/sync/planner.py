@@ -22,7 +22,7 @@ from inventory.aws.clients import CallStats, ClientFactory
 from inventory.aws.errors import classify
 from inventory.aws.paging import image_pages, repository_pages
 from inventory.config import InventoryConfig, RegistryConfig
-from inventory.db import driver_connection
+from inventory.db import autocommit, driver_connection
 from inventory.errors import InventoryError
 from inventory.sync import state
 from inventory.sync.plan import PageDiff, Scope, change_entries, removal_entries
@@ -102,8 +102,7 @@ class Planner:
 
     def plan(self, writer: PlanWriter) -> None:
         # Autocommit: a plan only reads, and must not hold a transaction open while AWS is paged.
-        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            raw = driver_connection(connection)
+        with autocommit(self.engine) as raw:
             live = state.live_repositories(raw)
             observed: set[tuple[str, str, str]] = set()
             unobserved_regions: set[tuple[str, str]] = set()
@@ -122,7 +121,7 @@ class Planner:
                     or not self._targeted(*where, scope.repository_name)
                 ):
                     continue
-                self._plan_repository(raw, writer, scope, None, None)
+                self.plan_repository(raw, writer, scope, None, None)
 
     def _plan_region(
         self,
@@ -135,8 +134,7 @@ class Planner:
         """Plan every repository of one registry region; False when they cannot be listed."""
         label = f"{registry.name}/{region}"
         try:
-            client = self.clients(registry, region)
-            repositories = [r for page in repository_pages(client, registry) for r in page]
+            client, repositories = self.list_repositories(registry, region)
         except Exception as exc:
             failure = classify(exc)
             if failure is None:
@@ -152,10 +150,15 @@ class Planner:
                 continue
             scope = Scope(registry.name, registry.type, registry.account_id, region, name)
             observed.add(scope.key)
-            self._plan_repository(raw, writer, scope, client, _repository_row(description))
+            self.plan_repository(raw, writer, scope, client, repository_row(description))
         return True
 
-    def _plan_repository(
+    def list_repositories(self, registry: RegistryConfig, region: str) -> tuple[Any, list[dict[str, Any]]]:
+        """(the region's client, the repositories the registry's globs cover); AWS errors propagate."""
+        client = self.clients(registry, region)
+        return client, [r for page in repository_pages(client, registry) for r in page]
+
+    def plan_repository(
         self,
         raw: psycopg.Connection[Any],
         writer: PlanWriter,
@@ -196,13 +199,12 @@ class Planner:
         self.progress.scope_finished(scope.label, f"+{counts.add} ~{counts.change} -{counts.remove}")
 
     def _stats(self, stats: ScopeStats, before: CallStats) -> ScopeStats:
-        now = self.clients.stats
-        stats.api_calls = now.api_calls - before.api_calls
-        stats.throttled_calls = now.throttled_calls - before.throttled_calls
+        calls = self.clients.stats.since(before)
+        stats.api_calls, stats.throttled_calls = calls.api_calls, calls.throttled_calls
         return stats
 
 
-def _repository_row(description: dict[str, Any]) -> dict[str, Any]:
+def repository_row(description: dict[str, Any]) -> dict[str, Any]:
     created = description.get("createdAt")
     return {
         "repository_arn": description.get("repositoryArn"),

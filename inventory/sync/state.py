@@ -68,13 +68,18 @@ class StoredRepository:
         return Scope(self.registry_name, self.registry_type, self.registry_id, self.region, self.repository_name)
 
 
-def live_repositories(connection: psycopg.Connection[Any]) -> list[StoredRepository]:
-    """Stored repositories not marked removed, with their registry's label and type."""
+def live_repositories(
+    connection: psycopg.Connection[Any], registry_name: str | None = None, region: str | None = None
+) -> list[StoredRepository]:
+    """Stored repositories not marked removed (of one registry region, when given), with their
+    registry's label and type."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT r.registry_name, g.type, r.registry_id, r.region, r.repository_name "
             "FROM repositories r JOIN registries g ON g.name = r.registry_name "
-            "WHERE r.removed_at IS NULL ORDER BY 1, 3, 4, 5"
+            "WHERE r.removed_at IS NULL AND (%(name)s::text IS NULL OR r.registry_name = %(name)s) "
+            "AND (%(region)s::text IS NULL OR r.region = %(region)s) ORDER BY 1, 3, 4, 5",
+            {"name": registry_name, "region": region},
         )
         return [StoredRepository(*row) for row in cursor]
 

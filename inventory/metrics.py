@@ -1,0 +1,100 @@
+"""Prometheus metrics of the fleet, read from the inventory at each scrape.
+
+Every process that serves ``/metrics`` (the API, each worker) reports the same
+fleet-wide ``inventory_*`` series, computed from ``sync_runs``, the declared
+regions and the images, so any one of them tells the whole story; workers add
+their own ``inventory_worker_*`` series (see ``inventory.worker.metrics``).
+The queries are plain SQL run by the caller, sync or async, then turned into
+metric families here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import TextClause, text
+
+from inventory.status import REGION_STATUS, RegionStatus
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+QUERIES: Mapping[str, TextClause] = {
+    "runs": text(
+        "SELECT registry_name, region, status, count(*) AS runs, sum(api_calls) AS api_calls, "
+        "sum(throttled_calls) AS throttled_calls FROM sync_runs WHERE status <> 'running' "
+        "GROUP BY registry_name, region, status ORDER BY 1, 2, 3"
+    ),
+    "regions": REGION_STATUS,
+    "images": text(
+        "SELECT r.registry_name, r.region, count(i.image_digest) AS images FROM repositories r "
+        "JOIN images i USING (registry_id, region, repository_name) "
+        "WHERE i.removed_at IS NULL AND r.removed_at IS NULL GROUP BY 1, 2 ORDER BY 1, 2"
+    ),
+}
+"""What a scrape reads: run them all, and pass their rows to ``fleet_metrics`` by name."""
+
+_REGION = ("registry", "region")
+
+
+def fleet_metrics(rows: Mapping[str, Sequence[Any]], now: datetime | None = None) -> list[Metric]:
+    """The fleet's metric families from the rows of ``QUERIES``."""
+    now = now or datetime.now(UTC)
+    syncs = CounterMetricFamily(
+        "inventory_scope_syncs",
+        "Scope syncs finished, by outcome (status: succeeded or failed).",
+        labels=[*_REGION, "status"],
+    )
+    calls = CounterMetricFamily("inventory_api_calls", "AWS API calls made by scope syncs.", labels=_REGION)
+    throttled = CounterMetricFamily(
+        "inventory_throttled_calls", "AWS API calls answered with throttling.", labels=_REGION
+    )
+    api_calls: dict[tuple[str, str], int] = {}
+    throttled_calls: dict[tuple[str, str], int] = {}
+    for row in rows["runs"]:
+        key = (row.registry_name, row.region)
+        syncs.add_metric([*key, row.status], row.runs)
+        api_calls[key] = api_calls.get(key, 0) + int(row.api_calls or 0)
+        throttled_calls[key] = throttled_calls.get(key, 0) + int(row.throttled_calls or 0)
+    for key, count in api_calls.items():
+        calls.add_metric(list(key), count)
+        throttled.add_metric(list(key), throttled_calls[key])
+
+    lag = GaugeMetricFamily(
+        "inventory_seconds_since_last_success",
+        "Seconds since the registry region last synced successfully (absent: never).",
+        labels=_REGION,
+    )
+    stale = GaugeMetricFamily(
+        "inventory_region_stale", "1 when a sync failed after the region's last success.", labels=_REGION
+    )
+    for status in map(RegionStatus.from_row, rows["regions"]):
+        region = [status.registry_name, status.region]
+        if status.last_success_at is not None:
+            lag.add_metric(region, (now - status.last_success_at).total_seconds())
+        stale.add_metric(region, 1 if status.stale_since is not None else 0)
+
+    images = GaugeMetricFamily("inventory_images", "Images present in the inventory.", labels=_REGION)
+    for row in rows["images"]:
+        images.add_metric([row.registry_name, row.region], row.images)
+    return [syncs, calls, throttled, lag, stale, images]
+
+
+class _Families(Collector):
+    def __init__(self, families: Iterable[Metric]) -> None:
+        self.families = list(families)
+
+    def collect(self) -> Iterable[Metric]:
+        return self.families
+
+
+def exposition(*families: Iterable[Metric]) -> bytes:
+    """The Prometheus text format of ``families``."""
+    registry = CollectorRegistry(auto_describe=False)
+    for group in families:
+        registry.register(_Families(group))
+    return generate_latest(registry)

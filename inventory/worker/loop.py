@@ -1,0 +1,245 @@
+"""``inventory worker``: keep every declared registry region converged, sharing the work through Postgres.
+
+The loop claims due registry regions (``inventory.worker.leases``) while its
+thread pool has room, syncs each on a coordinator thread of its own
+(``inventory.worker.region``), and releases it due again ``interval`` later. A
+heartbeat thread renews the leases it holds; one it finds lost (the worker
+stalled past its lease and another took over) is cancelled. The config file is
+re-read when it changes. ``stop`` (SIGTERM, SIGINT) makes the loop claim
+nothing more: repositories already syncing finish, the rest are released at
+once for another worker, and ``run`` returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from inventory.aws.budget import Budgets
+from inventory.aws.clients import ClientFactory
+from inventory.config import InventoryConfig, load_config
+from inventory.db import autocommit
+from inventory.errors import ConfigError
+from inventory.sync.apply import upsert_registries
+from inventory.worker import leases
+from inventory.worker.leases import Lease
+from inventory.worker.metrics import WorkerMetrics
+from inventory.worker.region import RegionResult, RegionSync, ScopeReport
+
+log = logging.getLogger("inventory.worker")
+
+POLL_SECONDS = 1.0
+"""How often an idle worker looks for due regions (and at the config file)."""
+RETRY_SECONDS = 60.0
+"""When a region whose sync failed unexpectedly is due again (at most ``interval``)."""
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    interval: float = 15 * 60
+    concurrency: int = 16
+    lease: float = 60.0
+    rate: float = 50.0
+    lock_timeout: float = 30.0
+    aws_max_attempts: int = 5
+
+
+def worker_name() -> str:
+    """``host:pid``: unique among live workers, and says where to look."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class _Running:
+    """A region being synced: its coordinator thread, and the event that stops it starting repositories."""
+
+    thread: threading.Thread = field(init=False)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+
+class Worker:
+    """One worker process's loop; any number of them may share one database."""
+
+    def __init__(self, engine: Engine, config_path: Path, options: WorkerOptions, name: str | None = None) -> None:
+        self.engine = engine
+        self.config_path = config_path
+        self.options = options
+        self.name = name or worker_name()
+        self.budgets = Budgets(options.rate)
+        self.metrics = WorkerMetrics(self.budgets)
+        self.config = load_config(config_path)  # a bad file at start is an error; later, it is logged
+        self._config_signature = _signature(config_path)
+        self._running: dict[Lease, _Running] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+
+    # the loop ------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Sync until ``stop`` is set; then finish or release what is held, and return."""
+        self._declare(self.config)
+        clients = ClientFactory(self.options.aws_max_attempts, self.budgets)
+        heartbeat_stop = threading.Event()
+        heartbeat = threading.Thread(target=self._heartbeat, args=(heartbeat_stop,), name="heartbeat", daemon=True)
+        heartbeat.start()
+        log.info(
+            "worker %s started: %d regions declared, interval %gs, concurrency %d, lease %gs",
+            self.name, sum(len(r.regions) for r in self.config.registries), self.options.interval,
+            self.options.concurrency, self.options.lease,
+        )  # fmt: skip
+        with ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="sync") as pool:
+            regions = RegionSync(
+                self.engine, clients, pool, worker=self.name,
+                lock_timeout=self.options.lock_timeout, report=self._report,
+            )  # fmt: skip
+            while not stop.is_set():
+                self.metrics.last_tick = time.monotonic()
+                try:
+                    self._reload_if_changed()
+                    self._claim(regions)
+                except Exception:  # the database went away, say: log, and try again next turn
+                    log.exception("worker loop")
+                self._wake.wait(POLL_SECONDS)
+                self._wake.clear()
+            self._drain()
+        heartbeat_stop.set()
+        heartbeat.join()
+        log.info("worker %s stopped", self.name)
+
+    def _claim(self, regions: RegionSync) -> None:
+        with self._lock:
+            room = self.options.concurrency - len(self._running)
+        if regions.backlog >= self.options.concurrency:
+            room = 0
+        if room <= 0:
+            return
+        with autocommit(self.engine) as connection:
+            claimed = leases.claim(connection, self.name, room, self.options.lease)
+        config = self.config
+        for lease in claimed:
+            running = _Running()
+            running.thread = threading.Thread(
+                target=self._sync_region, args=(regions, lease, config, running), name=lease.label, daemon=True
+            )
+            with self._lock:
+                self._running[lease] = running
+                self.metrics.leases.set(len(self._running))
+            running.thread.start()
+
+    def _sync_region(self, regions: RegionSync, lease: Lease, config: InventoryConfig, running: _Running) -> None:
+        started = time.monotonic()
+        due_in, finished = self.options.interval, False
+        try:
+            result = regions.run(lease, config, running.cancelled)
+            finished = result.complete and not running.cancelled.is_set()
+            if not finished:
+                due_in = 0.0  # given back: any worker may take it at once
+            self._log_region(lease, result, time.monotonic() - started)
+        except Exception:
+            log.exception("%s: sync failed", lease.label, extra={"scope": lease.label})
+            due_in = min(self.options.interval, RETRY_SECONDS)
+        finally:
+            try:
+                with autocommit(self.engine) as connection:
+                    leases.release(connection, self.name, lease, due_in=due_in, finished=finished)
+            except Exception:  # its lease expires by itself
+                log.exception("%s: cannot release the lease", lease.label)
+            with self._lock:
+                del self._running[lease]
+                self.metrics.leases.set(len(self._running))
+            self._wake.set()
+
+    def _drain(self) -> None:
+        with self._lock:
+            running = list(self._running.values())
+        if running:
+            log.info("stopping: finishing the repositories in progress, releasing %d regions", len(running))
+        for region in running:
+            region.cancelled.set()
+        for region in running:
+            region.thread.join()
+
+    # leases ------------------------------------------------------------------------
+
+    def _heartbeat(self, stop: threading.Event) -> None:
+        while not stop.wait(self.options.lease / 3):
+            with self._lock:
+                held = dict(self._running)
+            if not held:
+                continue
+            try:
+                with autocommit(self.engine) as connection:
+                    kept = leases.renew(connection, self.name, held, self.options.lease)
+            except Exception:
+                log.exception("cannot renew leases")
+                continue
+            for lease, running in held.items():
+                if lease not in kept and running.thread.is_alive() and not running.cancelled.is_set():
+                    log.warning("%s: lease lost to another worker; stopping its sync", lease.label)
+                    running.cancelled.set()
+
+    # config --------------------------------------------------------------------------
+
+    def _reload_if_changed(self) -> None:
+        signature = _signature(self.config_path)
+        if signature == self._config_signature:
+            return
+        self._config_signature = signature
+        try:
+            config = load_config(self.config_path)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                log.error("config not reloaded: %s", problem)
+            return
+        self._declare(config)
+        self.config = config
+        log.info("config reloaded: %d registries", len(config.registries))
+
+    def _declare(self, config: InventoryConfig) -> None:
+        upsert_registries(self.engine, config.registries)
+        with autocommit(self.engine) as connection:
+            leases.reconcile(connection, config)
+
+    def _report(self, report: ScopeReport) -> None:
+        self.metrics.observe(report)
+        if report.failure is not None:
+            failure = report.failure
+            log.warning(
+                "%s: failed: %s: %s", report.label, failure.code, failure.message,
+                extra={"scope": report.label, "status": "failed", "error_code": failure.code},
+            )  # fmt: skip
+            return
+        counts = report.counts
+        assert counts is not None
+        log.info(
+            "%s: +%d ~%d -%d (%.2fs, %d calls, %d throttled)", report.label, counts.add, counts.change,
+            counts.remove, report.seconds, report.api_calls, report.throttled_calls,
+            extra={"scope": report.label, "status": "succeeded", "added": counts.add, "changed": counts.change,
+                   "removed": counts.remove, "seconds": round(report.seconds, 3), "api_calls": report.api_calls,
+                   "throttled_calls": report.throttled_calls},
+        )  # fmt: skip
+
+    def _log_region(self, lease: Lease, result: RegionResult, seconds: float) -> None:
+        counts = result.counts
+        log.info(
+            "%s: region %s: +%d ~%d -%d, %d failures (%.2fs)", lease.label,
+            "synced" if result.complete else "released unfinished", counts.add, counts.change, counts.remove,
+            len(result.failures), seconds,
+            extra={"region_scope": lease.label, "complete": result.complete, "failures": len(result.failures)},
+        )  # fmt: skip
+
+
+def _signature(path: Path) -> tuple[int, int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (stat.st_mtime_ns, stat.st_size, stat.st_ino)
