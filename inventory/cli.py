@@ -101,6 +101,10 @@ target_option = click.option(
     help="Limit the plan to a registry, a registry region, or one repository (repeatable).",
 )
 verbose_option = click.option("--verbose", is_flag=True, help="Show every image even in long plans.")
+log_format_option = click.option(
+    "--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+    help="Logs on stderr as text lines or as one JSON object per line.",
+)  # fmt: skip
 
 
 def _plan(config: InventoryConfig, targets: tuple[str, ...], path: Path) -> tuple[Engine, PlanReader]:
@@ -200,22 +204,18 @@ def _confirm() -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--dev", is_flag=True, help="Serve GraphiQL on GET /graphql.")
 @click.option("--no-introspection", is_flag=True, help="Refuse introspection queries.")
+@log_format_option
 @reports_errors
-def serve(host: str, port: int, dev: bool, no_introspection: bool) -> None:
-    """Serve the GraphQL API on /graphql and a health check on /healthz."""
+def serve(host: str, port: int, dev: bool, no_introspection: bool, log_format: LogFormat) -> None:
+    """Serve the GraphQL API on /graphql, a health check on /healthz and Prometheus metrics on /metrics."""
     from inventory.api.app import serve as serve_api
     from inventory.db import database_url, open_inventory
 
+    configure_logs(log_format)
     settings = Settings()
     open_inventory(settings).dispose()  # migrated, and the embedded server kept up by this process
     click.echo(f"GraphQL API on http://{host}:{port}/graphql")
-    serve_api(database_url(settings), host, port, graphiql=dev, introspection=not no_introspection)
-
-
-log_format_option = click.option(
-    "--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
-    help="Logs on stderr as text lines or as one JSON object per line.",
-)  # fmt: skip
+    serve_api(database_url(settings), host, port, graphiql=dev, introspection=not no_introspection, own_logging=False)
 
 
 @main.command()

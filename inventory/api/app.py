@@ -1,4 +1,4 @@
-"""The API server: ``/graphql`` (strawberry on starlette) and ``/healthz``."""
+"""The API server: ``/graphql`` (strawberry on starlette), ``/healthz`` and ``/metrics``."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from strawberry.asgi import GraphQL
 
 from inventory.api.context import Context
 from inventory.api.schema import build_schema
+from inventory.metrics import CONTENT_TYPE, QUERIES, exposition, fleet_metrics
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -104,10 +105,16 @@ def create_app(
             return JSONResponse({"status": "unavailable", "error": type(exc).__name__}, 503)
         return JSONResponse({"status": "ok"})
 
+    async def metrics(request: Request) -> Response:
+        async with engine.connect() as connection:
+            rows = {name: list(await connection.execute(query)) for name, query in QUERIES.items()}
+        return Response(exposition(fleet_metrics(rows)), media_type=CONTENT_TYPE)
+
     app = Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
         ],
         lifespan=lambda _: _disposing(engine),
     )
@@ -115,9 +122,17 @@ def create_app(
     return app
 
 
-def serve(url: str, host: str, port: int, *, graphiql: bool, introspection: bool = True) -> None:
-    """Serve the API with uvicorn until SIGINT or SIGTERM, then shut down gracefully."""
+def serve(
+    url: str, host: str, port: int, *, graphiql: bool, introspection: bool = True, own_logging: bool = True
+) -> None:
+    """Serve the API with uvicorn until SIGINT or SIGTERM, then shut down gracefully.
+
+    ``own_logging=False`` leaves logging as the caller configured it (``--log-format``)."""
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
 
     app = create_app(async_engine(url), graphiql=graphiql, introspection=introspection)
-    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=10)
+    uvicorn.run(
+        app, host=host, port=port, log_level="info", timeout_graceful_shutdown=10,
+        log_config=LOGGING_CONFIG if own_logging else None,
+    )  # fmt: skip

@@ -11,6 +11,8 @@
                               {"fault": "delete_repository_after_page", registryType?, registryId,
                                region, repositoryName}
                               {"fault": "latency", "seconds"}
+                              {"fault": "rate_limit", "registryId", "perSecond"}   calls as or on that
+                                                  account beyond perSecond in any second are throttled
     DELETE /_admin/faults                 disarm every fault
     GET    /_admin/calls                  API calls served, per operation
     GET    /_admin/summary                repositories and images per registry
@@ -130,6 +132,8 @@ def arm_fault(store: Store, body: dict[str, Any]) -> dict[str, Any]:
         faults.delete_after_page.add(
             (repository.registry_type, repository.registry_id, repository.region, repository.name)
         )
+    elif kind == "rate_limit":
+        faults.rate_limits[str(body["registryId"])] = float(body["perSecond"])
     elif kind == "latency":
         faults.latency_seconds = float(body.get("seconds", 0))
     else:

@@ -60,6 +60,8 @@ def _check_faults(store: Store, operation: str, accounts: set[str]) -> None:
         raise EcrError("ThrottlingException", "Rate exceeded")
     if store.take_fault("server_error", operation):
         raise EcrError("ServerException", "An internal error occurred (emulated fault)", 500)
+    if store.faults.over_rate(accounts, time.monotonic()) is not None:
+        raise EcrError("ThrottlingException", "Rate exceeded")
     denied = accounts & store.faults.denied_accounts
     if denied:
         raise EcrError(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import threading
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -126,6 +127,20 @@ class Faults:
     delete_after_page: set[tuple[str, str, str, str]] = field(default_factory=set)
     expire_next_token: bool = False
     latency_seconds: float = 0.0
+    rate_limits: dict[str, float] = field(default_factory=dict)
+    """account → calls per second it is allowed; beyond, ``ThrottlingException``."""
+    recent_calls: dict[str, deque[float]] = field(default_factory=dict)
+
+    def over_rate(self, accounts: set[str], now: float) -> str | None:
+        """The rate-limited account among ``accounts`` this call would exceed, if any; counts the call."""
+        for account in sorted(accounts & self.rate_limits.keys()):
+            calls = self.recent_calls.setdefault(account, deque())
+            while calls and calls[0] <= now - 1.0:
+                calls.popleft()
+            if len(calls) >= self.rate_limits[account]:
+                return account
+            calls.append(now)
+        return None
 
 
 class Store:
