@@ -405,3 +405,19 @@ def test_unexpected_errors_are_masked(client: TestClient, monkeypatch: pytest.Mo
 def test_schema_contract_matches_the_code() -> None:
     checked_in = (ROOT / "schema" / "schema.graphql").read_text()
     assert checked_in == str(schema) + "\n", "schema/schema.graphql is stale: run `make schema`"
+
+
+def test_metrics_report_the_fleet_in_prometheus_text_format(client: TestClient) -> None:
+    response = client.get("/metrics")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    samples = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in response.text.splitlines()
+        if line and not line.startswith("#")
+    }
+    assert samples['inventory_images{region="us-east-1",registry="prod"}'] == 10  # app/web 7 + app/api 3
+    assert samples['inventory_images{region="eu-west-1",registry="prod"}'] == 2
+    assert samples['inventory_scope_syncs_total{region="us-east-1",registry="prod",status="succeeded"}'] == 2
+    assert samples['inventory_region_stale{region="us-east-1",registry="staging"}'] == 0
+    assert 0 <= samples['inventory_seconds_since_last_success{region="us-east-1",registry="staging"}'] < 600
+    assert samples['inventory_api_calls_total{region="us-east-1",registry="prod"}'] >= 2

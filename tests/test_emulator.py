@@ -408,3 +408,20 @@ def test_put_image_digests_the_manifest_and_moves_tags(ecr: Any, admin: AdminCli
     deleted = ecr.batch_delete_image(repositoryName="app/web", imageIds=[{"imageTag": "latest"}])
     assert deleted["imageIds"] == [{"imageDigest": digests[1], "imageTag": "latest"}]
     assert [d["imageDigest"] for d in ecr.describe_images(repositoryName="app/web")["imageDetails"]] == [digests[0]]
+
+
+def test_rate_limit_fault_throttles_one_account_beyond_its_rate(aws: Any, admin: AdminClient) -> None:
+    for account in (ACCOUNT, OTHER):
+        admin.put_images(account, REGION, "app/web", images(1))
+    admin.fault("rate_limit", registryId=ACCOUNT, perSecond=3)
+    ecr = aws("ecr", config=NO_RETRIES)
+    codes = []
+    for _ in range(5):
+        try:
+            ecr.describe_images(registryId=ACCOUNT, repositoryName="app/web")
+            codes.append("ok")
+        except ClientError as exc:
+            codes.append(exc.response["Error"]["Code"])
+    assert codes[:3] == ["ok"] * 3 and codes[3:] == ["ThrottlingException"] * 2
+    for _ in range(5):  # another account is not limited
+        assert ecr.describe_images(registryId=OTHER, repositoryName="app/web")["imageDetails"]

@@ -316,3 +316,34 @@ def test_sigterm_finishes_the_repositories_in_progress_and_releases_the_rest(fle
     wait_until(lambda: fleet.finished_regions() == 1, what="another worker finishing the region")
     assert fleet.scalar("SELECT count(*) FROM images") == 12
     assert fleet.stop(heir) == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--interval", "0s"], "Invalid value for --interval: must be at least 1s, got 0s"),
+        (["--interval", "soon"], "not a duration: 'soon'"),
+        (["--lease", "500ms"], "Invalid value for --lease: must be at least 1s, got 0.5s"),
+        (["--concurrency", "0"], "Invalid value for '--concurrency'"),
+        (["--rate", "0"], "Invalid value for '--rate'"),
+    ],
+)
+def test_worker_refuses_bad_options(args: list[str], message: str, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from inventory.cli import main
+
+    result = CliRunner().invoke(main, ["worker", "-c", str(tmp_path / "missing.toml"), *args])
+    assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_worker_refuses_a_bad_config_before_starting(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from inventory.cli import main
+
+    config = tmp_path / "inventory.toml"
+    config.write_text('[[registries]]\nname = "x"\naccount_id = "1"\nregions = ["us-east-1"]\n')
+    result = CliRunner().invoke(main, ["worker", "-c", str(config)])
+    assert result.exit_code == 1
+    assert "account_id: must be a string of 12 digits, got '1'" in result.output
