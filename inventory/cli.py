@@ -289,7 +289,9 @@ def worker(
                             lock_timeout=lock_timeout, aws_max_attempts=settings.aws_max_attempts)  # fmt: skip
     config_path = settings.config_path(config_file)
     load_config(config_path)  # a bad file is refused before anything starts
-    engine = open_inventory(settings, pool_size=concurrency + 4)
+    # No ping per checkout: a worker checks out a connection several times per repository; one the
+    # server dropped fails that repository's sync, which the next round repeats.
+    engine = open_inventory(settings, pool_size=concurrency + 4, pool_pre_ping=False)
     runner = Worker(engine, config_path, options)
     if metrics_port is not None:
         server = serve_metrics(metrics_host, metrics_port, engine, runner.metrics, healthy_within=max(30, 3 * lease))

@@ -83,7 +83,7 @@ def create(url: str, **engine_options: Any) -> Engine:
             raise ValueError("the inventory needs PostgreSQL (a postgresql:// URL)")
         # Sessions in UTC: timestamps come back as datetime.timezone.utc, the same everywhere.
         engine = create_engine(
-            parsed, pool_pre_ping=True, connect_args={"options": "-c timezone=UTC"}, **engine_options
+            parsed, connect_args={"options": "-c timezone=UTC"}, **{"pool_pre_ping": True, **engine_options}
         )
     except (ArgumentError, ValueError, ImportError) as exc:
         raise DatabaseUnavailable(f"invalid database URL {mask_password(url)}: {exc}") from None

@@ -331,7 +331,8 @@ SYNC = """
 query($after: String, $filter: SyncRunFilter) {
   syncRuns(first: 3, after: $after, filter: $filter) {
     nextToken totalCount
-    nodes { registryName region repositoryName status errorCode imagesSeen imagesAdded apiCalls startedAt finishedAt }
+    nodes { registryName region repositoryName status errorCode imagesSeen imagesAdded apiCalls startedAt finishedAt
+            worker }
   }
   registries { name syncStatus { lastSuccessAt lastErrorCode staleSince regions { region lastSuccessAt staleSince } } }
 }
@@ -348,7 +349,7 @@ def test_sync_runs_and_status(client: TestClient, admin: AdminClient, synced: st
             break
     assert len(runs) == first["syncRuns"]["totalCount"] >= 4 and len(first["syncRuns"]["nodes"]) == 3
     assert [r["startedAt"] for r in runs] == sorted((r["startedAt"] for r in runs), reverse=True)
-    assert all(run["status"] == "SUCCEEDED" and run["apiCalls"] > 0 for run in runs)
+    assert all(run["status"] == "SUCCEEDED" and run["apiCalls"] > 0 and run["worker"] is None for run in runs)
     stored = data(client, "{ images(filter: {includeRemoved: true}) { totalCount } }")["images"]["totalCount"]
     assert sum(run["imagesAdded"] for run in runs) == stored
     assert all(r["syncStatus"]["staleSince"] is None and r["syncStatus"]["lastSuccessAt"] for r in first["registries"])

@@ -235,7 +235,10 @@ def test_throttling_one_account_slows_that_account_only(fleet: Fleet) -> None:
     assert fleet.stop(worker) == 0
 
 
-SYNC_STATUS = "{ registries { name syncStatus { lastSuccessAt lastErrorCode staleSince } } }"
+SYNC_STATUS = """{
+  registries { name syncStatus { lastSuccessAt lastErrorCode staleSince } }
+  syncRuns(filter: {status: FAILED}) { nodes { registryName errorCode worker } }
+}"""
 
 
 def test_a_denied_account_keeps_its_rows_and_shows_its_error_while_others_stay_fresh(fleet: Fleet) -> None:
@@ -260,8 +263,13 @@ def test_a_denied_account_keeps_its_rows_and_shows_its_error_while_others_stay_f
     after = fleet.rows("SELECT image_digest, xmin::text AS version FROM images WHERE registry_id = :a", a=denied)
     assert after == before  # untouched: not removed, not rewritten
     with TestClient(create_app(async_engine(str(fleet.engine.url.render_as_string(hide_password=False))))) as api:
-        registries = api.post("/graphql", json={"query": SYNC_STATUS}).json()["data"]["registries"]
-    status = {registry["name"]: registry["syncStatus"] for registry in registries}
+        answer = api.post("/graphql", json={"query": SYNC_STATUS}).json()["data"]
+    status = {registry["name"]: registry["syncStatus"] for registry in answer["registries"]}
+    failed = answer["syncRuns"]["nodes"]
+    assert failed and {(run["registryName"], run["errorCode"]) for run in failed} == {
+        ("denied", "AccessDeniedException")
+    }
+    assert all(run["worker"].endswith(f":{worker.pid}") for run in failed)
     assert status["denied"]["lastErrorCode"] == "AccessDeniedException" and status["denied"]["staleSince"]
     assert status["fine"]["staleSince"] is None and status["fine"]["lastSuccessAt"] > denied_at.isoformat()
     logged = [json.loads(line) for line in fleet.log_of(worker).splitlines() if line.startswith("{")]

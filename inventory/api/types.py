@@ -359,6 +359,7 @@ class SyncRun:
     throttled_calls: int
     error_code: str | None
     error_message: str | None
+    worker: str | None = strawberry.field(description="The worker that ran it (host:pid); null for `inventory apply`.")
 
     @classmethod
     def from_row(cls, row: Any) -> SyncRun:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.config import Config
 from botocore.credentials import RefreshableCredentials
+from botocore.loaders import create_loader
 from botocore.session import get_session
 from botocore.utils import parse_timestamp as botocore_parse_timestamp
 
@@ -74,9 +75,15 @@ def parse_timestamp(value: Any) -> datetime:
         return botocore_parse_timestamp(value).astimezone(UTC)
 
 
+_LOADER = create_loader()
+"""Shared by every session: service models and endpoint rules are parsed from botocore's JSON
+once per process, not once per client (that parsing was most of a small region's sync)."""
+
+
 def session_for(registry: RegistryConfig, region: str) -> boto3.Session:
     """A boto3 session acting as ``registry``'s account (its role when one is set)."""
     botocore_session = get_session()
+    botocore_session.register_component("data_loader", _LOADER)
     botocore_session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=parse_timestamp)
     botocore_session.set_config_variable("region", region)
     if registry.role_arn is not None:
@@ -88,15 +95,19 @@ def session_for(registry: RegistryConfig, region: str) -> boto3.Session:
     return boto3.Session(botocore_session=botocore_session)
 
 
-def ecr_client(registry: RegistryConfig, region: str, config: Config = CLIENT_CONFIG) -> ECRClient:
-    """A private ECR client for ``registry`` in ``region``."""
-    session = session_for(registry, region)
+def ecr_client(
+    registry: RegistryConfig, region: str, config: Config = CLIENT_CONFIG, session: boto3.Session | None = None
+) -> ECRClient:
+    """A private ECR client for ``registry`` in ``region`` (from ``session``, else a session of its own)."""
+    session = session or session_for(registry, region)
     return session.client("ecr", region_name=region, endpoint_url=registry.endpoint_url, config=config)
 
 
-def ecr_public_client(registry: RegistryConfig, config: Config = CLIENT_CONFIG) -> ECRPublicClient:
+def ecr_public_client(
+    registry: RegistryConfig, config: Config = CLIENT_CONFIG, session: boto3.Session | None = None
+) -> ECRPublicClient:
     """An ECR Public client for ``registry`` (ECR Public lives in us-east-1 only)."""
-    session = session_for(registry, ECR_PUBLIC_REGION)
+    session = session or session_for(registry, ECR_PUBLIC_REGION)
     return session.client(
         "ecr-public", region_name=ECR_PUBLIC_REGION, endpoint_url=registry.endpoint_url, config=config
     )
@@ -154,16 +165,23 @@ class ClientFactory:
         self.budgets = budgets
         self.config = client_config(max_attempts)
         self._clients: dict[tuple[RegistryConfig, str], Any] = {}
+        self._sessions: dict[tuple[str | None, str | None, str | None], boto3.Session] = {}
         self._lock = threading.Lock()
 
     def __call__(self, registry: RegistryConfig, region: str) -> Any:
         key = (registry, region)
-        with self._lock:  # boto3 clients are thread-safe once made; making them is not
+        with self._lock:  # boto3 clients are thread-safe once made; sessions and making clients are not
             if key not in self._clients:
+                # One session per identity: every registry reached with the same credentials shares it
+                # (a session costs more to make than a client).
+                identity = (registry.role_arn, registry.external_id, registry.endpoint_url)
+                if identity not in self._sessions:
+                    self._sessions[identity] = session_for(registry, region)
+                session = self._sessions[identity]
                 client: Any = (
-                    ecr_public_client(registry, self.config)
+                    ecr_public_client(registry, self.config, session)
                     if registry.type == "ecr-public"
-                    else ecr_client(registry, region, self.config)
+                    else ecr_client(registry, region, self.config, session)
                 )
                 self.stats.watch(client)
                 if self.budgets is not None:

@@ -121,6 +121,9 @@ def lock_scope(connection: psycopg.Connection[Any], scope: Scope, lock_timeout: 
 
 def upsert_registries(engine: Engine, registries: Iterable[RegistryConfig]) -> None:
     """Store the declared registries (their labels are what repositories refer to)."""
+    registries = list(registries)
+    if not registries:
+        return
     with engine.begin() as connection, driver_connection(connection).cursor() as cursor:
         for registry in registries:
             cursor.execute(
