@@ -147,14 +147,14 @@ class Worker:
             log.exception("%s: sync failed", lease.label, extra={"scope": lease.label})
             due_in = min(self.options.interval, RETRY_SECONDS)
         finally:
+            with self._lock:  # first: the heartbeat stops renewing it, and takes its release for no loss
+                del self._running[lease]
+                self.metrics.leases.set(len(self._running))
             try:
                 with autocommit(self.engine) as connection:
                     leases.release(connection, self.name, lease, due_in=due_in, finished=finished)
             except Exception:  # its lease expires by itself
                 log.exception("%s: cannot release the lease", lease.label)
-            with self._lock:
-                del self._running[lease]
-                self.metrics.leases.set(len(self._running))
             self._wake.set()
 
     def _drain(self) -> None:
@@ -177,12 +177,14 @@ class Worker:
                 continue
             try:
                 with autocommit(self.engine) as connection:
-                    kept = leases.renew(connection, self.name, held, self.options.lease)
+                    kept = leases.renew(connection, self.name, list(held), self.options.lease)
             except Exception:
                 log.exception("cannot renew leases")
                 continue
             for lease, running in held.items():
-                if lease not in kept and running.thread.is_alive() and not running.cancelled.is_set():
+                with self._lock:
+                    still_held = self._running.get(lease) is running
+                if lease not in kept and still_held and not running.cancelled.is_set():
                     log.warning("%s: lease lost to another worker; stopping its sync", lease.label)
                     running.cancelled.set()
 
