@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import socket
 import threading
 import time
@@ -107,7 +108,7 @@ class Worker:
                     self._claim(regions)
                 except Exception:  # the database went away, say: log, and try again next turn
                     log.exception("worker loop")
-                self._wake.wait(POLL_SECONDS)
+                self._wake.wait(POLL_SECONDS * random.uniform(0.5, 1.5))  # workers out of step
                 self._wake.clear()
             self._drain()
         heartbeat_stop.set()
@@ -119,6 +120,9 @@ class Worker:
             room = self.options.concurrency - len(self._running)
         if regions.backlog >= self.options.concurrency:
             room = 0
+        # A few regions a turn: a worker that polls first does not take every due region,
+        # so workers share even a small fleet; a large one is paced by the backlog anyway.
+        room = min(room, max(1, self.options.concurrency // 4))
         if room <= 0:
             return
         with autocommit(self.engine) as connection:
