@@ -38,6 +38,7 @@ from sqlalchemy import Engine, create_engine, make_url, text
 from inventory.config import Settings
 from inventory.db import create, database_url, migrate
 from inventory.testing import AdminClient
+from inventory.testing.store import synthetic_digest
 
 REGIONS = ("us-east-1", "eu-west-1")
 # A worker whose DescribeImages pages hold ``page size`` images (argv[1]), then the CLI as usual.
@@ -191,13 +192,17 @@ def main() -> None:
         for images in (args.big // 10, args.big):
             admin.reset()
             for start in range(0, images, 1000):
-                tags = [{"imageTags": [f"v{i}"]} for i in range(start, min(images, start + 1000))]
-                admin.put_images("399999999999", "us-east-1", "big/app", tags)
+                # untagged: the emulator looks tags up image by image, quadratic over 100,000 images
+                batch = [{"imageDigest": synthetic_digest("big", i)} for i in range(start, min(images, start + 1000))]
+                admin.put_images("399999999999", "us-east-1", "big/app", batch)
             big_config = scratch / "big.toml"
             big_config.write_text(config_text(endpoint, ["399999999999"], ("us-east-1",)))
             url, engine = databases.fresh()
             big_args = argparse.Namespace(**{**vars(args), "page_size": 1000})
             _, (peak,) = run_workers(url, engine, big_config, 1, big_args, 1)
+            with engine.connect() as connection:
+                stored = connection.execute(text("SELECT count(*) FROM images")).scalar_one()
+            assert stored == images, f"{stored} images stored, {images} expected"
             peaks[images] = peak / 1024
             engine.dispose()
         databases.drop_all()

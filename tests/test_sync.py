@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from dbview import DatabaseView
 from sqlalchemy import Engine, text
 
 from inventory.cli import main
@@ -40,7 +41,7 @@ def registries_toml(endpoint: str, *, staging: bool = True, prod_regions: tuple[
 
 
 @dataclass
-class Inventory:
+class Inventory(DatabaseView):
     """The CLI on a fresh database, the emulator it reads, and a view of the rows."""
 
     config: Path
@@ -53,14 +54,6 @@ class Inventory:
 
     def write_config(self, **options: Any) -> None:
         self.config.write_text(registries_toml(self.endpoint, **options))
-
-    def rows(self, sql: str, **params: Any) -> list[Any]:
-        with self.engine.connect() as connection:
-            return list(connection.execute(text(sql), params))
-
-    def scalar(self, sql: str, **params: Any) -> Any:
-        with self.engine.connect() as connection:
-            return connection.execute(text(sql), params).scalar_one()
 
     def image_versions(self) -> list[Any]:
         return self.rows("SELECT image_digest, xmin::text FROM images ORDER BY 1")

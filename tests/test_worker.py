@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from dbview import DatabaseView
 from sqlalchemy import Engine, text
 from starlette.testclient import TestClient
 
@@ -47,7 +48,7 @@ def wait_until(condition: Callable[[], Any], timeout: float = 60, what: str = "c
 
 
 @dataclass
-class Fleet:
+class Fleet(DatabaseView):
     """Worker processes on a fresh database, the emulator they read, and a view of the rows."""
 
     engine: Engine
@@ -77,14 +78,6 @@ class Fleet:
     def stop(self, process: subprocess.Popen[str], timeout: float = 30) -> int:
         process.send_signal(signal.SIGTERM)
         return process.wait(timeout=timeout)
-
-    def rows(self, sql: str, **params: Any) -> list[Any]:
-        with self.engine.connect() as connection:
-            return list(connection.execute(text(sql), params))
-
-    def scalar(self, sql: str, **params: Any) -> Any:
-        with self.engine.connect() as connection:
-            return connection.execute(text(sql), params).scalar_one()
 
     def finished_regions(self) -> int:
         return int(self.scalar("SELECT count(*) FROM sync_scopes WHERE last_finished_at IS NOT NULL AND owner IS NULL"))

@@ -198,14 +198,15 @@ class Worker:
         signature = _signature(self.config_path)
         if signature == self._config_signature:
             return
-        self._config_signature = signature
         try:
             config = load_config(self.config_path)
         except ConfigError as exc:
+            self._config_signature = signature  # reported once, not at every turn
             for problem in exc.problems:
                 log.error("config not reloaded: %s", problem)
             return
-        self._declare(config)
+        self._declare(config)  # should the database fail here, the next turn tries again
+        self._config_signature = signature
         self.config = config
         log.info("config reloaded: %d registries", len(config.registries))
 
