@@ -11,7 +11,6 @@ is recorded as failed and left untouched.
 
 from __future__ import annotations
 
-import logging
 import tempfile
 import threading
 import time
@@ -34,7 +33,6 @@ from inventory.sync.planfile import PlannedScope, PlanReader, PlanWriter, ScopeF
 from inventory.sync.planner import Planner, repository_row
 from inventory.worker.leases import Lease
 
-log = logging.getLogger("inventory.worker")
 _T = TypeVar("_T")
 
 
