@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from inventory.aws.errors import is_throttling
+from inventory.aws.errors import is_throttled
 
 
 class RateBudget:
@@ -100,7 +100,7 @@ class Budgets:
         def answered(response: Any = None, **_: Any) -> None:
             if response is None:  # a connection error: not the service's verdict on our rate
                 return
-            if is_throttling(response[1].get("Error", {}).get("Code")):
+            if is_throttled(response):
                 budget.throttled()
             else:
                 budget.succeeded()

@@ -21,7 +21,7 @@ from botocore.session import get_session
 from botocore.utils import parse_timestamp as botocore_parse_timestamp
 
 from inventory.aws.budget import Budgets
-from inventory.aws.errors import is_throttling
+from inventory.aws.errors import is_throttled
 from inventory.config import ECR_PUBLIC_REGION, RegistryConfig
 
 if TYPE_CHECKING:
@@ -138,7 +138,7 @@ class CallCounter:
         self._counts().api_calls += 1
 
     def _answered(self, response: Any = None, **_: Any) -> None:
-        if response is not None and is_throttling(response[1].get("Error", {}).get("Code")):
+        if is_throttled(response):
             self._counts().throttled_calls += 1
 
     def snapshot(self) -> CallStats:

@@ -11,6 +11,8 @@ fatal           anything else is a bug and propagates
 
 from __future__ import annotations
 
+from typing import Any
+
 from botocore.exceptions import BotoCoreError, ClientError
 
 from inventory.errors import InventoryError
@@ -39,5 +41,6 @@ def classify(exc: Exception) -> ScopeUnobservable | None:
     return None
 
 
-def is_throttling(code: str | None) -> bool:
-    return code in THROTTLING_CODES
+def is_throttled(response: Any) -> bool:
+    """Whether a response as botocore's ``needs-retry`` event gives it ((http, parsed) or None) is throttling."""
+    return response is not None and response[1].get("Error", {}).get("Code") in THROTTLING_CODES

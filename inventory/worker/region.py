@@ -133,7 +133,7 @@ class RegionSync:
                 tasks.append(self._submit(self._sync, planner, repository.scope(), None, None, cancelled))
         wait(tasks)
         for task in tasks:
-            applied = None if task.cancelled() else task.result()
+            applied = task.result()  # None: cancelled before it started
             if applied is None:
                 result.complete = False
                 continue
