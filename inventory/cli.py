@@ -22,11 +22,9 @@ from inventory.durations import parse_duration
 from inventory.errors import ConfigError, InventoryError
 from inventory.logs import LogFormat
 from inventory.logs import configure as configure_logs
-from inventory.sync.apply import apply_plan
 from inventory.sync.planfile import PlanReader
-from inventory.sync.planner import Target
-from inventory.sync.render import render_plan
-from inventory.sync.runner import plan_to_file
+from inventory.sync.render import DETAIL_LIMIT, render_applied, render_plan, summary_line
+from inventory.sync.runner import SyncResult, Target, apply_plan, plan_to_file, sync_fleet
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -138,7 +136,7 @@ def plan(
     """Show what apply would change: + new images, ~ changed, - gone."""
     config = read_config(config_file)
     with tempfile.TemporaryDirectory(prefix="inventory-plan-") as scratch:
-        engine, reader = _plan(config, targets, out or Path(scratch) / "plan.jsonl.gz")
+        engine, reader = _plan(config, targets, out or Path(scratch) / "plan")
         counts = render_plan(reader, click.echo, verbose=verbose)
     engine.dispose()
     if reader.failures:
@@ -166,23 +164,46 @@ def apply(
     targets: tuple[str, ...],
     verbose: bool,
 ) -> None:
-    """Converge the inventory to what the registries hold (a saved plan applies exactly what it showed)."""
+    """Converge the inventory to what the registries hold (a saved plan applies exactly what it showed).
+
+    With --auto-approve and no saved plan, each repository's pages are written as they are fetched.
+    """
     from inventory.db import open_inventory
 
-    with tempfile.TemporaryDirectory(prefix="inventory-plan-") as scratch:
-        if planfile is not None:
-            if targets:
-                raise click.UsageError("--target cannot be used with a saved plan: it was fixed when planned")
-            reader = PlanReader(planfile)
-            engine = open_inventory(Settings())
-        else:
-            engine, reader = _plan(read_config(config_file), targets, Path(scratch) / "plan.jsonl.gz")
-        counts = render_plan(reader, click.echo, verbose=verbose)
-        if counts.total and planfile is None and not auto_approve:
-            _confirm()
-        result = apply_plan(engine, reader, reader.registries, lock_timeout=lock_timeout)
-    engine.dispose()
-    for failure in result.failures[len(reader.failures) :]:  # the plan's own were shown with it
+    if planfile is not None and targets:
+        raise click.UsageError("--target cannot be used with a saved plan: it was fixed when planned")
+    if planfile is None and auto_approve:
+        config = read_config(config_file)
+        parsed = [Target.parse(target) for target in targets]
+        settings = Settings()
+        engine = open_inventory(settings)
+        result = sync_fleet(
+            engine, config, aws_max_attempts=settings.aws_max_attempts, targets=parsed, lock_timeout=lock_timeout,
+            interactive=sys.stderr.isatty(), keep=sys.maxsize if verbose else DETAIL_LIMIT,
+            on_scope=lambda scope: render_applied(scope, click.echo),
+        )  # fmt: skip
+        engine.dispose()
+        shown = 0
+        click.echo("")
+        click.echo(summary_line(result.counts))
+    else:
+        with tempfile.TemporaryDirectory(prefix="inventory-plan-") as scratch:
+            if planfile is not None:
+                reader = PlanReader(planfile)
+                engine = open_inventory(Settings())
+            else:
+                engine, reader = _plan(read_config(config_file), targets, Path(scratch) / "plan")
+            counts = render_plan(reader, click.echo, verbose=verbose)
+            if counts.total and planfile is None:
+                _confirm()
+            result = apply_plan(engine, reader, lock_timeout=lock_timeout)
+        engine.dispose()
+        shown = len(reader.failures)  # the plan's own were shown with it
+    _report_applied(result, shown)
+
+
+def _report_applied(result: SyncResult, shown: int) -> None:
+    for failure in result.failures[shown:]:
         click.echo(f"Error: {failure.label}: {failure.code}: {failure.message}", err=True)
     applied = result.counts
     click.echo(f"Apply complete: {applied.add} added, {applied.change} changed, {applied.remove} removed.")
@@ -302,21 +323,24 @@ def worker(
 
 
 @main.command()
+@config_option
 @reports_errors
-def status() -> None:
+def status(config_file: Path | None) -> None:
     """How fresh each declared registry region is: stale or failing ones first."""
     from rich.console import Console
     from rich.table import Table
 
-    from inventory.db import open_inventory
-    from inventory.status import REGION_STATUS, RegionStatus, worst_first
+    from inventory.db import driver_connection, open_inventory
+    from inventory.status import declared_statuses
 
+    path = Settings().config_path(config_file)
+    config = load_config(path)
     engine = open_inventory(Settings())
     with engine.connect() as connection:
-        statuses = worst_first([RegionStatus.from_row(row) for row in connection.execute(REGION_STATUS)])
+        statuses = declared_statuses(config, connection=driver_connection(connection))
     engine.dispose()
     if not statuses:
-        click.echo("No registries yet: `inventory apply` (or a worker) records the ones the config declares.")
+        click.echo(f"No registries declared in {path}.")
         return
     table = Table(title="Sync status")
     for column in ("registry", "region", "state", "last success", "stale since"):

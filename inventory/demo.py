@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -14,9 +12,8 @@ from sqlalchemy import Engine, text
 from inventory.api.app import serve as serve_api
 from inventory.config import Settings, load_config
 from inventory.db import database_url, describe, open_inventory
-from inventory.sync.apply import apply_plan
-from inventory.sync.render import render_plan
-from inventory.sync.runner import plan_to_file
+from inventory.sync.render import render_applied, summary_line
+from inventory.sync.runner import sync_fleet
 from inventory.testing import Emulator
 from inventory.testing.seed import demo_config, seed_demo
 
@@ -33,7 +30,8 @@ _SUMMARY = text(
            count(i.image_digest) FILTER (WHERE (i.finding_severity_counts->>'CRITICAL')::int > 0)
     FROM repositories r
     JOIN registries g ON g.name = r.registry_name
-    LEFT JOIN images i ON (i.registry_id, i.region, i.repository_name) = (r.registry_id, r.region, r.repository_name)
+    LEFT JOIN images i ON (i.registry_type, i.registry_id, i.region, i.repository_name)
+                          = (r.registry_type, r.registry_id, r.region, r.repository_name)
                       AND i.removed_at IS NULL
     WHERE r.removed_at IS NULL
     GROUP BY 1, 2, 3 ORDER BY 1, 3
@@ -53,7 +51,7 @@ def run_demo(settings: Settings, *, serve: tuple[str, int] | None = None) -> Non
     with console.status("starting the inventory database"):
         engine = open_inventory(settings)
     console.print(f"inventory database ready: {describe(settings)}")
-    with Emulator() as emulator, tempfile.TemporaryDirectory(prefix="inventory-demo-") as scratch:
+    with Emulator() as emulator:
         seed_demo(emulator.store)
         console.print(f"ECR emulator listening on {emulator.url}")
         settings.home.mkdir(parents=True, exist_ok=True)
@@ -61,13 +59,12 @@ def run_demo(settings: Settings, *, serve: tuple[str, int] | None = None) -> Non
         path.write_text(demo_config(emulator.url), encoding="utf-8")
         console.print(f"demo configuration written to {path}\n")
         config = load_config(path)
-        reader = plan_to_file(
-            engine, config, Path(scratch) / "plan.jsonl.gz",
-            aws_max_attempts=settings.aws_max_attempts, interactive=console.is_terminal,
+        result = sync_fleet(
+            engine, config, aws_max_attempts=settings.aws_max_attempts, interactive=console.is_terminal,
+            on_scope=lambda scope: render_applied(scope, console.print),
         )  # fmt: skip
-        render_plan(reader, console.print)
-        result = apply_plan(engine, reader, config.registries, lock_timeout=30)
         applied = result.counts
+        console.print(f"\n{summary_line(applied)}")
         console.print(f"Apply complete: {applied.add} added, {applied.change} changed, {applied.remove} removed.\n")
         console.print(_summary(engine))
         engine.dispose()

@@ -11,10 +11,21 @@ import pytest
 
 from inventory.config import RegistryConfig
 from inventory.durations import parse_duration
-from inventory.sync.plan import Counts, Entry, PageDiff, Scope, StoredImage, change_entries
-from inventory.sync.planfile import PlanFileError, PlanReader, PlanWriter, ScopeFailure, ScopeStats
-from inventory.sync.planner import Target, TargetError
+from inventory.errors import PlanFileError, TargetError
+from inventory.sync.plan import (
+    Counts,
+    Entry,
+    PageDiff,
+    RepositoryDescription,
+    Scope,
+    ScopeFailure,
+    ScopeStats,
+    StoredImage,
+    change_entries,
+)
+from inventory.sync.planfile import PlanReader, PlanWriter
 from inventory.sync.render import entry_lines, summary_line
+from inventory.sync.runner import Target
 from inventory.sync.transform import FIELDS, as_dict, changed_fields, fingerprint, image_values
 
 PUSHED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -106,12 +117,12 @@ def write_plan(path: Path) -> Counts:
     _, values = image_values(DETAIL)
     registry = RegistryConfig(name="prod", account_id="111111111111", regions=("us-east-1",))
     with PlanWriter(path, [registry]) as writer:
-        writer.begin_scope(SCOPE, "3:2026", {"repository_arn": "arn", "repository_uri": "uri", "created_at": None})
+        writer.begin_scope(SCOPE, "3:2026", RepositoryDescription("arn", "uri"), False)
         writer.entries([Entry("+", "sha256:" + "1" * 64, values, fingerprint=b"f" * 16)])
         writer.entries([Entry("-", "sha256:" + "2" * 64, None, values)])
         writer.end_scope(ScopeStats(2, 1, 0))
         failed = Scope("prod", "ecr", "111111111111", "us-east-1", "app/broken")
-        writer.begin_scope(failed, "0:-", {})
+        writer.begin_scope(failed, "0:-", RepositoryDescription(), True)
         writer.entries([Entry("+", "sha256:" + "3" * 64, values)])
         writer.end_scope(ScopeStats(), ScopeFailure.of(failed, "AccessDeniedException", "no"))
         writer.failure(ScopeFailure("prod", "111111111111", "eu-west-1", None, "ThrottlingException", "slow"))
@@ -129,8 +140,10 @@ def test_plan_files_round_trip(tmp_path: Path) -> None:
     (planned,) = list(reader.scopes(entries=False))  # the failed scope is skipped
     assert planned.scope == SCOPE and planned.counts.as_list() == [1, 0, 1]
     assert planned.stats == ScopeStats(2, 1, 0)
+    assert planned.repository == RepositoryDescription("arn", "uri") and not planned.row_changed
     scopes = reader.scopes()
     planned = next(scopes)
+    assert planned.counts.as_list() == [1, 0, 1]  # whole before its entries are read
     entries = list(planned.entries)  # read before asking for the next scope
     assert next(scopes, None) is None
     assert [(e.symbol, e.image_digest[-1]) for e in entries] == [("+", "1"), ("-", "2")]

@@ -1,44 +1,41 @@
-"""AWS errors, classified once at the boundary.
+"""AWS errors, classified once at the boundary (see the tree in ``inventory.errors``).
 
 retryable       throttling and transient faults: botocore's standard retry mode
                 retries them; what survives the retries becomes scope-skipping
-scope-skipping  the scope cannot be fully observed (access denied, throttled past
-                the retries, ServerException, an expired nextToken, a repository
-                deleted between pages, a network failure, a malformed response):
-                it is reported and its stored rows are left untouched
+scope-skipping  botocore's ``ClientError`` (an error AWS answered) and ``BotoCoreError``
+                (the network, credentials, a timeout): ``ScopeUnobservable``, raised by
+                ``aws_calls`` around the calls themselves and nowhere else
 fatal           anything else is a bug and propagates
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from inventory.errors import InventoryError
+from inventory.errors import ScopeUnobservable
 
 THROTTLING_CODES = frozenset({"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"})
 
 
-class ScopeUnobservable(InventoryError):
-    """A scope could not be fully observed."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-
-
-def classify(exc: Exception) -> ScopeUnobservable | None:
-    """The scope-skipping form of ``exc``, or None when it is not an AWS failure."""
+def unobservable(exc: ClientError | BotoCoreError) -> ScopeUnobservable:
+    """The scope-skipping form of an AWS or network failure."""
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
-        return ScopeUnobservable(error.get("Code", "Unknown"), error.get("Message", str(exc)))
-    if isinstance(exc, BotoCoreError):
-        return ScopeUnobservable(type(exc).__name__, str(exc))
-    if isinstance(exc, KeyError | TypeError):
-        return ScopeUnobservable("MalformedResponse", f"missing or malformed field {exc}")
-    return None
+        return ScopeUnobservable(error.get("Message", str(exc)), code=error.get("Code", "Unknown"))
+    return ScopeUnobservable(str(exc), code=type(exc).__name__)
+
+
+@contextmanager
+def aws_calls() -> Iterator[None]:
+    """Around AWS calls only: what AWS or the network did becomes ``ScopeUnobservable``."""
+    try:
+        yield
+    except (ClientError, BotoCoreError) as exc:
+        raise unobservable(exc) from exc
 
 
 def is_throttled(response: Any) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 from inventory.sync.transform import Values, changed_fields, fingerprint
@@ -34,9 +35,65 @@ class Scope:
         return f"{self.registry_name}/{self.region}/{self.repository_name}"
 
     @property
-    def key(self) -> tuple[str, str, str]:
-        """The repository's identity in the inventory."""
-        return (self.registry_id, self.region, self.repository_name)
+    def key(self) -> tuple[str, str, str, str]:
+        """The repository's identity in the inventory, in the order of its primary key."""
+        return (self.registry_type, self.registry_id, self.region, self.repository_name)
+
+
+@dataclass(frozen=True)
+class RepositoryDescription:
+    """What ``DescribeRepositories`` says of a repository, as stored."""
+
+    repository_arn: str | None = None
+    repository_uri: str | None = None
+    created_at: datetime | None = None
+
+    @classmethod
+    def of(cls, description: Mapping[str, Any]) -> RepositoryDescription:
+        created = description.get("createdAt")
+        return cls(
+            description.get("repositoryArn"),
+            description.get("repositoryUri"),
+            created if isinstance(created, datetime) else None,
+        )
+
+
+@dataclass(frozen=True)
+class StoredRepository:
+    """A repository the inventory holds as present, as last described."""
+
+    scope: Scope
+    description: RepositoryDescription
+
+
+@dataclass
+class ScopeFailure:
+    """A scope (or a whole registry region, ``repository_name`` None) that failed."""
+
+    registry_name: str
+    registry_id: str
+    region: str
+    repository_name: str | None
+    code: str
+    message: str
+
+    @classmethod
+    def of(cls, scope: Scope, code: str, message: str) -> ScopeFailure:
+        return cls(scope.registry_name, scope.registry_id, scope.region, scope.repository_name, code, message)
+
+    @property
+    def label(self) -> str:
+        parts = (self.registry_name, self.region, self.repository_name)
+        return "/".join(part for part in parts if part)
+
+
+@dataclass
+class ScopeStats:
+    """What observing a scope took: images listed, API calls, throttled calls."""
+
+    images_seen: int = 0
+    api_calls: int = 0
+    throttled_calls: int = 0
 
 
 @dataclass(frozen=True)
@@ -137,3 +194,21 @@ def change_entries(candidates: Iterable[Candidate], stored: Mapping[str, tuple[V
 def removal_entries(stored: Mapping[str, tuple[Values, bool]]) -> Iterator[Entry]:
     for digest, (before, _) in stored.items():
         yield Entry("-", digest, None, before)
+
+
+@dataclass
+class PlannedScope:
+    """One scope of a saved plan: what to write, and the state it was planned against.
+
+    ``version`` is the stored images' version when planned; ``repository`` the listed
+    description (None: the repository is gone); ``row_changed`` whether the repository's
+    own row must be written even with no image entries.
+    """
+
+    scope: Scope
+    version: str
+    repository: RepositoryDescription | None
+    row_changed: bool
+    stats: ScopeStats
+    counts: Counts
+    entries: Iterator[Entry] = field(default_factory=lambda: iter(()))

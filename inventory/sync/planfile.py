@@ -2,8 +2,8 @@
 
 The file is a sequence of framed records (a kind byte, a 4-byte length, a pickle):
 
-    H  header   (format, created_at, the declared registries)
-    S  scope    (scope fields, state version, repository description | None)
+    H  header   (format, created_at, the declared registries, the --targets)
+    S  scope    (scope fields, state version, repository description | None, row changed?)
     E  entries  (a page's worth of entries)
     Z  end      (stats, counts, failure | None)   closes the scope
     F  failure  a registry region whose repositories could not be listed
@@ -21,16 +21,24 @@ import io
 import pickle
 import struct
 from collections.abc import Iterable, Iterator
-from dataclasses import astuple, dataclass, field
+from dataclasses import astuple
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
 from inventory.config import RegistryConfig
-from inventory.errors import InventoryError
-from inventory.sync.plan import Counts, Entry, Scope
+from inventory.errors import PlanFileError
+from inventory.sync.plan import (
+    Counts,
+    Entry,
+    PlannedScope,
+    RepositoryDescription,
+    Scope,
+    ScopeFailure,
+    ScopeStats,
+)
 
-FORMAT = 2
+FORMAT = 3
 _FRAME = struct.Struct("<cI")
 _OFFSET = struct.Struct("<Q")
 _SAFE_GLOBALS = {
@@ -40,10 +48,6 @@ _SAFE_GLOBALS = {
     ("dateutil.tz.tz", "tzutc"),
     ("dateutil.tz.tz", "tzlocal"),
 }
-
-
-class PlanFileError(InventoryError):
-    """The plan file cannot be used."""
 
 
 class _Unpickler(pickle.Unpickler):
@@ -57,56 +61,21 @@ def _load(payload: bytes) -> Any:
     return _Unpickler(io.BytesIO(payload)).load()
 
 
-@dataclass
-class ScopeFailure:
-    """A scope (or a whole registry region, ``repository_name`` None) that failed."""
-
-    registry_name: str
-    registry_id: str
-    region: str
-    repository_name: str | None
-    code: str
-    message: str
-
-    @classmethod
-    def of(cls, scope: Scope, code: str, message: str) -> ScopeFailure:
-        return cls(scope.registry_name, scope.registry_id, scope.region, scope.repository_name, code, message)
-
-    @property
-    def label(self) -> str:
-        parts = (self.registry_name, self.region, self.repository_name)
-        return "/".join(part for part in parts if part)
-
-
-@dataclass
-class ScopeStats:
-    """What observing a scope took: images listed, API calls, throttled calls."""
-
-    images_seen: int = 0
-    api_calls: int = 0
-    throttled_calls: int = 0
-
-
-@dataclass
-class PlannedScope:
-    scope: Scope
-    version: str
-    repository: dict[str, Any] | None
-    entries: Iterator[Entry]
-    stats: ScopeStats = field(default_factory=ScopeStats)
-    counts: Counts = field(default_factory=Counts)
-
-
 class PlanWriter:
     """Appends a plan to ``path`` as it is computed; keeps the totals for the trailer."""
 
-    def __init__(self, path: Path, registries: Iterable[RegistryConfig]) -> None:
+    def __init__(self, path: Path, registries: Iterable[RegistryConfig], targets: Iterable[object] = ()) -> None:
         self.path = path
         self.counts = Counts()
         self.failures: list[ScopeFailure] = []
         self._scope_counts = Counts()
         self._file: IO[bytes] = path.open("wb")
-        header = (FORMAT, datetime.now(UTC).isoformat(), [r.model_dump(mode="json") for r in registries])
+        header = (
+            FORMAT,
+            datetime.now(UTC).isoformat(),
+            [r.model_dump(mode="json") for r in registries],
+            [str(target) for target in targets],
+        )
         self._write(b"H", header)
 
     def _write(self, kind: bytes, record: Any) -> None:
@@ -114,9 +83,11 @@ class PlanWriter:
         self._file.write(_FRAME.pack(kind, len(payload)))
         self._file.write(payload)
 
-    def begin_scope(self, scope: Scope, version: str, repository: dict[str, Any] | None) -> None:
+    def begin_scope(
+        self, scope: Scope, version: str, repository: RepositoryDescription | None, row_changed: bool
+    ) -> None:
         self._scope_counts = Counts()
-        self._write(b"S", (astuple(scope), version, repository))
+        self._write(b"S", (astuple(scope), version, None if repository is None else astuple(repository), row_changed))
 
     def entries(self, entries: list[Entry]) -> None:
         if not entries:
@@ -176,16 +147,16 @@ class PlanReader:
             raise PlanFileError(f"{path}: not a plan file, or a truncated one") from None
         self.created_at: str = header[1]
         self.registries = [RegistryConfig.model_validate(r) for r in header[2]]
+        self.targets: list[str] = header[3]
         self.counts = Counts(*trailer[0])
         self.failures = [ScopeFailure(*failure) for failure in trailer[1]]
         self._failed = {failure.label for failure in self.failures}
 
     def scopes(self, *, entries: bool = True) -> Iterator[PlannedScope]:
-        """The scopes that were fully observed, in plan order.
+        """The scopes that were fully observed, in plan order, each with its stats and counts.
 
-        With ``entries``, each scope's entries stream from ``planned.entries``: consume
-        them before asking for the next scope. Without, entry records are skipped unread
-        and ``planned.counts`` and ``planned.stats`` are set at once.
+        With ``entries``, each scope's entries stream from ``planned.entries`` (consume them
+        before asking for the next scope); without, entry records are skipped unread.
         """
         with self.path.open("rb") as file:
             _read(file)  # the header
@@ -195,16 +166,21 @@ class PlanReader:
                     return
                 if kind != b"S":
                     continue
-                planned = PlannedScope(Scope(*record[0]), record[1], record[2], iter(()))
-                if planned.scope.label in self._failed or not entries:
-                    _skip_to_end(file, planned)
-                    if planned.scope.label not in self._failed:
-                        yield planned
+                start = file.tell()
+                stats, counts = _scope_end(file)  # read ahead: a scope is whole before it is yielded
+                scope = Scope(*record[0])
+                if scope.label in self._failed:
                     continue
-                planned.entries = _entries(file, planned)
-                yield planned
-                for _ in planned.entries:  # skip what the caller did not read
-                    pass
+                description = None if record[2] is None else RepositoryDescription(*record[2])
+                planned = PlannedScope(scope, record[1], description, record[3], stats, counts)
+                if entries:
+                    end = file.tell()
+                    file.seek(start)
+                    planned.entries = _entries(file)
+                    yield planned
+                    file.seek(end)
+                else:
+                    yield planned
 
 
 def _read(file: IO[bytes], skip: bytes = b"") -> tuple[bytes, Any]:
@@ -218,24 +194,18 @@ def _read(file: IO[bytes], skip: bytes = b"") -> tuple[bytes, Any]:
     return kind, _load(payload)
 
 
-def _close(record: Any, planned: PlannedScope) -> None:
-    planned.stats = ScopeStats(*record[0])
-    planned.counts = Counts(*record[1])
-
-
-def _skip_to_end(file: IO[bytes], planned: PlannedScope) -> None:
+def _scope_end(file: IO[bytes]) -> tuple[ScopeStats, Counts]:
+    """Skip to the end of the scope: its stats and counts."""
     while True:
         kind, record = _read(file, skip=b"E")
         if kind == b"Z":
-            _close(record, planned)
-            return
+            return ScopeStats(*record[0]), Counts(*record[1])
 
 
-def _entries(file: IO[bytes], planned: PlannedScope) -> Iterator[Entry]:
+def _entries(file: IO[bytes]) -> Iterator[Entry]:
     while True:
         kind, record = _read(file)
         if kind == b"Z":
-            _close(record, planned)
             return
         for fields in record:
             yield Entry(*fields)

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import sys
 from types import TracebackType
-from typing import TextIO
+from typing import Protocol, TextIO
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as Bars
+
+
+class Progress(Protocol):
+    def scope_started(self, label: str) -> None: ...
+    def images_fetched(self, count: int) -> None: ...
+    def scope_finished(self, label: str, summary: str) -> None: ...
 
 
 class LogProgress:
@@ -36,7 +43,7 @@ class TerminalProgress:
     """Scopes planned and images fetched, live, on stderr."""
 
     def __init__(self) -> None:
-        self._progress = Progress(
+        self._progress = Bars(
             TextColumn("{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),

@@ -6,12 +6,14 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from inventory.sync.engine import ScopeResult
 from inventory.sync.plan import Counts, Entry
 from inventory.sync.planfile import PlanReader
 from inventory.sync.transform import FIELDS, Values
 
 DETAIL_LIMIT = 100
-"""Plans with more entries than this are summarised per repository unless --verbose."""
+"""Plans (and, when applied unattended, scopes) with more entries than this are summarised per
+repository unless --verbose."""
 
 _SHOWN_ON_ADD = ("image_tags", "image_size_in_bytes", "image_pushed_at", "image_status")
 
@@ -73,3 +75,18 @@ def render_plan(reader: PlanReader, echo: Callable[[str], None], *, verbose: boo
     echo("")
     echo(summary_line(reader.counts))
     return reader.counts
+
+
+def render_applied(result: ScopeResult, echo: Callable[[str], None]) -> None:
+    """Print one scope as it was applied unattended: its entries when they were all kept
+    (``RegionSync.keep``), else its counts."""
+    counts = result.counts
+    if result.failure is not None or not counts.total:
+        return
+    if len(result.shown) == counts.total:
+        echo(f"{result.scope.label}:")
+        for entry in result.shown:
+            for line in entry_lines(entry):
+                echo(line)
+    else:
+        echo(f"{result.scope.label}: {counts_phrase(counts)}")

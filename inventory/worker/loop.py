@@ -29,11 +29,12 @@ from inventory.aws.clients import ClientFactory
 from inventory.config import InventoryConfig, load_config
 from inventory.db import autocommit
 from inventory.errors import ConfigError
-from inventory.sync.apply import upsert_registries
+from inventory.sync.engine import RegionSync
+from inventory.tables import registries
 from inventory.worker import leases
 from inventory.worker.leases import Lease
 from inventory.worker.metrics import WorkerMetrics
-from inventory.worker.region import RegionResult, RegionSync, ScopeReport
+from inventory.worker.region import RegionPool, RegionResult, ScopeReport
 
 log = logging.getLogger("inventory.worker")
 
@@ -97,10 +98,8 @@ class Worker:
             self.options.concurrency, self.options.lease,
         )  # fmt: skip
         with ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="sync") as pool:
-            regions = RegionSync(
-                self.engine, clients, pool, worker=self.name,
-                lock_timeout=self.options.lock_timeout, report=self._report,
-            )  # fmt: skip
+            sync = RegionSync(self.engine, clients, worker=self.name, lock_timeout=self.options.lock_timeout)
+            regions = RegionPool(sync, pool, report=self._report)
             while not stop.is_set():
                 self.metrics.last_tick = time.monotonic()
                 try:
@@ -115,7 +114,7 @@ class Worker:
         heartbeat.join()
         log.info("worker %s stopped", self.name)
 
-    def _claim(self, regions: RegionSync) -> None:
+    def _claim(self, regions: RegionPool) -> None:
         with self._lock:
             room = self.options.concurrency - len(self._running)
         if regions.backlog >= self.options.concurrency:
@@ -138,7 +137,7 @@ class Worker:
                 self.metrics.leases.set(len(self._running))
             running.thread.start()
 
-    def _sync_region(self, regions: RegionSync, lease: Lease, config: InventoryConfig, running: _Running) -> None:
+    def _sync_region(self, regions: RegionPool, lease: Lease, config: InventoryConfig, running: _Running) -> None:
         started = time.monotonic()
         due_in, finished = self.options.interval, False
         try:
@@ -211,8 +210,8 @@ class Worker:
         log.info("config reloaded: %d registries", len(config.registries))
 
     def _declare(self, config: InventoryConfig) -> None:
-        upsert_registries(self.engine, config.registries)
         with autocommit(self.engine) as connection:
+            registries.upsert(config.registries, connection=connection)
             leases.reconcile(connection, config)
 
     def _report(self, report: ScopeReport) -> None:

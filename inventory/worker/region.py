@@ -1,57 +1,38 @@
-"""One registry region, converged by a worker: its repositories planned and applied in parallel.
+"""A leased registry region, synced on the worker's pool with the one region sync (``inventory.sync.engine``).
 
-The region's repositories are listed (one task), then each repository is a task
-on the worker's shared thread pool: plan it into a plan file of its own (pages
-streamed, so memory stays flat however many images it holds), then apply that
-file in one transaction, exactly as ``inventory apply`` would. Repositories the
-registry no longer lists, or every repository of a region the config no longer
-declares, are planned for removal. A region whose repositories cannot be listed
-is recorded as failed and left untouched.
+The region's listing is one task; each of its scopes is a task of its own on the
+worker's shared pool (``RegionSync.sync``, exactly what ``apply --auto-approve``
+runs), and once all are done the region's bookkeeping is written in one
+transaction. A defect of ours in one scope is logged with its traceback and
+recorded as a failed run with code ``InternalError``; the other scopes go on.
 """
 
 from __future__ import annotations
 
-import tempfile
+import logging
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, wait
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine
-
-from inventory.aws.clients import ClientFactory
-from inventory.aws.errors import classify
 from inventory.config import InventoryConfig, RegistryConfig
-from inventory.db import autocommit
-from inventory.sync import state
-from inventory.sync.apply import ApplyResult, apply_plan, record_failure
-from inventory.sync.plan import Counts, Scope
-from inventory.sync.planfile import PlannedScope, PlanReader, PlanWriter, ScopeFailure
-from inventory.sync.planner import Planner, repository_row
+from inventory.errors import ScopeUnobservable
+from inventory.sync.engine import Region, RegionSync, ScopeResult, Unit
+from inventory.sync.plan import Counts, ScopeFailure, ScopeStats
 from inventory.worker.leases import Lease
+
+log = logging.getLogger("inventory.worker")
 
 _T = TypeVar("_T")
 
-
-class _Silent:
-    """Planning progress: the worker logs scopes once applied instead."""
-
-    def scope_started(self, label: str) -> None:
-        pass
-
-    def images_fetched(self, count: int) -> None:
-        pass
-
-    def scope_finished(self, label: str, summary: str) -> None:
-        pass
+INTERNAL_ERROR = "InternalError"
+"""The code of a scope that failed on a defect of ours (the traceback is in the worker's log)."""
 
 
 @dataclass
 class RegionResult:
-    """What one sync of a registry region did; ``complete`` when every repository was attempted."""
+    """What one sync of a registry region did; ``complete`` when every scope was attempted."""
 
     counts: Counts = field(default_factory=Counts)
     failures: list[ScopeFailure] = field(default_factory=list)
@@ -60,7 +41,7 @@ class RegionResult:
 
 @dataclass(frozen=True)
 class ScopeReport:
-    """One repository synced, for logs and metrics."""
+    """One scope (or a region that could not be listed) synced, for logs and metrics."""
 
     label: str
     counts: Counts | None
@@ -69,25 +50,19 @@ class ScopeReport:
     api_calls: int = 0
     throttled_calls: int = 0
 
+    @classmethod
+    def of(cls, result: ScopeResult) -> ScopeReport:
+        counts = None if result.failure is not None else result.counts
+        stats = result.stats
+        return cls(result.scope.label, counts, result.failure, result.seconds, stats.api_calls, stats.throttled_calls)
 
-class RegionSync:
-    """Converges registry regions on ``pool``; tells ``report`` of every repository synced."""
 
-    def __init__(
-        self,
-        engine: Engine,
-        clients: ClientFactory,
-        pool: Executor,
-        *,
-        worker: str,
-        lock_timeout: float,
-        report: Callable[[ScopeReport], None],
-    ) -> None:
-        self.engine = engine
-        self.clients = clients
+class RegionPool:
+    """Syncs leased regions on ``pool``; tells ``report`` of every scope synced."""
+
+    def __init__(self, sync: RegionSync, pool: Executor, *, report: Callable[[ScopeReport], None]) -> None:
+        self.sync = sync
         self.pool = pool
-        self.worker = worker
-        self.lock_timeout = lock_timeout
         self.report = report
         self.backlog = 0
         """Tasks submitted and not yet started: the worker claims no more regions while it is large."""
@@ -105,89 +80,55 @@ class RegionSync:
         return self.pool.submit(started)
 
     def run(self, lease: Lease, config: InventoryConfig, cancelled: threading.Event) -> RegionResult:
-        """Sync the region ``lease`` holds; stop starting repositories once ``cancelled`` is set."""
+        """Sync the region ``lease`` holds; stop starting scopes once ``cancelled`` is set."""
         result = RegionResult()
-        planner = Planner(self.engine, config, self.clients, _Silent())
-        registry = _declared(config, lease)
-        observed: set[tuple[str, str, str]] = set()
-        tasks: list[Future[ApplyResult | None]] = []
-        if registry is not None:
-            listed = self._submit(self._list, planner, registry, lease, cancelled).result()
-            if isinstance(listed, ScopeFailure):
-                result.failures.append(listed)
-                return result
-            if listed is None:
-                result.complete = False
-                return result
-            client, descriptions = listed
-            for description in descriptions:
-                scope = Scope(registry.name, registry.type, registry.account_id, lease.region,
-                              description["repositoryName"])  # fmt: skip
-                observed.add(scope.key)
-                row = repository_row(description)
-                tasks.append(self._submit(self._sync, planner, scope, client, row, cancelled))
-        with autocommit(self.engine) as connection:
-            live = state.live_repositories(connection, lease.registry_name, lease.region)
-        for repository in live:
-            if repository.scope().key not in observed:
-                tasks.append(self._submit(self._sync, planner, repository.scope(), None, None, cancelled))
+        region = Region(lease.registry_name, lease.region, _declared(config, lease))
+        key = (lease.registry_name, lease.region)
+        listed = self._submit(self._units, region, cancelled).result()
+        if listed is None:
+            result.complete = False
+            return result
+        if isinstance(listed, ScopeFailure):
+            self.sync.finish(key, [], complete=False, failures=[listed])
+            self.report(ScopeReport(region.label, None, listed, 0.0))
+            result.failures.append(listed)
+            return result
+        tasks = [self._submit(self._sync, unit, cancelled) for unit in listed]
         wait(tasks)
-        for task in tasks:
-            applied = task.result()  # None: cancelled before it started
-            if applied is None:
-                result.complete = False
-                continue
-            result.counts += applied.counts
-            result.failures.extend(applied.failures)
+        synced = [scope for scope in (task.result() for task in tasks) if scope is not None]
+        result.complete = len(synced) == len(tasks)
+        self.sync.finish(key, synced, complete=result.complete)
+        for scope in synced:
+            result.counts += scope.counts
+            if scope.failure is not None:
+                result.failures.append(scope.failure)
         return result
 
-    def _list(
-        self, planner: Planner, registry: RegistryConfig, lease: Lease, cancelled: threading.Event
-    ) -> tuple[Any, list[dict[str, Any]]] | ScopeFailure | None:
+    def _units(self, region: Region, cancelled: threading.Event) -> list[Unit] | ScopeFailure | None:
+        """The region's scopes; its failure when they cannot be listed; None when cancelled first."""
+        if cancelled.is_set():
+            return None
+        account_id = region.registry.account_id if region.registry else ""
+        try:
+            return self.sync.units(region)
+        except ScopeUnobservable as exc:
+            return ScopeFailure(region.registry_name, account_id, region.region, None, exc.code, exc.message)
+        except Exception:
+            log.exception("%s: cannot list the region's repositories", region.label, extra={"scope": region.label})
+            return ScopeFailure(region.registry_name, account_id, region.region, None, INTERNAL_ERROR,
+                                "a defect of the inventory; see the worker's log")  # fmt: skip
+
+    def _sync(self, unit: Unit, cancelled: threading.Event) -> ScopeResult | None:
+        """Sync one scope; None when cancelled before it started."""
         if cancelled.is_set():
             return None
         try:
-            return planner.list_repositories(registry, lease.region)
-        except Exception as exc:
-            failure = classify(exc)
-            if failure is None:
-                raise
-        region_failure = ScopeFailure(registry.name, registry.account_id, lease.region, None, failure.code,
-                                      failure.message)  # fmt: skip
-        record_failure(self.engine, region_failure, worker=self.worker)
-        self.report(ScopeReport(lease.label, None, region_failure, 0.0))
-        return region_failure
-
-    def _sync(
-        self,
-        planner: Planner,
-        scope: Scope,
-        client: Any,
-        repository: dict[str, Any] | None,
-        cancelled: threading.Event,
-    ) -> ApplyResult | None:
-        """Plan one repository into a file of its own and apply it; None when cancelled first."""
-        if cancelled.is_set():
-            return None
-        started = time.monotonic()
-        with tempfile.TemporaryDirectory(prefix="inventory-worker-") as scratch:
-            path = Path(scratch) / "plan"
-            with PlanWriter(path, ()) as writer:
-                # Autocommit: planning only reads, and holds no transaction while AWS is paged.
-                with autocommit(self.engine) as connection:
-                    planner.plan_repository(connection, writer, scope, client, repository)
-                writer.close()
-            applied: list[PlannedScope] = []
-            result = apply_plan(
-                self.engine, PlanReader(path), (), lock_timeout=self.lock_timeout, worker=self.worker,
-                on_scope=lambda planned, _: applied.append(planned),
-            )  # fmt: skip
-        seconds = time.monotonic() - started
-        if result.failures:
-            self.report(ScopeReport(scope.label, None, result.failures[0], seconds))
-        else:
-            stats = applied[0].stats
-            self.report(ScopeReport(scope.label, result.counts, None, seconds, stats.api_calls, stats.throttled_calls))
+            result = self.sync.sync(unit)
+        except Exception:
+            log.exception("%s: sync failed", unit.scope.label, extra={"scope": unit.scope.label})
+            result = ScopeResult(unit.scope, ScopeStats(), failure=ScopeFailure.of(
+                unit.scope, INTERNAL_ERROR, "a defect of the inventory; see the worker's log"))  # fmt: skip
+        self.report(ScopeReport.of(result))
         return result
 
 

@@ -1,0 +1,394 @@
+"""The region sync, written once: ``inventory plan``/``apply`` loop over it, ``inventory worker`` pools it.
+
+A registry region is synced in three steps:
+
+1. ``units``: list the region's repositories (one AWS listing) and decide its scopes:
+   every repository listed, and every stored one no longer listed (swept: its images
+   removed). A listing AWS refuses raises ``ScopeUnobservable``: nothing is swept.
+2. per scope, one of
+   - ``sync`` (unattended: the worker, ``apply --auto-approve``): pages stream through
+     the diff; nothing is written, and no transaction is opened, until the first change.
+     Then the scope's advisory lock is taken, the stored version checked against the one
+     the diff started from (a concurrent apply moved it: the scope starts over, locked
+     from the start), and every later page is written in that one transaction as it
+     arrives. An unchanged scope costs its AWS calls and one read.
+   - ``plan`` into a plan file, then ``apply`` of what it showed (refused once stale).
+3. ``finish``: the region's bookkeeping in one transaction: the runs of scopes that wrote
+   nothing (unchanged, or failed), last-synced times, and the region's current status.
+
+A scope AWS or the network would not let us observe fully, or that is locked or
+stale, is a ``ScopeFailure``: its rows stay as they were. Anything else raised is a
+defect of ours and propagates (a worker records it as ``InternalError``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from sqlalchemy import Engine
+
+from inventory.aws.clients import CallStats, ClientFactory
+from inventory.aws.errors import aws_calls
+from inventory.aws.paging import image_pages, repository_pages
+from inventory.config import RegistryConfig
+from inventory.db import autocommit, driver_connection
+from inventory.errors import ScopeFailed, ScopeLocked, StalePlan
+from inventory.sync.plan import (
+    Counts,
+    Entry,
+    PageDiff,
+    PlannedScope,
+    RepositoryDescription,
+    Scope,
+    ScopeFailure,
+    ScopeStats,
+    StoredImage,
+    change_entries,
+    removal_entries,
+)
+from inventory.sync.planfile import PlanWriter
+from inventory.sync.transform import image_values
+from inventory.tables import image_events, images, region_status, repositories, sync_runs
+from inventory.tables.region_status import RegionOutcome
+from inventory.tables.sync_runs import FinishedRun
+
+WRITE_BATCH = 5000
+"""Entries of a saved plan written per statement."""
+
+
+@dataclass(frozen=True)
+class Region:
+    """A registry region to sync; ``registry`` None when the config no longer declares it (swept)."""
+
+    registry_name: str
+    region: str
+    registry: RegistryConfig | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.registry_name}/{self.region}"
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One scope to sync: a repository as listed (``repository``) and as stored (``stored``)."""
+
+    scope: Scope
+    registry: RegistryConfig | None
+    repository: RepositoryDescription | None
+    """None: the registry no longer lists it, so every image of it is removed."""
+    stored: RepositoryDescription | None
+    """None: not stored as present (new, or removed earlier)."""
+
+    @property
+    def row_changed(self) -> bool:
+        """The repository's own row must be written (new, re-described, restored or gone)."""
+        return self.repository is None or self.stored != self.repository
+
+
+@dataclass
+class ScopeResult:
+    """What syncing one scope did. ``written``: its own transaction recorded its run."""
+
+    scope: Scope
+    stats: ScopeStats = field(default_factory=ScopeStats)
+    counts: Counts = field(default_factory=Counts)
+    failure: ScopeFailure | None = None
+    written: bool = False
+    seconds: float = 0.0
+    shown: list[Entry] = field(default_factory=list)
+    """The first entries written, for display (``RegionSync.keep`` of them)."""
+    calls_before: CallStats = field(default_factory=CallStats, repr=False)
+    """The thread's AWS calls when the scope started (``RegionSync._tally``)."""
+
+
+class _Restart(Exception):
+    """A concurrent apply moved the scope between the diff's read and its lock."""
+
+
+class RegionSync:
+    """The steps of a region sync; shared by threads (it holds no per-scope state)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        clients: ClientFactory,
+        *,
+        worker: str | None = None,
+        lock_timeout: float = 30.0,
+        keep: int = 0,
+        on_images: Callable[[int], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.clients = clients
+        self.worker = worker
+        self.lock_timeout = lock_timeout
+        self.keep = keep
+        self.on_images = on_images
+
+    # 1. the scopes of a region -----------------------------------------------------------
+
+    def units(self, region: Region, covered: Callable[[Scope], bool] = lambda _: True) -> list[Unit]:
+        """The region's scopes that ``covered`` accepts; ``ScopeUnobservable`` when it cannot be listed."""
+        with autocommit(self.engine) as connection:
+            stored = {
+                r.scope.key: r
+                for r in repositories.live(connection=connection, registry_name=region.registry_name,
+                                           region=region.region)
+            }  # fmt: skip
+        units: dict[tuple[str, ...], Unit] = {}
+        registry = region.registry
+        if registry is not None:
+            with aws_calls():
+                client = self.clients(registry, region.region)
+            for page in repository_pages(client, registry):
+                for description in page:
+                    scope = Scope(registry.name, registry.type, registry.account_id, region.region,
+                                  description["repositoryName"])  # fmt: skip
+                    known = stored.get(scope.key)
+                    units[scope.key] = Unit(scope, registry, RepositoryDescription.of(description),
+                                            known.description if known else None)  # fmt: skip
+        for key, known in stored.items():
+            if key not in units:
+                units[key] = Unit(known.scope, None, None, known.description)
+        return [unit for unit in units.values() if covered(unit.scope)]
+
+    # 2. one scope ------------------------------------------------------------------------
+
+    def sync(self, unit: Unit) -> ScopeResult:
+        """Converge one scope, writing pages as they arrive (see the module docstring)."""
+        return self._measured(unit.scope, lambda result: self._sync(unit, result))
+
+    def _sync(self, unit: Unit, result: ScopeResult) -> None:
+        try:
+            self._stream(unit, result, locked=False)
+        except _Restart:
+            result.stats, result.counts, result.shown = ScopeStats(), Counts(), []
+            self._stream(unit, result, locked=True)
+
+    def _stream(self, unit: Unit, result: ScopeResult, *, locked: bool) -> None:
+        scope = unit.scope
+        with ExitStack() as transaction, ExitStack() as reading:
+            reads = _Reads(reading.enter_context(autocommit(self.engine)))
+            writer: _ScopeWriter | None = None
+            if locked:
+                reading.close()
+                reads.connection = transaction.enter_context(self._locked(scope))
+                writer = _ScopeWriter(reads.connection, scope, unit.repository, self.worker)
+            index, version = images.stored_index(scope, connection=reads.connection)
+            for entries in self._entries(unit, index, reads, result.stats):
+                if not entries:
+                    continue
+                if writer is None:
+                    reading.close()  # one connection per scope at a time
+                    reads.connection = transaction.enter_context(self._locked(scope))
+                    if images.version(scope, connection=reads.connection) != version:
+                        raise _Restart
+                    writer = _ScopeWriter(reads.connection, scope, unit.repository, self.worker)
+                writer.write(entries, result.counts)
+                self._show(result, entries)
+            if writer is None and unit.row_changed:
+                reading.close()
+                writer = _ScopeWriter(transaction.enter_context(self._locked(scope)), scope, unit.repository,
+                                      self.worker)  # fmt: skip
+            if writer is not None:
+                self._tally(result)
+                writer.finish(result.stats, result.counts)
+                result.written = True
+
+    def plan(self, unit: Unit, writer: PlanWriter) -> ScopeResult:
+        """Plan one scope into ``writer``: nothing is written to the inventory."""
+
+        def plan(result: ScopeResult) -> None:
+            with autocommit(self.engine) as connection:
+                index, version = images.stored_index(unit.scope, connection=connection)
+                writer.begin_scope(unit.scope, version, unit.repository, unit.row_changed)
+                try:
+                    for entries in self._entries(unit, index, _Reads(connection), result.stats):
+                        writer.entries(entries)
+                        result.counts += _counted(entries)
+                        self._show(result, entries)
+                except ScopeFailed as exc:
+                    writer.end_scope(result.stats, ScopeFailure.of(unit.scope, exc.code, exc.message))
+                    raise
+                writer.end_scope(result.stats)
+
+        return self._measured(unit.scope, plan)
+
+    def apply(self, planned: PlannedScope) -> ScopeResult:
+        """Apply one scope of a saved plan, exactly as shown; ``StalePlan`` once its images moved."""
+
+        def apply(result: ScopeResult) -> None:
+            result.stats = planned.stats
+            if planned.counts.total == 0 and not planned.row_changed:
+                return  # nothing to write: the region's bookkeeping records it
+            scope = planned.scope
+            with self._locked(scope) as connection:
+                if images.version(scope, connection=connection) != planned.version:
+                    raise StalePlan()
+                writer = _ScopeWriter(connection, scope, planned.repository, self.worker)
+                batch: list[Entry] = []
+                for entry in planned.entries:
+                    batch.append(entry)
+                    if len(batch) >= WRITE_BATCH:
+                        writer.write(batch, result.counts)
+                        batch = []
+                writer.write(batch, result.counts)
+                writer.finish(result.stats, result.counts)
+                result.written = True
+
+        return self._measured(planned.scope, apply, count_calls=False)
+
+    def _entries(
+        self, unit: Unit, index: dict[str, StoredImage], reads: _Reads, stats: ScopeStats
+    ) -> Iterator[list[Entry]]:
+        """The scope's entries, a page's worth at a time, then its removals."""
+        scope = unit.scope
+        diff = PageDiff(index)
+        if unit.repository is not None:
+            assert unit.registry is not None
+            with aws_calls():
+                client = self.clients(unit.registry, scope.region)
+            for page in image_pages(client, unit.registry, scope.repository_name):
+                stats.images_seen += len(page)
+                if self.on_images is not None:
+                    self.on_images(len(page))
+                added, candidates = diff.feed(image_values(detail) for detail in page)
+                if candidates:
+                    stored = images.stored_values(scope, (c[0] for c in candidates), connection=reads.connection)
+                    added.extend(change_entries(candidates, stored))
+                yield added
+        for batch in images.batched(diff.gone(), images.BATCH):
+            yield list(removal_entries(images.stored_values(scope, batch, connection=reads.connection)))
+
+    def _measured(self, scope: Scope, work: Callable[[ScopeResult], None], *, count_calls: bool = True) -> ScopeResult:
+        """Run ``work`` for ``scope``; what may fail a scope becomes its failure, with its calls and time."""
+        started = time.monotonic()
+        result = ScopeResult(scope, calls_before=self.clients.stats.snapshot())
+        try:
+            work(result)
+        except psycopg.errors.LockNotAvailable:
+            result.failure = ScopeFailure.of(
+                scope, ScopeLocked.code, f"{ScopeLocked()}; gave up after {self.lock_timeout:g}s"
+            )
+        except ScopeFailed as exc:
+            result.failure = ScopeFailure.of(scope, exc.code, exc.message)
+        if count_calls:
+            self._tally(result)
+        result.seconds = time.monotonic() - started
+        return result
+
+    def _tally(self, result: ScopeResult) -> None:
+        """The AWS calls this thread made for the scope so far, into its stats."""
+        spent = self.clients.stats.since(result.calls_before)
+        result.stats.api_calls, result.stats.throttled_calls = spent.api_calls, spent.throttled_calls
+
+    def _show(self, result: ScopeResult, entries: list[Entry]) -> None:
+        room = self.keep - len(result.shown)
+        if room > 0:
+            result.shown.extend(entries[:room])
+
+    @contextmanager
+    def _locked(self, scope: Scope) -> Iterator[psycopg.Connection[Any]]:
+        """A transaction holding the scope's advisory lock."""
+        with self.engine.begin() as connection:
+            raw = driver_connection(connection)
+            images.lock(scope, self.lock_timeout, connection=raw)
+            yield raw
+
+    # 3. the region's bookkeeping --------------------------------------------------------
+
+    def finish(
+        self,
+        region: tuple[str, str],
+        results: Sequence[ScopeResult],
+        *,
+        complete: bool,
+        failures: Sequence[ScopeFailure] = (),
+        listing: ScopeStats | None = None,
+    ) -> None:
+        """Record a region's round in one transaction: the runs of the scopes that wrote nothing,
+        ``failures`` that are not scopes' own (the region's listing), last-synced times, the status."""
+        registry_name, region_name = region
+        runs = [
+            FinishedRun(r.scope.registry_name, r.scope.registry_id, r.scope.region, r.scope.repository_name,
+                        r.stats, r.failure)
+            for r in results if not r.written
+        ] + [
+            FinishedRun(f.registry_name, f.registry_id, f.region, f.repository_name, listing or ScopeStats(), f)
+            for f in failures
+        ]  # fmt: skip
+        failed = [r.failure for r in results if r.failure is not None] + list(failures)
+        stats = [r.stats for r in results] + ([listing] if listing else [])
+        outcome = RegionOutcome(
+            registry_name=registry_name,
+            region=region_name,
+            succeeded=sum(1 for r in results if r.failure is None),
+            failed=len(failed),
+            api_calls=sum(s.api_calls for s in stats),
+            throttled_calls=sum(s.throttled_calls for s in stats),
+            error=(failed[-1].code, failed[-1].message) if failed else None,
+            complete=complete,
+        )
+        with self.engine.begin() as connection:
+            raw = driver_connection(connection)
+            sync_runs.insert_finished(runs, worker=self.worker, connection=raw)
+            unchanged = [r.scope for r in results if not r.written and r.failure is None]
+            repositories.touch(unchanged, connection=raw)
+            region_status.record([outcome], connection=raw)
+
+
+@dataclass
+class _Reads:
+    """The connection the diff reads stored values through: autocommit, then the scope's transaction."""
+
+    connection: psycopg.Connection[Any]
+
+
+class _ScopeWriter:
+    """The writes of one scope, in the transaction of ``connection``: its repository row first (its
+    images refer to it), then each batch of entries with their events, then the run's totals."""
+
+    def __init__(
+        self,
+        connection: psycopg.Connection[Any],
+        scope: Scope,
+        repository: RepositoryDescription | None,
+        worker: str | None,
+    ) -> None:
+        self.connection = connection
+        self.scope = scope
+        self.repository = repository
+        self.run_id = sync_runs.start(scope, worker=worker, connection=connection)
+        if repository is not None:
+            repositories.upsert(scope, repository, image_delta=0, connection=connection)
+
+    def write(self, entries: Sequence[Entry], counts: Counts) -> None:
+        if not entries:
+            return
+        images.write(self.scope, entries, connection=self.connection)
+        image_events.write_changes(self.scope, self.run_id, entries, connection=self.connection)
+        counts += _counted(entries)
+
+    def finish(self, stats: ScopeStats, counts: Counts) -> None:
+        scope, connection = self.scope, self.connection
+        if self.repository is None:
+            repositories.mark_removed(scope, connection=connection)
+        elif counts.add != counts.remove:
+            repositories.add_images(scope, counts.add - counts.remove, connection=connection)
+        image_events.write_added_and_removed(
+            scope, self.run_id, added=counts.add > 0, removed=counts.remove > 0, connection=connection
+        )
+        sync_runs.finish(self.run_id, stats, counts, connection=connection)
+
+
+def _counted(entries: Sequence[Entry]) -> Counts:
+    counts = Counts()
+    for entry in entries:
+        counts.count(entry)
+    return counts

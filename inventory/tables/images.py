@@ -1,0 +1,119 @@
+"""SQL of the ``images`` table: the stored images of a scope, and batched writes of their changes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import islice
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from inventory.sync.plan import Entry, Scope, StoredImage
+from inventory.sync.transform import FIELDS, SEVERITIES, Values
+
+KEY = ("registry_type", "registry_id", "region", "repository_name")
+"""A repository's identity: the columns of ``Scope.key``, in its order."""
+IN_SCOPE = " AND ".join(f"{column} = %s" for column in KEY)
+BATCH = 1000
+
+_COLUMNS = ", ".join(FIELDS)
+_COPY = f"COPY images ({', '.join((*KEY, 'image_digest', *FIELDS, 'fingerprint'))}) FROM STDIN"
+_UPDATE = (
+    f"UPDATE images SET {', '.join(f'{f} = %s' for f in (*FIELDS, 'fingerprint'))}, removed_at = NULL, "
+    f"last_seen_at = now(), updated_at = now() WHERE {IN_SCOPE} AND image_digest = %s"
+)
+
+
+def stored_index(scope: Scope, *, connection: psycopg.Connection[Any]) -> tuple[dict[str, StoredImage], str]:
+    """(digest → (fingerprint, removed?) of every stored image of the scope, removed ones too; its version)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT image_digest, fingerprint, removed_at IS NOT NULL, updated_at FROM images WHERE {IN_SCOPE}",
+            scope.key,
+        )
+        index: dict[str, StoredImage] = {}
+        latest = None
+        for digest, stored, removed, updated_at in cursor:
+            index[digest] = StoredImage(stored, removed)
+            if latest is None or updated_at > latest:
+                latest = updated_at
+    return index, _version(len(index), latest)
+
+
+def version(scope: Scope, *, connection: psycopg.Connection[Any]) -> str:
+    """A token that changes whenever any stored image of the scope is written (``stored_index``'s too)."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*), max(updated_at) FROM images WHERE {IN_SCOPE}", scope.key)
+        row = cursor.fetchone()
+    assert row is not None
+    return _version(*row)
+
+
+def _version(count: int, latest: Any) -> str:
+    return f"{count}:{latest.isoformat() if latest else '-'}"
+
+
+def stored_values(
+    scope: Scope, digests: Iterable[str], *, connection: psycopg.Connection[Any]
+) -> dict[str, tuple[Values, bool]]:
+    """digest → (values, removed?) of the given stored images."""
+    found: dict[str, tuple[Values, bool]] = {}
+    with connection.cursor() as cursor:
+        for batch in batched(digests, BATCH):
+            cursor.execute(
+                f"SELECT image_digest, removed_at IS NOT NULL, {_COLUMNS} FROM images "
+                f"WHERE {IN_SCOPE} AND image_digest = ANY(%s)",
+                (*scope.key, batch),
+            )
+            for digest, removed, *values in cursor:
+                found[digest] = (tuple(values), removed)
+    return found
+
+
+def write(scope: Scope, entries: Sequence[Entry], *, connection: psycopg.Connection[Any]) -> None:
+    """Write one batch of a scope's entries: new images by COPY, changed and restored ones by one
+    executemany, removals by one UPDATE."""
+    new = [e for e in entries if e.symbol == "+" and not e.restored]
+    updated = [e for e in entries if e.symbol == "~" or e.restored]
+    gone = [e.image_digest for e in entries if e.symbol == "-"]
+    with connection.cursor() as cursor:
+        if new:
+            with cursor.copy(_COPY) as copy:
+                for entry in new:
+                    copy.write_row((*scope.key, entry.image_digest, *_storable(entry.after), entry.fingerprint))
+        if updated:
+            cursor.executemany(
+                _UPDATE, [(*_storable(e.after), e.fingerprint, *scope.key, e.image_digest) for e in updated]
+            )
+        if gone:
+            cursor.execute(
+                f"UPDATE images SET removed_at = now(), updated_at = now() "
+                f"WHERE {IN_SCOPE} AND image_digest = ANY(%s) AND removed_at IS NULL",
+                (*scope.key, gone),
+            )
+
+
+def _storable(values: Any) -> tuple[Any, ...]:
+    """``values`` as COPY and UPDATE take them: the severity counts as JSONB."""
+    counts = values[SEVERITIES]
+    return (*values[:SEVERITIES], None if counts is None else Jsonb(counts), *values[SEVERITIES + 1 :])
+
+
+def lock(scope: Scope, lock_timeout: float, *, connection: psycopg.Connection[Any]) -> None:
+    """Hold the scope's advisory lock until the transaction ends; ``LockNotAvailable`` after ``lock_timeout``."""
+    with connection.cursor() as cursor:
+        # lock_timeout 0 means "wait forever" to PostgreSQL; ours means "do not wait".
+        cursor.execute(f"SET LOCAL lock_timeout = '{max(1, int(lock_timeout * 1000))}ms'")
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (lock_key(scope),))
+
+
+def lock_key(scope: Scope) -> str:
+    """The text whose hash is the scope's advisory lock."""
+    return "inventory-scope/" + "/".join(scope.key)
+
+
+def batched(items: Iterable[str], size: int) -> Iterator[list[str]]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch

@@ -1,0 +1,78 @@
+"""SQL of the ``repositories`` table: the stored repositories of a region, and their bookkeeping."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+
+from inventory.sync.plan import RepositoryDescription, Scope, StoredRepository
+
+_KEY = ("registry_type", "registry_id", "region", "repository_name")
+_IN_SCOPE = " AND ".join(f"{column} = %s" for column in _KEY)
+
+
+def live(
+    *, connection: psycopg.Connection[Any], registry_name: str | None = None, region: str | None = None
+) -> list[StoredRepository]:
+    """Stored repositories not marked removed (of one registry region, when given), as last described."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT registry_name, registry_type, registry_id, region, repository_name, "
+            "repository_arn, repository_uri, created_at FROM repositories "
+            "WHERE removed_at IS NULL AND (%(name)s::text IS NULL OR registry_name = %(name)s) "
+            "AND (%(region)s::text IS NULL OR region = %(region)s) ORDER BY 1, 3, 4, 5, 2",
+            {"name": registry_name, "region": region},
+        )
+        return [StoredRepository(Scope(*row[:5]), RepositoryDescription(*row[5:])) for row in cursor]
+
+
+def upsert(
+    scope: Scope, description: RepositoryDescription, *, image_delta: int, connection: psycopg.Connection[Any]
+) -> None:
+    """Store the repository as listed, synced now, with ``image_delta`` more present images."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO repositories (registry_type, registry_id, region, repository_name, registry_name, "
+            "repository_arn, repository_uri, created_at, last_synced_at, image_count) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, now(), %s) "
+            "ON CONFLICT (registry_type, registry_id, region, repository_name) DO UPDATE SET "
+            "registry_name = excluded.registry_name, repository_arn = excluded.repository_arn, "
+            "repository_uri = excluded.repository_uri, created_at = excluded.created_at, "
+            "last_seen_at = now(), last_synced_at = now(), removed_at = NULL, "
+            "image_count = repositories.image_count + excluded.image_count",
+            (*scope.key, scope.registry_name, description.repository_arn, description.repository_uri,
+             description.created_at, image_delta),
+        )  # fmt: skip
+
+
+def add_images(scope: Scope, delta: int, *, connection: psycopg.Connection[Any]) -> None:
+    """``delta`` more present images (fewer when negative): kept in step by the sync that changed them."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE repositories SET image_count = image_count + %s WHERE {_IN_SCOPE}", (delta, *scope.key))
+
+
+def mark_removed(scope: Scope, *, connection: psycopg.Connection[Any]) -> None:
+    """The repository is gone: so are its images."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE repositories SET removed_at = now(), last_synced_at = now(), image_count = 0 WHERE {_IN_SCOPE}",
+            scope.key,
+        )
+
+
+def touch(scopes: Sequence[Scope], *, connection: psycopg.Connection[Any]) -> None:
+    """Unchanged repositories, synced now: one statement for a whole region's."""
+    if not scopes:
+        return
+    columns = list(zip(*(scope.key for scope in scopes), strict=True))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE repositories r SET last_synced_at = now(), last_seen_at = now() "
+            "FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) "
+            "AS u(registry_type, registry_id, region, repository_name) "
+            "WHERE (r.registry_type, r.registry_id, r.region, r.repository_name) "
+            "= (u.registry_type, u.registry_id, u.region, u.repository_name)",
+            [list(column) for column in columns],
+        )
