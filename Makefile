@@ -1,16 +1,24 @@
 # Two entry points for a fresh machine with only Python and pip:
-#   make demo   -- set up .venv and run `inventory demo`
-#   make test   -- set up .venv (and the AWS CLI's own venv), lint, type-check, test
+#   make demo   -- set up .venv with the program's dependencies only, and run `inventory demo`
+#   make test   -- add the test tools (the `dev` extra) and the AWS CLI's own venv; lint, type-check, test
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 AWSCLI_VENV := .venv-awscli
+# Stamp of the `dev` extra's install: redone, like the program's, whenever pyproject.toml changes.
+DEV_STAMP := $(VENV)/.dev-installed
 
 .PHONY: demo test lint setup clean schema
 
+# The program and its runtime dependencies (`pip install -e .`): all `make demo` needs.
 $(BIN)/inventory: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+# The test tools on top: pytest, ruff, mypy and stubs, hypothesis, httpx, moto (ECR and STS only).
+$(DEV_STAMP): $(BIN)/inventory pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
@@ -20,12 +28,12 @@ $(AWSCLI_VENV)/bin/aws:
 	$(AWSCLI_VENV)/bin/pip install --quiet awscli
 	touch $@
 
-setup: $(BIN)/inventory $(AWSCLI_VENV)/bin/aws
+setup: $(DEV_STAMP) $(AWSCLI_VENV)/bin/aws
 
 demo: $(BIN)/inventory
 	$(BIN)/inventory demo
 
-lint: $(BIN)/inventory
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

@@ -36,11 +36,11 @@ QUERY = """query($after: String) { images(first: 100, after: $after) { nextToken
 
 FILL = """
 INSERT INTO registries (name, type, account_id, regions) VALUES ('bench', 'ecr', '111111111111', '{us-east-1}');
-INSERT INTO repositories (registry_id, region, repository_name, registry_name)
-  SELECT '111111111111', 'us-east-1', 'team-' || r || '/service', 'bench' FROM generate_series(0, 99) r;
-INSERT INTO images (registry_id, region, repository_name, image_digest, image_tags, image_size_in_bytes,
-                    image_pushed_at, image_status, finding_severity_counts)
-  SELECT '111111111111', 'us-east-1', 'team-' || (i % 100) || '/service',
+INSERT INTO repositories (registry_type, registry_id, region, repository_name, registry_name)
+  SELECT 'ecr', '111111111111', 'us-east-1', 'team-' || r || '/service', 'bench' FROM generate_series(0, 99) r;
+INSERT INTO images (registry_type, registry_id, region, repository_name, image_digest, image_tags,
+                    image_size_in_bytes, image_pushed_at, image_status, finding_severity_counts)
+  SELECT 'ecr', '111111111111', 'us-east-1', 'team-' || (i % 100) || '/service',
          'sha256:' || lpad(to_hex(i), 64, '0'), ARRAY['v' || i, 'build-' || (i % 977)], 1048576 + i * 37,
          timestamptz '2026-01-01' + (i * interval '17 seconds'), 'ACTIVE', '{"LOW": 3}'
   FROM generate_series(1, :n) i;

@@ -137,18 +137,18 @@ class _Quiet(LogProgress):
 
 def copy_baseline(engine: Any, pages: dict[str, list[dict[str, Any]]]) -> float:
     """COPY the same rows into a scratch table identical to ``images``; seconds taken."""
-    columns = ", ".join(("registry_id", "region", "repository_name", "image_digest", *FIELDS))
+    columns = ", ".join(("registry_type", "registry_id", "region", "repository_name", "image_digest", *FIELDS))
     with engine.begin() as connection:
         connection.execute(text("CREATE TABLE scratch_images (LIKE images INCLUDING ALL)"))
     rows = [
-        (ACCOUNT, REGION, name, digest, *values)
+        ("ecr", ACCOUNT, REGION, name, digest, *values)
         for name, details in pages.items()
         for digest, values in map(image_values, details)
     ]
     counts = FIELDS.index("finding_severity_counts")
     from psycopg.types.json import Jsonb
 
-    rows = [(*row[: 4 + counts], Jsonb(row[4 + counts]), *row[5 + counts :]) for row in rows]
+    rows = [(*row[: 5 + counts], Jsonb(row[5 + counts]), *row[6 + counts :]) for row in rows]
     started = time.perf_counter()
     with engine.begin() as connection:
         raw = driver_connection(connection)

@@ -2,7 +2,7 @@
 
 ``Settings`` holds what varies per deployment (database URL, home directory,
 config path). ``InventoryConfig`` is the declarative ``inventory.toml``: which
-registries the inventory covers. It is validated into frozen models, and every
+registries the inventory covers, and how long it keeps its history. It is validated into frozen models, and every
 problem of the file is reported at once, naming the file, the registry and the key.
 """
 
@@ -27,9 +27,11 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from inventory.durations import parse_duration
 from inventory.errors import ConfigError
 
 DEFAULT_CONFIG_FILE = "inventory.toml"
+DEFAULT_SYNC_RUNS_RETENTION = 30 * 86400.0
 ECR_PUBLIC_REGION = "us-east-1"
 
 _ACCOUNT_ID = re.compile(r"^[0-9]{12}$")
@@ -130,12 +132,32 @@ class RegistryConfig(BaseModel):
         return self
 
 
+class RetentionConfig(BaseModel):
+    """The ``[retention]`` table: how long history is kept, in seconds (written ``"30d"``, ``"12h"``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sync_runs: float = DEFAULT_SYNC_RUNS_RETENTION
+    """Sync runs older than this are pruned by the workers."""
+
+    @field_validator("sync_runs", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            raise ValueError(f'must be a duration string such as "30d", got {value!r}')
+        seconds = parse_duration(value)
+        if seconds <= 0:
+            raise ValueError(f"must be longer than zero, got {value!r}")
+        return seconds
+
+
 class InventoryConfig(BaseModel):
     """The whole declarative file."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     registries: tuple[RegistryConfig, ...] = ()
+    retention: RetentionConfig = RetentionConfig()
 
     def registry(self, name: str) -> RegistryConfig:
         """The registry labelled ``name``."""
@@ -161,7 +183,7 @@ def load_config(path: Path) -> InventoryConfig:
 
 def parse_config(document: dict[str, Any], where: str) -> InventoryConfig:
     """Validate a parsed document; ``where`` names its origin in messages."""
-    problems = [f"{where}: unknown key {key!r}" for key in document if key != "registries"]
+    problems = [f"{where}: unknown key {key!r}" for key in document if key not in ("registries", "retention")]
     entries = document.get("registries", [])
     if not isinstance(entries, list):
         problems.append(f"{where}: registries: must be an array of tables ([[registries]])")
@@ -183,9 +205,23 @@ def parse_config(document: dict[str, Any], where: str) -> InventoryConfig:
         if count > 1:
             problems.append(f"{where}: registries: name {name!r} is used by {count} registries")
 
+    retention = _retention(document.get("retention", {}), where, problems)
+
     if problems:
         raise ConfigError(where, problems)
-    return InventoryConfig(registries=tuple(registries))
+    return InventoryConfig(registries=tuple(registries), retention=retention)
+
+
+def _retention(table: object, where: str, problems: list[str]) -> RetentionConfig:
+    """The ``[retention]`` table; its problems are added to ``problems`` (the default stands in)."""
+    if not isinstance(table, dict):
+        problems.append(f"{where}: retention: must be a table ([retention])")
+        return RetentionConfig()
+    try:
+        return RetentionConfig.model_validate(table)
+    except ValidationError as exc:
+        problems.extend(f"{where}: retention: {_describe(error)}" for error in exc.errors())
+    return RetentionConfig()
 
 
 def _registry_label(index: int, entry: object) -> str:

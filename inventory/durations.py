@@ -1,4 +1,4 @@
-"""Durations as people write them: ``30s``, ``15m``, ``1h``, ``1h30m``, ``500ms``."""
+"""Durations as people write them: ``30s``, ``15m``, ``1h``, ``1h30m``, ``500ms``, ``30d``."""
 
 from __future__ import annotations
 
@@ -13,5 +13,5 @@ def parse_duration(text: str) -> float:
     compact = text.strip().replace(" ", "")
     parts = _PART.findall(compact)
     if not compact or "".join(number + unit for number, unit in parts) != compact:
-        raise ValueError(f"not a duration: {text!r} (expected e.g. 30s, 15m, 1h)")
+        raise ValueError(f"not a duration: {text!r} (expected e.g. 30s, 15m, 1h, 30d)")
     return sum(float(number) * _SECONDS[unit] for number, unit in parts)

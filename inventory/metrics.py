@@ -1,9 +1,11 @@
 """Prometheus metrics of the fleet, read from the inventory at each scrape.
 
 Every process that serves ``/metrics`` (the API, each worker) reports the same
-fleet-wide ``inventory_*`` series, computed from ``sync_runs``, the declared
-regions and the images, so any one of them tells the whole story; workers add
-their own ``inventory_worker_*`` series (see ``inventory.worker.metrics``).
+fleet-wide ``inventory_*`` series, so any one of them tells the whole story; workers
+add their own ``inventory_worker_*`` series (see ``inventory.worker.metrics``).
+The fleet's series are read from the current-state rows the sync keeps (``region_status``
+per region, ``repositories.image_count``), never from the history in ``sync_runs`` nor by
+counting images: a scrape costs the same however long the history.
 The queries are plain SQL run by the caller, sync or async, then turned into
 metric families here.
 """
@@ -20,20 +22,16 @@ from prometheus_client.registry import Collector
 from sqlalchemy import TextClause, text
 
 from inventory.status import REGION_STATUS, RegionStatus
+from inventory.tables import region_status
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 QUERIES: Mapping[str, TextClause] = {
-    "runs": text(
-        "SELECT registry_name, region, status, count(*) AS runs, sum(api_calls) AS api_calls, "
-        "sum(throttled_calls) AS throttled_calls FROM sync_runs WHERE status <> 'running' "
-        "GROUP BY registry_name, region, status ORDER BY 1, 2, 3"
-    ),
+    "runs": region_status.COUNTERS,
     "regions": REGION_STATUS,
     "images": text(
-        "SELECT r.registry_name, r.region, count(i.image_digest) AS images FROM repositories r "
-        "JOIN images i USING (registry_id, region, repository_name) "
-        "WHERE i.removed_at IS NULL AND r.removed_at IS NULL GROUP BY 1, 2 ORDER BY 1, 2"
+        "SELECT registry_name, region, sum(image_count) AS images FROM repositories "
+        "WHERE removed_at IS NULL GROUP BY 1, 2 ORDER BY 1, 2"
     ),
 }
 """What a scrape reads: run them all, and pass their rows to ``fleet_metrics`` by name."""
@@ -53,16 +51,12 @@ def fleet_metrics(rows: Mapping[str, Sequence[Any]], now: datetime | None = None
     throttled = CounterMetricFamily(
         "inventory_throttled_calls", "AWS API calls answered with throttling.", labels=_REGION
     )
-    api_calls: dict[tuple[str, str], int] = {}
-    throttled_calls: dict[tuple[str, str], int] = {}
     for row in rows["runs"]:
-        key = (row.registry_name, row.region)
-        syncs.add_metric([*key, row.status], row.runs)
-        api_calls[key] = api_calls.get(key, 0) + int(row.api_calls or 0)
-        throttled_calls[key] = throttled_calls.get(key, 0) + int(row.throttled_calls or 0)
-    for key, count in api_calls.items():
-        calls.add_metric(list(key), count)
-        throttled.add_metric(list(key), throttled_calls[key])
+        region = [row.registry_name, row.region]
+        syncs.add_metric([*region, "succeeded"], row.syncs_succeeded)
+        syncs.add_metric([*region, "failed"], row.syncs_failed)
+        calls.add_metric(region, row.api_calls)
+        throttled.add_metric(region, row.throttled_calls)
 
     lag = GaugeMetricFamily(
         "inventory_seconds_since_last_success",
@@ -80,7 +74,7 @@ def fleet_metrics(rows: Mapping[str, Sequence[Any]], now: datetime | None = None
 
     images = GaugeMetricFamily("inventory_images", "Images present in the inventory.", labels=_REGION)
     for row in rows["images"]:
-        images.add_metric([row.registry_name, row.region], row.images)
+        images.add_metric([row.registry_name, row.region], int(row.images))
     return [syncs, calls, throttled, lag, stale, images]
 
 

@@ -1,8 +1,10 @@
 """The inventory's tables.
 
-An image is identified by (registry id, region, repository name, image digest),
-as ECR identifies it. Every field of ECR's ``ImageDetail`` has a column, named
-in snake_case; the two nested structures (``imageScanStatus`` and
+An image is identified by (registry type, registry id, region, repository name,
+image digest): ECR identifies it by the last four, and the registry type ("ecr" or
+"ecr-public", as in the config) tells a private repository from an ECR Public one
+of the same name in the same account. Every field of ECR's ``ImageDetail`` has a
+column, named in snake_case; the two nested structures (``imageScanStatus`` and
 ``imageScanFindingsSummary``) are flattened into columns of their own.
 Removed images keep their row with ``removed_at`` set: that is history.
 """
@@ -52,6 +54,10 @@ def _counter() -> Any:
     return Field(default=0, sa_type=Integer, sa_column_kwargs={"server_default": text("0")})
 
 
+def _big_counter() -> Any:
+    return Field(default=0, sa_type=BigInteger, sa_column_kwargs={"server_default": text("0")})
+
+
 class Registry(SQLModel, table=True):
     """A registry declared in the config: one account's private ECR or ECR Public."""
 
@@ -66,13 +72,18 @@ class Registry(SQLModel, table=True):
 
 
 class Repository(SQLModel, table=True):
-    """A repository as ``DescribeRepositories`` returned it."""
+    """A repository as ``DescribeRepositories`` returned it.
+
+    ``registry_type`` ("ecr" or "ecr-public") is part of its identity: a private and an
+    ECR Public repository may share a name in one account.
+    """
 
     __tablename__ = "repositories"
     __table_args__ = (
         ForeignKeyConstraint(["registry_name"], ["registries.name"], onupdate="CASCADE", ondelete="RESTRICT"),
     )
 
+    registry_type: str = Field(primary_key=True, sa_type=Text)
     registry_id: str = Field(primary_key=True, sa_type=Text)
     region: str = Field(primary_key=True, sa_type=Text)
     repository_name: str = Field(primary_key=True, sa_type=Text)
@@ -84,6 +95,8 @@ class Repository(SQLModel, table=True):
     last_seen_at: datetime | None = _timestamp(nullable=False, now=True)
     last_synced_at: datetime | None = _timestamp()
     removed_at: datetime | None = _timestamp()
+    image_count: int = _counter()
+    """Its present images (``removed_at`` null), kept by the sync in the repository's own transaction."""
 
 
 class Image(SQLModel, table=True):
@@ -92,13 +105,19 @@ class Image(SQLModel, table=True):
     __tablename__ = "images"
     __table_args__ = (
         ForeignKeyConstraint(
-            ["registry_id", "region", "repository_name"],
-            ["repositories.registry_id", "repositories.region", "repositories.repository_name"],
+            ["registry_type", "registry_id", "region", "repository_name"],
+            [
+                "repositories.registry_type",
+                "repositories.registry_id",
+                "repositories.region",
+                "repositories.repository_name",
+            ],
             ondelete="CASCADE",
         ),
         Index("ix_images_image_tags", "image_tags", postgresql_using="gin"),
         Index("ix_images_image_digest", "image_digest"),
-        # Keyset orders of the image search (inventory.api.search.ORDERS), present images only.
+        # Keyset orders of the image search (inventory.api.search.ORDERS), present images only;
+        # registry_type last, as the search's final tiebreak.
         *(
             Index(
                 f"ix_images_live_by_{name}",
@@ -107,6 +126,7 @@ class Image(SQLModel, table=True):
                 "region",
                 "repository_name",
                 "image_digest",
+                "registry_type",
                 postgresql_where=text("removed_at IS NULL"),
             )
             for name, column, missing in (
@@ -117,6 +137,7 @@ class Image(SQLModel, table=True):
         ),
     )
 
+    registry_type: str = Field(primary_key=True, sa_type=Text)
     registry_id: str = Field(primary_key=True, sa_type=Text)
     region: str = Field(primary_key=True, sa_type=Text)
     repository_name: str = Field(primary_key=True, sa_type=Text)
@@ -151,7 +172,10 @@ class SyncRun(SQLModel, table=True):
     """One sync of one scope (a registry region, or one repository of it)."""
 
     __tablename__ = "sync_runs"
-    __table_args__ = (Index("ix_sync_runs_scope", "registry_name", "region", "started_at"),)
+    __table_args__ = (
+        Index("ix_sync_runs_scope", "registry_name", "region", "started_at"),
+        Index("ix_sync_runs_started_at", "started_at"),  # retention prunes the oldest first
+    )
 
     id: int | None = Field(default=None, primary_key=True, sa_type=BigInteger)
     registry_name: str = Field(sa_type=Text)
@@ -209,9 +233,34 @@ class ImageEvent(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True, sa_type=BigInteger)
     sync_run_id: int = Field(sa_type=BigInteger)
     occurred_at: datetime | None = _timestamp(nullable=False, now=True)
+    registry_type: str = Field(sa_type=Text)
     registry_id: str = Field(sa_type=Text)
     region: str = Field(sa_type=Text)
     repository_name: str = Field(sa_type=Text)
     image_digest: str = Field(sa_type=Text)
     kind: str = Field(sa_type=Text)
     changes: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+
+
+class RegionStatus(SQLModel, table=True):
+    """The current state of one registry region, kept by the sync in the transaction that records it.
+
+    What ``inventory status``, ``/metrics`` and ``Registry.syncStatus`` read, so they cost the
+    same however many ``sync_runs`` are kept: the last success and error, since when the region
+    has been failing (null once a whole round succeeded), and counters of the scope syncs.
+    """
+
+    __tablename__ = "region_status"
+
+    registry_name: str = Field(primary_key=True, sa_type=Text)
+    region: str = Field(primary_key=True, sa_type=Text)
+    last_success_at: datetime | None = _timestamp()
+    last_error_at: datetime | None = _timestamp()
+    last_error_code: str | None = Field(default=None, sa_type=Text)
+    last_error_message: str | None = Field(default=None, sa_type=Text)
+    failing_since: datetime | None = _timestamp()
+    syncs_succeeded: int = _big_counter()
+    syncs_failed: int = _big_counter()
+    api_calls: int = _big_counter()
+    throttled_calls: int = _big_counter()
+    updated_at: datetime | None = _timestamp(nullable=False, now=True)

@@ -1,8 +1,10 @@
-"""How fresh the inventory is, from ``sync_runs``: per registry region, the last success and the last error.
+"""How fresh the inventory is, per registry region: the last success and the last error.
 
+Read from ``region_status`` (one row per region, kept by the sync), never from the
+history in ``sync_runs``: the cost does not grow with the runs kept.
 A region is *stale* when a sync failed after its last success: its rows are as of that
 success (``stale_since``; the first failure when it never succeeded). The same figures
-back ``inventory status`` and GraphQL's ``Registry.syncStatus``.
+back ``inventory status``, ``/metrics`` and GraphQL's ``Registry.syncStatus``.
 """
 
 from __future__ import annotations
@@ -11,36 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import text
+import psycopg
 
-REGION_STATUS = text(
-    """
-    WITH declared AS (
-        SELECT name AS registry_name, unnest(regions) AS region FROM registries
-    ), success AS (
-        SELECT registry_name, region, max(finished_at) FILTER (WHERE status = 'succeeded') AS last_success_at
-        FROM sync_runs GROUP BY registry_name, region
-    ), runs AS (
-        SELECT r.registry_name, r.region, s.last_success_at,
-               max(r.finished_at) FILTER (WHERE r.status = 'failed') AS last_error_at,
-               (array_agg(r.error_code ORDER BY r.finished_at DESC, r.id DESC)
-                  FILTER (WHERE r.status = 'failed'))[1] AS last_error_code,
-               (array_agg(r.error_message ORDER BY r.finished_at DESC, r.id DESC)
-                  FILTER (WHERE r.status = 'failed'))[1] AS last_error_message,
-               min(r.finished_at) FILTER (
-                   WHERE r.status = 'failed' AND r.finished_at > coalesce(s.last_success_at, '-infinity')
-               ) AS failing_since
-        FROM sync_runs r JOIN success s USING (registry_name, region)
-        WHERE r.finished_at IS NOT NULL
-        GROUP BY r.registry_name, r.region, s.last_success_at
-    )
-    SELECT d.registry_name, d.region, runs.last_success_at, runs.last_error_at, runs.last_error_code,
-           runs.last_error_message, runs.failing_since
-    FROM declared d LEFT JOIN runs USING (registry_name, region)
-    ORDER BY d.registry_name, d.region
-    """
-)
-"""Every declared registry region, synced or not."""
+from inventory.config import InventoryConfig
+from inventory.tables import region_status
+
+REGION_STATUS = region_status.DECLARED
+"""Every region the stored registries declare, synced or not."""
 
 
 @dataclass(frozen=True)
@@ -80,3 +59,9 @@ def worst_first(statuses: list[RegionStatus]) -> list[RegionStatus]:
         return (2, status.last_success_at.timestamp(), status.registry_name, status.region)
 
     return sorted(statuses, key=key)
+
+
+def declared_statuses(config: InventoryConfig, *, connection: psycopg.Connection[Any]) -> list[RegionStatus]:
+    """The status of every region ``config`` declares, worst first; a region never synced has no dates."""
+    regions = [(registry.name, region) for registry in config.registries for region in registry.regions]
+    return worst_first([RegionStatus.from_row(row) for row in region_status.of_regions(regions, connection=connection)])

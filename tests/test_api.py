@@ -372,7 +372,7 @@ def test_sync_runs_and_status(client: TestClient, admin: AdminClient, synced: st
         "InvalidParameterException"
     )  # a cursor of another filter
 
-    table = CliRunner().invoke(main, ["status"], env={"COLUMNS": "200"}).output
+    table = CliRunner().invoke(main, ["status", "-c", str(tmp_path / "inventory.toml")], env={"COLUMNS": "200"}).output
     lines = [line for line in table.splitlines() if line.startswith("│")]
     assert "staging" in lines[0] and "stale" in lines[0] and "AccessDeniedException" in lines[0], table
     assert all("fresh" in line for line in lines[1:]) and len(lines) == 4, table

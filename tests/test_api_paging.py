@@ -36,9 +36,9 @@ def _insert(engine: Engine, rng: random.Random, count: int, prefix: str) -> list
             pushed = None if rng.random() < 0.05 else T0 + timedelta(minutes=rng.randrange(50))  # ties happen
             pulled = None if rng.random() < 0.4 else T0 + timedelta(days=rng.randrange(5))
             connection.execute(
-                text("INSERT INTO images (registry_id, region, repository_name, image_digest, image_tags, "
-                     "image_size_in_bytes, image_pushed_at, last_recorded_pull_time, image_status, "
-                     "finding_severity_counts) VALUES (:a, :r, :n, :d, :tags, :size, :pushed, :pulled, :status, "
+                text("INSERT INTO images (registry_type, registry_id, region, repository_name, image_digest, "
+                     "image_tags, image_size_in_bytes, image_pushed_at, last_recorded_pull_time, image_status, "
+                     "finding_severity_counts) VALUES ('ecr', :a, :r, :n, :d, :tags, :size, :pushed, :pulled, :status, "
                      "CAST(:counts AS jsonb)) ON CONFLICT DO NOTHING"),
                 {"a": key[0], "r": key[1], "n": key[2], "d": key[3], "tags": rng.sample(TAGS, rng.randrange(3)),
                  "size": rng.choice([None, rng.randrange(10), rng.randrange(5_000_000_000)]), "pushed": pushed,
@@ -60,8 +60,8 @@ def inventory(engine: Engine, db_url: str) -> Iterator[tuple[Engine, TestClient]
             for region in regions:
                 for repository in REPOSITORIES:
                     connection.execute(
-                        text("INSERT INTO repositories (registry_id, region, repository_name, registry_name) "
-                             "VALUES (:a, :r, :n, :g)"),
+                        text("INSERT INTO repositories (registry_type, registry_id, region, repository_name, "
+                             "registry_name) VALUES ('ecr', :a, :r, :n, :g)"),
                         {"a": account, "r": region, "n": repository, "g": name},
                     )  # fmt: skip
     _insert(engine, random.Random(1), 120, "a")

@@ -41,6 +41,7 @@ def test_every_image_detail_field_round_trips(engine: Engine) -> None:
         session.add(Registry(name="prod", type="ecr", account_id="111111111111", regions=["us-east-1"]))
         session.add(
             Repository(
+                registry_type="ecr",
                 registry_id="111111111111",
                 region="us-east-1",
                 repository_name="app/web",
@@ -50,6 +51,7 @@ def test_every_image_detail_field_round_trips(engine: Engine) -> None:
         session.flush()
         session.add(
             Image(
+                registry_type="ecr",
                 registry_id="111111111111",
                 region="us-east-1",
                 repository_name="app/web",
@@ -96,7 +98,7 @@ def test_schema_types_and_indexes(engine: Engine) -> None:
     assert str(columns["image_size_in_bytes"]["type"]) == "BIGINT"
     assert columns["image_pushed_at"]["type"].timezone is True
     assert [c for c in inspector.get_pk_constraint("images")["constrained_columns"]] == [
-        "registry_id", "region", "repository_name", "image_digest",
+        "registry_type", "registry_id", "region", "repository_name", "image_digest",
     ]  # fmt: skip
     with engine.connect() as connection:
         index = connection.execute(

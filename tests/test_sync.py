@@ -351,7 +351,7 @@ def test_two_concurrent_applies_never_interleave_on_a_scope(fleet: Inventory) ->
     with holder.connect() as connection:  # another apply holds staging/us-east-1/app/api
         connection.execute(
             text("SELECT pg_advisory_lock(hashtextextended(:k, 0))"),
-            {"k": f"inventory-scope/{STAGING}/{US}/app/api"},
+            {"k": f"inventory-scope/ecr/{STAGING}/{US}/app/api"},
         )
         blocked = fleet.run("apply", "--auto-approve", "--lock-timeout", "1s")
         connection.execute(text("SELECT pg_advisory_unlock_all()"))

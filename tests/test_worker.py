@@ -139,8 +139,8 @@ def test_a_killed_worker_s_region_is_taken_over_after_its_lease_expires(fleet: F
     blocker = fleet.engine.connect()
     blocker.begin()
     blocker.execute(text(
-        "INSERT INTO repositories (registry_id, region, repository_name, registry_name) "
-        "VALUES (:a, 'us-east-1', 'app/b', 'team')"
+        "INSERT INTO repositories (registry_type, registry_id, region, repository_name, registry_name) "
+        "VALUES ('ecr', :a, 'us-east-1', 'app/b', 'team')"
     ), {"a": owner})  # fmt: skip
     try:
         victim = fleet.start("--interval", "1h", "--concurrency", "4", "--lease", "3s")

@@ -20,12 +20,14 @@ from inventory.api.types import (
     ImageOrder,
     RegionSyncStatus,
     Registry,
+    RegistryType,
     Repository,
     RepositoryConnection,
     RepositoryFilterInput,
     SyncRun,
     SyncRunConnection,
     SyncRunFilterInput,
+    config_type_of,
     split_image_node_id,
 )
 from inventory.aws.semantics import DEFAULT_MAX_RESULTS, MAX_RESULTS
@@ -33,7 +35,8 @@ from inventory.models import Registry as RegistryRow
 from inventory.models import SyncRun as SyncRunRow
 from inventory.status import REGION_STATUS, RegionStatus
 
-RepositoryKey = tuple[str, str, str]
+RepositoryKey = tuple[str, str, str, str]
+"""(registry type, registry id, region, repository name): the primary key of ``repositories``."""
 _registries = RegistryRow.__table__  # type: ignore[attr-defined]
 _sync_runs = SyncRunRow.__table__  # type: ignore[attr-defined]
 
@@ -52,6 +55,7 @@ def image_filter(given: ImageFilterInput | None, repository: RepositoryKey | Non
     if f.pushed_after and f.pushed_before and f.pushed_after >= f.pushed_before:
         raise invalid_parameter("filter: pushedAfter must be earlier than pushedBefore")
     return search.ImageFilter(
+        registry_types=_config_types(f.registry_types),
         registry_ids=f.registry_ids,
         regions=f.regions,
         repository_names=f.repository_names,
@@ -65,6 +69,17 @@ def image_filter(given: ImageFilterInput | None, repository: RepositoryKey | Non
         include_removed=f.include_removed,
         repository=repository,
     )
+
+
+def _config_types(given: Sequence[RegistryType] | None) -> list[str] | None:
+    return None if given is None else [config_type_of(t) for t in given]
+
+
+def _keyset_position(after: str, bound_to: str, length: int) -> list[Any]:
+    position = cursors.decode(after, bound_to)
+    if len(position) != length:
+        raise invalid_parameter("after: not a cursor of this API")
+    return position
 
 
 class Context:
@@ -94,33 +109,29 @@ class Context:
 
     async def _repository_rows(self, keys: Sequence[RepositoryKey]) -> dict[RepositoryKey, Repository]:
         c = search.repositories.c
-        statement = (
-            select(search.repositories, _registries.c.type)
-            .join(_registries, _registries.c.name == c.registry_name)
-            .where(tuple_(c.registry_id, c.region, c.repository_name).in_(list(keys)))
-        )
+        identity = tuple_(c.registry_type, c.registry_id, c.region, c.repository_name)
+        rows = await self.rows(select(search.repositories).where(identity.in_(list(keys)))) if keys else []
         return {
-            (row.registry_id, row.region, row.repository_name): Repository.from_row(row, row.type)
-            for row in await self.rows(statement)
+            (row.registry_type, row.registry_id, row.region, row.repository_name): Repository.from_row(row)
+            for row in rows
         }
 
     async def _load_repositories(self, keys: Sequence[RepositoryKey]) -> list[Repository | ApiError]:
         found = await self._repository_rows(keys)
         return [found.get(key) or ApiError("RepositoryNotFoundException", f"no repository {key}") for key in keys]
 
-    async def repositories_or_none(self, keys: Sequence[Any]) -> list[Repository | None]:
-        found = await self._repository_rows([tuple(k) for k in keys if len(k) == 3])
-        return [found.get(tuple(key)) for key in keys]
+    async def repositories_or_none(self, keys: Sequence[RepositoryKey | None]) -> list[Repository | None]:
+        """The repositories of ``keys``, None where there is none (or the key is None: a malformed id)."""
+        found = await self._repository_rows([key for key in keys if key is not None])
+        return [found.get(key) if key is not None else None for key in keys]
 
     async def _load_image_counts(self, keys: Sequence[RepositoryKey]) -> list[int]:
         c = search.images.c
-        identity = tuple_(c.registry_id, c.region, c.repository_name)
+        key = (c.registry_type, c.registry_id, c.region, c.repository_name)
         statement = (
-            select(c.registry_id, c.region, c.repository_name, func.count())
-            .where(identity.in_(list(keys)), c.removed_at.is_(None))
-            .group_by(c.registry_id, c.region, c.repository_name)
+            select(*key, func.count()).where(tuple_(*key).in_(list(keys)), c.removed_at.is_(None)).group_by(*key)
         )
-        counts = {(r[0], r[1], r[2]): r[3] for r in await self.rows(statement)}
+        counts = {(r[0], r[1], r[2], r[3]): r[4] for r in await self.rows(statement)}
         return [counts.get(key, 0) for key in keys]
 
     async def _load_region_statuses(self, names: Sequence[str]) -> list[list[RegionSyncStatus]]:
@@ -137,9 +148,12 @@ class Context:
         keys = [split_image_node_id(node_id) for node_id in node_ids]
         c = search.images.c
         wanted = [key for key in keys if key is not None]
-        identity = tuple_(c.registry_id, c.region, c.repository_name, c.image_digest)
+        identity = tuple_(c.registry_type, c.registry_id, c.region, c.repository_name, c.image_digest)
         rows = await self.rows(select(*search.shown_images).where(identity.in_(wanted))) if wanted else []
-        found = {(i.registry_id, i.region, i.repository_name, i.image_digest): i for i in Image.from_rows(rows)}
+        found = {
+            (config_type_of(i.registry_type), i.registry_id, i.region, i.repository_name, i.image_digest): i
+            for i in Image.from_rows(rows)
+        }
         return [found.get(key) if key is not None else None for key in keys]
 
     async def registries_by_name(self, names: Sequence[str]) -> list[Registry | None]:
@@ -162,7 +176,7 @@ class Context:
         f = image_filter(given, repository)
         order = search.ORDERS[order_by.value]
         bound_to = cursors.binding("images", f, order.name)
-        position = cursors.decode(after, bound_to) if after is not None else None
+        position = _keyset_position(after, bound_to, 1 + len(search.IDENTITY)) if after is not None else None
         rows = await self.rows(search.image_page(f, order, position, size))
 
         async def count() -> int:
@@ -180,27 +194,23 @@ class Context:
         g = given or RepositoryFilterInput()
         f = search.RepositoryFilter(
             registry_names=g.registry_names,
+            registry_types=_config_types(g.registry_types),
             registry_ids=g.registry_ids,
             regions=g.regions,
             repository_names=g.repository_names,
             include_removed=g.include_removed,
         )
         bound_to = cursors.binding("repositories", f)
-        position = cursors.decode(after, bound_to) if after is not None else None
-        page = search.repository_page(f, position, size).subquery()
-        rows = await self.rows(
-            select(page, _registries.c.type)
-            .join(_registries, _registries.c.name == page.c.registry_name)
-            .order_by(page.c.registry_id, page.c.region, page.c.repository_name)
-        )
+        position = _keyset_position(after, bound_to, len(search.REPOSITORY_ORDER)) if after is not None else None
+        rows = await self.rows(search.repository_page(f, position, size))
 
         async def count() -> int:
             return int((await self.rows(search.repository_count(f)))[0][0])
 
         return _connection(
             RepositoryConnection, rows, size, after, count,
-            nodes=lambda page: [Repository.from_row(row, row.type) for row in page],
-            cursor=lambda row: cursors.encode(bound_to, [row.registry_id, row.region, row.repository_name]),
+            nodes=lambda page: [Repository.from_row(row) for row in page],
+            cursor=lambda row: cursors.encode(bound_to, [getattr(row, name) for name in search.REPOSITORY_ORDER]),
         )  # fmt: skip
 
     async def sync_run_connection(

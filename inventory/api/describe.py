@@ -2,7 +2,8 @@
 
 Validation is ECR's own (``inventory.aws.semantics``, shared with the emulator).
 Pages are keyset pages in push order (oldest first), 100 by default, and the
-``nextToken`` is null on the last page.
+``nextToken`` is null on the last page. It answers private ECR, as ECR's own API
+does, unless asked for ECR Public, whose DescribeImages takes no ``filter``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from inventory.api import cursors, search
 from inventory.api.context import Context
 from inventory.api.errors import from_ecr, invalid_parameter
-from inventory.api.types import DescribeImagesFilter, DescribeImagesResult, Image, ImageIdInput
+from inventory.api.types import (
+    DescribeImagesFilter,
+    DescribeImagesResult,
+    Image,
+    ImageIdInput,
+    RegistryType,
+    config_type_of,
+)
 from inventory.aws import semantics
 from inventory.aws.semantics import EcrError
 
@@ -25,6 +33,7 @@ _NO_TIME = cast(literal("-infinity"), search.ORDERS["PUSHED_AT"].sql_type)
 async def describe_images(
     context: Context,
     *,
+    registry_type: RegistryType = RegistryType.ECR,
     registry_id: str | None,
     region: str,
     repository_name: str,
@@ -45,7 +54,10 @@ async def describe_images(
         "maxResults": max_results,
         "nextToken": next_token,
     }  # fmt: skip
+    kind = config_type_of(registry_type)
     try:
+        if kind == "ecr-public" and filter is not None:
+            raise semantics.invalid("filter: ECR Public's DescribeImages takes no filter")
         name = semantics.repository_name_param(params)
         if registry_id is not None:
             semantics.registry_id_param(params, registry_id)
@@ -54,20 +66,20 @@ async def describe_images(
         ids = semantics.list_param(params, "imageIds")
         wanted = [semantics.image_id_param(image_id) for image_id in ids or []]
         tag_status, image_status = semantics.filter_param(params)
-        registry = await _registry_of(context, registry_id, region, name)
+        registry = await _registry_of(context, kind, registry_id, region, name)
         if ids is not None:
-            return DescribeImagesResult(image_details=await _by_ids(context, registry, region, name, wanted),
+            return DescribeImagesResult(image_details=await _by_ids(context, kind, registry, region, name, wanted),
                                         next_token=None)  # fmt: skip
     except EcrError as exc:
         raise from_ecr(exc) from None
 
-    f = search.ImageFilter(tag_status=tag_status, repository=(registry, region, name))
+    f = search.ImageFilter(tag_status=tag_status, repository=(kind, registry, region, name))
     c = search.images.c
     conditions = search.image_conditions(f)
     if image_status != "ANY":
         conditions.append(func.coalesce(c.image_status, "ACTIVE") == image_status)
     sort = (func.coalesce(c.image_pushed_at, _NO_TIME), c.image_digest)
-    bound_to = cursors.binding("describeImages", registry, region, name, tag_status, image_status)
+    bound_to = cursors.binding("describeImages", kind, registry, region, name, tag_status, image_status)
     if next_token is not None:
         key = cursors.decode(next_token, bound_to, argument="nextToken")
         conditions.append(tuple_(*sort) > tuple_(cast(literal(key[0]), search.ORDERS["PUSHED_AT"].sql_type), key[1]))
@@ -80,10 +92,10 @@ async def describe_images(
     return DescribeImagesResult(image_details=Image.from_rows(page), next_token=token)
 
 
-async def _registry_of(context: Context, registry_id: str | None, region: str, name: str) -> str:
-    """The registry holding the repository: the one given, else the only one that holds it."""
+async def _registry_of(context: Context, kind: str, registry_id: str | None, region: str, name: str) -> str:
+    """The registry (of type ``kind``) holding the repository: the one given, else the only one that holds it."""
     c = search.repositories.c
-    conditions = [c.region == region, c.repository_name == name, c.removed_at.is_(None)]
+    conditions = [c.registry_type == kind, c.region == region, c.repository_name == name, c.removed_at.is_(None)]
     if registry_id is not None:
         conditions.append(c.registry_id == registry_id)
     holders = [row.registry_id for row in await context.rows(select(c.registry_id).where(*conditions))]
@@ -98,7 +110,7 @@ async def _registry_of(context: Context, registry_id: str | None, region: str, n
 
 
 async def _by_ids(
-    context: Context, registry: str, region: str, name: str, wanted: list[tuple[str | None, str | None]]
+    context: Context, kind: str, registry: str, region: str, name: str, wanted: list[tuple[str | None, str | None]]
 ) -> list[Image]:
     """The images named by digest or tag, in the order asked, in one query."""
     c = search.images.c
@@ -106,7 +118,8 @@ async def _by_ids(
     tags = [tag for digest, tag in wanted if tag and not digest]
     rows = await context.rows(
         select(*search.shown_images).where(
-            c.registry_id == registry, c.region == region, c.repository_name == name, c.removed_at.is_(None),
+            c.registry_type == kind, c.registry_id == registry, c.region == region, c.repository_name == name,
+            c.removed_at.is_(None),
             or_(c.image_digest.in_(digests), c.image_tags.overlap(literal(tags, ARRAY(Text)))),
         )
     )  # fmt: skip

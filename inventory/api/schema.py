@@ -40,11 +40,13 @@ from inventory.api.types import (
     ImageOrder,
     Long,
     Registry,
+    RegistryType,
     Repository,
     RepositoryConnection,
     RepositoryFilterInput,
     SyncRunConnection,
     SyncRunFilterInput,
+    config_type_of,
     image_node_id,
 )
 from inventory.models import Registry as RegistryRow
@@ -82,20 +84,31 @@ class Query:
     ) -> RepositoryConnection:
         return await info.context.repository_connection(first, after, filter)
 
-    @strawberry.field
+    @strawberry.field(description="One repository; private ECR unless registryType says ECR_PUBLIC.")
     async def repository(
-        self, info: Info[Context, None], registry_id: str, region: str, repository_name: str
+        self,
+        info: Info[Context, None],
+        registry_id: str,
+        region: str,
+        repository_name: str,
+        registry_type: RegistryType = RegistryType.ECR,
     ) -> Repository | None:
-        (found,) = await info.context.repositories_or_none([(registry_id, region, repository_name)])
+        key = (config_type_of(registry_type), registry_id, region, repository_name)
+        (found,) = await info.context.repositories_or_none([key])
         return found
 
-    @strawberry.field
+    @strawberry.field(description="One image; of private ECR unless registryType says ECR_PUBLIC.")
     async def image(
-        self, info: Info[Context, None], registry_id: str, region: str, repository_name: str, image_digest: str
+        self,
+        info: Info[Context, None],
+        registry_id: str,
+        region: str,
+        repository_name: str,
+        image_digest: str,
+        registry_type: RegistryType = RegistryType.ECR,
     ) -> Image | None:
-        (found,) = await info.context.images_by_node_id(
-            [image_node_id(registry_id, region, repository_name, image_digest)]
-        )
+        node_id = image_node_id(config_type_of(registry_type), registry_id, region, repository_name, image_digest)
+        (found,) = await info.context.images_by_node_id([node_id])
         return found
 
     @strawberry.field(description="Cross-account image search, newest first unless orderBy says otherwise.")
@@ -119,12 +132,16 @@ class Query:
     ) -> SyncRunConnection:
         return await info.context.sync_run_connection(first, after, filter)
 
-    @strawberry.field(description="ECR's DescribeImages, answered from the inventory with ECR's semantics.")
+    @strawberry.field(
+        description="ECR's DescribeImages, answered from the inventory with ECR's semantics: of private ECR, "
+        "as ECR's own API, unless registryType says ECR_PUBLIC (ECR Public's DescribeImages, which takes no filter)."
+    )
     async def describe_images(
         self,
         info: Info[Context, None],
         region: str,
         repository_name: str,
+        registry_type: RegistryType = RegistryType.ECR,
         registry_id: str | None = None,
         image_ids: list[ImageIdInput] | None = None,
         filter: Annotated[DescribeImagesFilter | None, strawberry.argument(name="filter")] = None,
@@ -133,6 +150,7 @@ class Query:
     ) -> DescribeImagesResult:
         return await describe_images(
             info.context,
+            registry_type=registry_type,
             registry_id=registry_id,
             region=region,
             repository_name=repository_name,

@@ -1,7 +1,8 @@
 """SQL for listing images and repositories: filters, orders, and keyset pages (never OFFSET).
 
 Pages are fetched ``first + 1`` rows at a time, to know whether there is a next
-one. Every order ends with the image's identity, so keys are unique and an
+one. Every order ends with the image's identity (the registry type last, the
+tiebreak of a private and a public repository of one name), so keys are unique and an
 image that exists throughout a listing is seen exactly once, whatever is added
 or removed between pages.
 """
@@ -77,11 +78,13 @@ ORDERS = {
     "SIZE": Order("SIZE", "image_size_in_bytes", BigInteger(), -1, "'-1'::bigint"),
     "LAST_PULL": Order("LAST_PULL", "last_recorded_pull_time", DateTime(timezone=True), _NO_TIME, _NO_TIME_SQL),
 }
-IDENTITY = ("registry_id", "region", "repository_name", "image_digest")
+IDENTITY = ("registry_id", "region", "repository_name", "image_digest", "registry_type")
+"""The image's identity in the order of the keyset indexes (``ix_images_live_by_*``)."""
 
 
 @dataclass(frozen=True)
 class ImageFilter:
+    registry_types: Sequence[str] | None = None
     registry_ids: Sequence[str] | None = None
     regions: Sequence[str] | None = None
     repository_names: Sequence[str] | None = None
@@ -93,8 +96,8 @@ class ImageFilter:
     pushed_before: datetime | None = None
     min_severity: str | None = None
     include_removed: bool = False
-    repository: tuple[str, str, str] | None = field(default=None)
-    """Restricts the listing to one repository (``Repository.images``)."""
+    repository: tuple[str, str, str, str] | None = field(default=None)
+    """Restricts the listing to one repository (``Repository.images``): its (type, id, region, name)."""
 
 
 def glob_regex(glob: str) -> str:
@@ -114,6 +117,7 @@ def glob_regex(glob: str) -> str:
 
 def _location_conditions(
     c: Any,
+    registry_types: Sequence[str] | None,
     registry_ids: Sequence[str] | None,
     regions: Sequence[str] | None,
     repository_names: Sequence[str] | None,
@@ -123,6 +127,8 @@ def _location_conditions(
     conditions: list[ColumnElement[bool]] = []
     if not include_removed:
         conditions.append(c.removed_at.is_(None))
+    if registry_types is not None:
+        conditions.append(c.registry_type.in_(registry_types))
     if registry_ids is not None:
         conditions.append(c.registry_id.in_(registry_ids))
     if regions is not None:
@@ -141,9 +147,11 @@ def _severity_at_least(severity: str) -> ColumnElement[bool]:
 
 def image_conditions(f: ImageFilter) -> list[ColumnElement[bool]]:
     c = images.c
-    conditions = _location_conditions(c, f.registry_ids, f.regions, f.repository_names, f.include_removed)
+    conditions = _location_conditions(
+        c, f.registry_types, f.registry_ids, f.regions, f.repository_names, f.include_removed
+    )
     if f.repository is not None:
-        conditions.append(tuple_(c.registry_id, c.region, c.repository_name) == tuple_(*f.repository))
+        conditions.append(tuple_(c.registry_type, c.registry_id, c.region, c.repository_name) == tuple_(*f.repository))
     if f.tags is not None:
         conditions.append(c.image_tags.overlap(literal(list(f.tags), ARRAY(Text))))
     if f.digests is not None:
@@ -166,7 +174,7 @@ def image_conditions(f: ImageFilter) -> list[ColumnElement[bool]]:
 def image_page(f: ImageFilter, order: Order, after: list[Any] | None, first: int) -> Select[Any]:
     """``first + 1`` images after the key ``after``, in ``order``."""
     c = images.c
-    sort = (order.key(), c.registry_id, c.region, c.repository_name, c.image_digest)
+    sort = (order.key(), *(c[name] for name in IDENTITY))
     conditions = image_conditions(f)
     if after is not None:
         position = (cast(literal(after[0]), order.sql_type), *after[1:])
@@ -185,6 +193,7 @@ def image_key(order: Order, row: Any) -> list[Any]:
 @dataclass(frozen=True)
 class RepositoryFilter:
     registry_names: Sequence[str] | None = None
+    registry_types: Sequence[str] | None = None
     registry_ids: Sequence[str] | None = None
     regions: Sequence[str] | None = None
     repository_names: Sequence[str] | None = None
@@ -193,16 +202,22 @@ class RepositoryFilter:
 
 def repository_conditions(f: RepositoryFilter) -> list[ColumnElement[bool]]:
     c = repositories.c
-    conditions = _location_conditions(c, f.registry_ids, f.regions, f.repository_names, f.include_removed)
+    conditions = _location_conditions(
+        c, f.registry_types, f.registry_ids, f.regions, f.repository_names, f.include_removed
+    )
     if f.registry_names is not None:
         conditions.append(c.registry_name.in_(f.registry_names))
     return conditions
 
 
+REPOSITORY_ORDER = ("registry_id", "region", "repository_name", "registry_type")
+"""Repositories are listed by their identity, the registry type last (the tiebreak)."""
+
+
 def repository_page(f: RepositoryFilter, after: list[Any] | None, first: int) -> Select[Any]:
-    """``first + 1`` repositories after ``after``, by (registry id, region, name)."""
+    """``first + 1`` repositories after ``after``, in ``REPOSITORY_ORDER``."""
     c = repositories.c
-    sort = (c.registry_id, c.region, c.repository_name)
+    sort = tuple(c[name] for name in REPOSITORY_ORDER)
     conditions = repository_conditions(f)
     if after is not None:
         conditions.append(tuple_(*sort) > tuple_(*after))

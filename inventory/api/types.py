@@ -66,6 +66,11 @@ def registry_type_of(config_type: str) -> RegistryType:
     return RegistryType.ECR_PUBLIC if config_type == "ecr-public" else RegistryType.ECR
 
 
+def config_type_of(registry_type: RegistryType) -> str:
+    """The config's (and the tables') spelling of ``registry_type``: "ecr" or "ecr-public"."""
+    return "ecr-public" if registry_type is RegistryType.ECR_PUBLIC else "ecr"
+
+
 @strawberry.type
 class ImageScanStatus:
     status: str | None
@@ -88,6 +93,7 @@ class ImageScanFindingsSummary:
 @strawberry.type(description="An image: ECR's ImageDetail, plus what the inventory knows of it.")
 class Image(relay.Node):
     node_id: relay.NodeID[str]
+    registry_type: RegistryType = strawberry.field(description="Private ECR or ECR Public: part of the identity.")
     registry_id: str
     region: str
     repository_name: str
@@ -110,7 +116,9 @@ class Image(relay.Node):
 
     @strawberry.field
     async def repository(self, info: Info) -> Repository:
-        return await info.context.repositories.load((self.registry_id, self.region, self.repository_name))
+        return await info.context.repositories.load(
+            (config_type_of(self.registry_type), self.registry_id, self.region, self.repository_name)
+        )
 
     @classmethod
     def from_rows(cls, rows: Sequence[Any]) -> list[Image]:
@@ -132,7 +140,10 @@ class Image(relay.Node):
                 finding_severity_counts=[SeverityCount(severity=k, count=v) for k, v in sorted((counts or {}).items())],
             )
         return cls(
-            node_id=image_node_id(m["registry_id"], m["region"], m["repository_name"], m["image_digest"]),
+            node_id=image_node_id(
+                m["registry_type"], m["registry_id"], m["region"], m["repository_name"], m["image_digest"]
+            ),
+            registry_type=registry_type_of(m["registry_type"]),
             image_tags=list(m["image_tags"]),
             image_scan_status=scan,
             image_scan_findings_summary=findings,
@@ -154,17 +165,49 @@ _IMAGE_COLUMNS = (
 """The Image fields that are their column, as is."""
 
 
-def image_node_id(registry_id: str, region: str, repository_name: str, image_digest: str) -> str:
-    """``registry/region/digest/repository``: the repository last, as its name may hold slashes."""
-    return f"{registry_id}/{region}/{image_digest}/{repository_name}"
+PUBLIC_PREFIX = "ecr-public/"
+"""Leads the node ids of ECR Public objects; a private one starts with its 12-digit registry id."""
 
 
-def split_image_node_id(node_id: str) -> tuple[str, str, str, str] | None:
-    parts = node_id.split("/", 3)
+def _prefix(registry_type: str) -> str:
+    return PUBLIC_PREFIX if registry_type == "ecr-public" else ""
+
+
+def _split_prefix(node_id: str) -> tuple[str, str]:
+    """(registry type, the rest of the node id)."""
+    if node_id.startswith(PUBLIC_PREFIX):
+        return "ecr-public", node_id[len(PUBLIC_PREFIX) :]
+    return "ecr", node_id
+
+
+def image_node_id(registry_type: str, registry_id: str, region: str, repository_name: str, image_digest: str) -> str:
+    """``[ecr-public/]registry/region/digest/repository``: the repository last, as its name may hold slashes."""
+    return f"{_prefix(registry_type)}{registry_id}/{region}/{image_digest}/{repository_name}"
+
+
+def split_image_node_id(node_id: str) -> tuple[str, str, str, str, str] | None:
+    """The image's identity (registry type, registry id, region, repository, digest); None if malformed."""
+    registry_type, rest = _split_prefix(node_id)
+    parts = rest.split("/", 3)
     if len(parts) != 4:
         return None
     registry_id, region, digest, repository = parts
-    return registry_id, region, repository, digest
+    return registry_type, registry_id, region, repository, digest
+
+
+def repository_node_id(registry_type: str, registry_id: str, region: str, repository_name: str) -> str:
+    """``[ecr-public/]registry/region/repository``."""
+    return f"{_prefix(registry_type)}{registry_id}/{region}/{repository_name}"
+
+
+def split_repository_node_id(node_id: str) -> tuple[str, str, str, str] | None:
+    """The repository's identity (registry type, registry id, region, name); None if malformed."""
+    registry_type, rest = _split_prefix(node_id)
+    parts = rest.split("/", 2)
+    if len(parts) != 3:
+        return None
+    registry_id, region, name = parts
+    return registry_type, registry_id, region, name
 
 
 EDGES = "Contains the nodes in this connection"
@@ -202,7 +245,7 @@ class Repository(relay.Node):
     region: str
     repository_name: str
     registry_name: str
-    registry_type: RegistryType
+    registry_type: RegistryType = strawberry.field(description="Private ECR or ECR Public: part of the identity.")
     repository_arn: str | None
     repository_uri: str | None
     created_at: datetime | None
@@ -210,9 +253,14 @@ class Repository(relay.Node):
     last_synced_at: datetime | None
     removed_at: datetime | None
 
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        """Its identity in the inventory: (registry type, registry id, region, name)."""
+        return (config_type_of(self.registry_type), self.registry_id, self.region, self.repository_name)
+
     @strawberry.field(description="Present images.")
     async def image_count(self, info: Info) -> int:
-        return await info.context.image_counts.load((self.registry_id, self.region, self.repository_name))
+        return await info.context.image_counts.load(self.key)
 
     @strawberry.field
     async def images(
@@ -223,18 +271,17 @@ class Repository(relay.Node):
         filter: Annotated[ImageFilterInput | None, strawberry.argument(name="filter")] = None,
         order_by: ImageOrder = ImageOrder.PUSHED_AT,
     ) -> ImageConnection:
-        repository = (self.registry_id, self.region, self.repository_name)
-        return await info.context.image_connection(first, after, filter, order_by, repository=repository)
+        return await info.context.image_connection(first, after, filter, order_by, repository=self.key)
 
     @classmethod
-    def from_row(cls, row: Any, registry_type: str) -> Repository:
+    def from_row(cls, row: Any) -> Repository:
         return cls(
-            node_id=f"{row.registry_id}/{row.region}/{row.repository_name}",
+            node_id=repository_node_id(row.registry_type, row.registry_id, row.region, row.repository_name),
             registry_id=row.registry_id,
             region=row.region,
             repository_name=row.repository_name,
             registry_name=row.registry_name,
-            registry_type=registry_type_of(registry_type),
+            registry_type=registry_type_of(row.registry_type),
             repository_arn=row.repository_arn,
             repository_uri=row.repository_uri,
             created_at=row.created_at,
@@ -247,8 +294,7 @@ class Repository(relay.Node):
     def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> Awaitable[list[Repository | None]]:
-        keys = [tuple(str(node_id).split("/", 2)) for node_id in node_ids]
-        return info.context.repositories_or_none(keys)
+        return info.context.repositories_or_none([split_repository_node_id(str(node_id)) for node_id in node_ids])
 
 
 @strawberry.type
@@ -398,6 +444,7 @@ class SyncRunFilterInput:
 
 @strawberry.input(name="ImageFilter", description="Cross-account image search; every field narrows the result.")
 class ImageFilterInput:
+    registry_types: list[RegistryType] | None = None
     registry_ids: list[str] | None = None
     regions: list[str] | None = None
     repository_names: list[str] | None = strawberry.field(default=None, description="Shell-style globs.")
@@ -416,6 +463,7 @@ class ImageFilterInput:
 @strawberry.input(name="RepositoryFilter")
 class RepositoryFilterInput:
     registry_names: list[str] | None = None
+    registry_types: list[RegistryType] | None = None
     registry_ids: list[str] | None = None
     regions: list[str] | None = None
     repository_names: list[str] | None = strawberry.field(default=None, description="Shell-style globs.")

@@ -42,7 +42,7 @@ INSERT INTO region_status AS s (registry_name, region, syncs_succeeded, syncs_fa
                                 last_success_at, last_error_at, last_error_code, last_error_message,
                                 failing_since, updated_at)
 SELECT o.registry_name, o.region, o.succeeded, o.failed, o.api_calls, o.throttled_calls,
-       CASE WHEN o.failed = 0 AND o.complete AND o.succeeded > 0 THEN now() END,
+       CASE WHEN o.failed = 0 AND o.complete THEN now() END,
        CASE WHEN o.failed > 0 THEN now() END,
        CASE WHEN o.failed > 0 THEN o.error_code END,
        CASE WHEN o.failed > 0 THEN o.error_message END,
@@ -74,7 +74,7 @@ def record(outcomes: Sequence[RegionOutcome], *, connection: psycopg.Connection[
     """Add ``outcomes`` to their regions' rows, in one statement; never commits.
 
     A round with a failure sets the last error and, unless already set, ``failing_since``;
-    a complete round with successes and no failure sets the last success and clears
+    a complete round without a failure (an empty one too) sets the last success and clears
     ``failing_since``; an incomplete round only adds to the counters. Two outcomes of
     one region are merged first (a statement cannot update a row twice).
     """

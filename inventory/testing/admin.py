@@ -4,7 +4,8 @@
     POST   /_admin/seed       {"seed": "demo"}
     POST   /_admin/images     {registryType?, registryId, region, repositoryName, images: [...]}
     PATCH  /_admin/images     {registryType?, registryId, region, repositoryName, imageDigest, set: {...}}
-    POST   /_admin/faults     {"fault": "throttle"|"server_error", "operation", "count"}
+    POST   /_admin/faults     {"fault": "throttle"|"server_error"|"malformed", "operation", "count"}
+                              (malformed: answers without their first item's imageDigest/repositoryName)
                               {"fault": "deny", "registryId"}
                               {"fault": "expire_tokens"}        every token handed out so far
                               {"fault": "expire_next_token"}    the next token, as soon as it is issued
@@ -117,7 +118,7 @@ def set_image(store: Store, body: dict[str, Any]) -> dict[str, Any]:
 def arm_fault(store: Store, body: dict[str, Any]) -> dict[str, Any]:
     faults = store.faults
     kind = body.get("fault")
-    if kind in ("throttle", "server_error"):
+    if kind in ("throttle", "server_error", "malformed"):
         armed = getattr(faults, kind)
         operation = body.get("operation", "*")
         armed[operation] = armed.get(operation, 0) + int(body.get("count", 1))

@@ -71,6 +71,16 @@ def _check_faults(store: Store, operation: str, accounts: set[str]) -> None:
         )
 
 
+_IDENTIFYING = {"imageDetails": "imageDigest", "repositories": "repositoryName"}
+
+
+def _malform(answer: dict[str, Any]) -> None:
+    """Drop the identifying key of the answer's first item (the ``malformed`` fault)."""
+    for key, identity in _IDENTIFYING.items():
+        if answer.get(key):
+            answer[key][0].pop(identity, None)
+
+
 async def aws_endpoint(request: Request) -> Response:
     store: Store = request.app.state.store
     access_key_id, region = _signer(request)
@@ -97,7 +107,10 @@ async def aws_endpoint(request: Request) -> Response:
         store.calls[operation] = store.calls.get(operation, 0) + 1
         try:
             _check_faults(store, operation, {caller.account, str(params.get("registryId"))})
-            return _aws_json(200, handler(store, caller, params))
+            answer = handler(store, caller, params)
+            if store.take_fault("malformed", operation):
+                _malform(answer)
+            return _aws_json(200, answer)
         except EcrError as exc:
             return _aws_json(exc.status, {"__type": exc.code, "message": exc.message})
 

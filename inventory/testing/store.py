@@ -123,6 +123,8 @@ class Faults:
 
     throttle: dict[str, int] = field(default_factory=dict)
     server_error: dict[str, int] = field(default_factory=dict)
+    malformed: dict[str, int] = field(default_factory=dict)
+    """operation → answers to send without their first item's identifying key (not what the API documents)."""
     denied_accounts: set[str] = field(default_factory=set)
     delete_after_page: set[tuple[str, str, str, str]] = field(default_factory=set)
     expire_next_token: bool = False
@@ -251,7 +253,7 @@ class Store:
 
     # faults -----------------------------------------------------------------
 
-    def take_fault(self, kind: Literal["throttle", "server_error"], operation: str) -> bool:
+    def take_fault(self, kind: Literal["throttle", "server_error", "malformed"], operation: str) -> bool:
         """Consume one armed fault of ``kind`` for ``operation``, if any."""
         armed = getattr(self.faults, kind)
         for key in (operation, "*"):

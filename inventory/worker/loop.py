@@ -29,6 +29,7 @@ from inventory.aws.clients import ClientFactory
 from inventory.config import InventoryConfig, load_config
 from inventory.db import autocommit
 from inventory.errors import ConfigError
+from inventory.retention import prune_sync_runs
 from inventory.sync.engine import RegionSync
 from inventory.tables import registries
 from inventory.worker import leases
@@ -42,6 +43,9 @@ POLL_SECONDS = 1.0
 """How often an idle worker looks for due regions (and at the config file)."""
 RETRY_SECONDS = 60.0
 """When a region whose sync failed unexpectedly is due again (at most ``interval``)."""
+PRUNE_SECONDS = 60.0
+"""How often a worker prunes history older than its retention (a few small batches each time)."""
+PRUNE_BATCHES = 10
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,7 @@ class Worker:
         self._running: dict[Lease, _Running] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
+        self._pruned_at = -PRUNE_SECONDS
 
     # the loop ------------------------------------------------------------------
 
@@ -105,6 +110,7 @@ class Worker:
                 try:
                     self._reload_if_changed()
                     self._claim(regions)
+                    self._prune()
                 except Exception:  # the database went away, say: log, and try again next turn
                     log.exception("worker loop")
                 self._wake.wait(POLL_SECONDS * random.uniform(0.5, 1.5))  # workers out of step
@@ -169,6 +175,16 @@ class Worker:
             region.cancelled.set()
         for region in running:
             region.thread.join()
+
+    def _prune(self) -> None:
+        """Every ``PRUNE_SECONDS``, a few batches of sync runs past retention: bounded work per turn, and
+        workers that share the database share the pruning too."""
+        if time.monotonic() - self._pruned_at < PRUNE_SECONDS:
+            return
+        self._pruned_at = time.monotonic()
+        pruned = prune_sync_runs(self.engine, self.config.retention.sync_runs, max_batches=PRUNE_BATCHES)
+        if pruned:
+            log.info("pruned %d sync runs older than the retention", pruned)
 
     # leases ------------------------------------------------------------------------
 
