@@ -172,13 +172,14 @@ def sync_fleet(
     interactive: bool = False,
     keep: int = 0,
     on_scope: Callable[[ScopeResult], None] | None = None,
+    clients: ClientFactory | None = None,
 ) -> SyncResult:
     """Converge ``config`` (or its ``targets``), streaming each scope's pages into its transaction."""
     covered = Targets(targets)
     result = SyncResult()
     with progress_for(interactive) as progress:
         sync = RegionSync(
-            engine, ClientFactory(aws_max_attempts), lock_timeout=lock_timeout, keep=keep,
+            engine, clients or ClientFactory(aws_max_attempts), lock_timeout=lock_timeout, keep=keep,
             on_images=progress.images_fetched,
         )  # fmt: skip
         for region in regions(engine, config, covered):
