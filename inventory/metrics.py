@@ -19,20 +19,17 @@ from typing import Any
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import TextClause, text
+from sqlalchemy import TextClause
 
 from inventory.status import REGION_STATUS, RegionStatus
-from inventory.tables import region_status
+from inventory.tables import region_status, repositories
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 QUERIES: Mapping[str, TextClause] = {
     "runs": region_status.COUNTERS,
     "regions": REGION_STATUS,
-    "images": text(
-        "SELECT registry_name, region, sum(image_count) AS images FROM repositories "
-        "WHERE removed_at IS NULL GROUP BY 1, 2 ORDER BY 1, 2"
-    ),
+    "images": repositories.IMAGE_COUNTS,
 }
 """What a scrape reads: run them all, and pass their rows to ``fleet_metrics`` by name."""
 

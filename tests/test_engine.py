@@ -88,6 +88,8 @@ def test_apply_and_a_worker_converge_to_the_same_inventory(inventory: Inventory,
     seed(admin, STAGING, US, "app/api", 2)
     seed(admin, PROD, US, "app/web", 2, registry_type="ecr-public")  # same name as the private one
     first = Database(inventory.engine)
+    plan = inventory.run("plan").stdout
+    assert "prod/us-east-1/app/web:" in plan and "public/us-east-1/app/web:" in plan  # two repositories, one name
 
     def both() -> None:
         assert inventory.run("apply", "--auto-approve").exit_code == 0

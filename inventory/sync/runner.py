@@ -80,7 +80,6 @@ def regions(engine: Engine, config: InventoryConfig, targets: Targets) -> list[R
     """The regions a run covers: the declared ones, then those the inventory holds that the config
     no longer declares (one more sync sweeps them). A target naming nothing is an error."""
     with autocommit(engine) as connection:
-        registries.upsert(config.registries, connection=connection)
         stored = sorted({(r.scope.registry_name, r.scope.region) for r in repositories.live(connection=connection)})
     declared = {registry.name: registry for registry in config.registries}
     for target in targets.targets:
@@ -177,6 +176,8 @@ def sync_fleet(
     """Converge ``config`` (or its ``targets``), streaming each scope's pages into its transaction."""
     covered = Targets(targets)
     result = SyncResult()
+    with autocommit(engine) as connection:
+        registries.upsert(config.registries, connection=connection)
     with progress_for(interactive) as progress:
         sync = RegionSync(
             engine, clients or ClientFactory(aws_max_attempts), lock_timeout=lock_timeout, keep=keep,

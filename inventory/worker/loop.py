@@ -1,6 +1,6 @@
 """``inventory worker``: keep every declared registry region converged, sharing the work through Postgres.
 
-The loop claims due registry regions (``inventory.worker.leases``) while its
+The loop claims due registry regions (``inventory.tables.sync_scopes``) while its
 thread pool has room, syncs each on a coordinator thread of its own
 (``inventory.worker.region``), and releases it due again ``interval`` later. A
 heartbeat thread renews the leases it holds; one it finds lost (the worker
@@ -31,9 +31,8 @@ from inventory.db import autocommit
 from inventory.errors import ConfigError
 from inventory.retention import prune_sync_runs
 from inventory.sync.engine import RegionSync
-from inventory.tables import registries
-from inventory.worker import leases
-from inventory.worker.leases import Lease
+from inventory.tables import registries, sync_scopes
+from inventory.tables.sync_scopes import Lease
 from inventory.worker.metrics import WorkerMetrics
 from inventory.worker.region import RegionPool, RegionResult, ScopeReport
 
@@ -131,7 +130,7 @@ class Worker:
         if room <= 0:
             return
         with autocommit(self.engine) as connection:
-            claimed = leases.claim(connection, self.name, room, self.options.lease)
+            claimed = sync_scopes.claim(self.name, room, self.options.lease, connection=connection)
         config = self.config
         for lease in claimed:
             running = _Running()
@@ -161,7 +160,7 @@ class Worker:
                 self.metrics.leases.set(len(self._running))
             try:
                 with autocommit(self.engine) as connection:
-                    leases.release(connection, self.name, lease, due_in=due_in, finished=finished)
+                    sync_scopes.release(self.name, lease, due_in=due_in, finished=finished, connection=connection)
             except Exception:  # its lease expires by itself
                 log.exception("%s: cannot release the lease", lease.label)
             self._wake.set()
@@ -196,7 +195,7 @@ class Worker:
                 continue
             try:
                 with autocommit(self.engine) as connection:
-                    kept = leases.renew(connection, self.name, list(held), self.options.lease)
+                    kept = sync_scopes.renew(self.name, list(held), self.options.lease, connection=connection)
             except Exception:
                 log.exception("cannot renew leases")
                 continue
@@ -228,7 +227,7 @@ class Worker:
     def _declare(self, config: InventoryConfig) -> None:
         with autocommit(self.engine) as connection:
             registries.upsert(config.registries, connection=connection)
-            leases.reconcile(connection, config)
+            sync_scopes.reconcile(config, connection=connection)
 
     def _report(self, report: ScopeReport) -> None:
         self.metrics.observe(report)

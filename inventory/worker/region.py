@@ -20,7 +20,7 @@ from inventory.config import InventoryConfig, RegistryConfig
 from inventory.errors import ScopeUnobservable
 from inventory.sync.engine import Region, RegionSync, ScopeResult, Unit
 from inventory.sync.plan import Counts, ScopeFailure, ScopeStats
-from inventory.worker.leases import Lease
+from inventory.tables.sync_scopes import Lease
 
 log = logging.getLogger("inventory.worker")
 

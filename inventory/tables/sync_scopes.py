@@ -1,4 +1,4 @@
-"""Scopes shared by workers through Postgres: ``sync_scopes`` rows, claimed with leases.
+"""SQL of the ``sync_scopes`` table: registry regions shared by workers through Postgres, claimed with leases.
 
 One row per registry region. A worker claims due rows with ``FOR UPDATE SKIP
 LOCKED`` (two workers never claim the same row, and neither waits on the
@@ -6,8 +6,8 @@ other), owns them while its lease is in the future, renews the lease by
 heartbeat, and releases them with the time they are next due. A worker that
 dies stops renewing: once its lease expires, the row is due to any worker.
 
-Data functions take a psycopg connection in autocommit: each statement is its
-own short transaction, so no row lock outlives the statement that took it.
+Functions take a psycopg connection keyword-only, meant to be in autocommit: each
+statement is its own short transaction, so no row lock outlives the statement that took it.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def declared_as(registry: RegistryConfig) -> str:
     return hashlib.blake2b(canonical.encode(), digest_size=8).hexdigest()
 
 
-def reconcile(connection: psycopg.Connection[Any], config: InventoryConfig) -> None:
+def reconcile(config: InventoryConfig, *, connection: psycopg.Connection[Any]) -> None:
     """Make ``sync_scopes`` match ``config``: new or changed regions due now; regions no longer
     declared (and stored regions nobody declares) due now for one last sync that removes their images."""
     names, regions, hashes = [], [], []
@@ -71,7 +71,7 @@ def reconcile(connection: psycopg.Connection[Any], config: InventoryConfig) -> N
         )
 
 
-def claim(connection: psycopg.Connection[Any], owner: str, limit: int, lease_seconds: float) -> list[Lease]:
+def claim(owner: str, limit: int, lease_seconds: float, *, connection: psycopg.Connection[Any]) -> list[Lease]:
     """Take up to ``limit`` due scopes whose lease is free or expired, most overdue first."""
     if limit <= 0:
         return []
@@ -90,7 +90,9 @@ def claim(connection: psycopg.Connection[Any], owner: str, limit: int, lease_sec
         return sorted(Lease(*row) for row in cursor)
 
 
-def renew(connection: psycopg.Connection[Any], owner: str, held: Iterable[Lease], lease_seconds: float) -> set[Lease]:
+def renew(
+    owner: str, held: Iterable[Lease], lease_seconds: float, *, connection: psycopg.Connection[Any]
+) -> set[Lease]:
     """Extend the leases ``owner`` still holds; return those (a missing one was lost)."""
     held = list(held)
     if not held:
@@ -105,7 +107,7 @@ def renew(connection: psycopg.Connection[Any], owner: str, held: Iterable[Lease]
         return {Lease(*row) for row in cursor}
 
 
-def release(connection: psycopg.Connection[Any], owner: str, lease: Lease, *, due_in: float, finished: bool) -> None:
+def release(owner: str, lease: Lease, *, due_in: float, finished: bool, connection: psycopg.Connection[Any]) -> None:
     """Give the scope back, due again in ``due_in`` seconds. A finished scope the config no
     longer declares has had its last sync: its row goes."""
     with connection.cursor() as cursor:
