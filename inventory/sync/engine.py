@@ -176,26 +176,26 @@ class RegionSync:
         with ExitStack() as transaction, ExitStack() as reading:
             reads = _Reads(reading.enter_context(autocommit(self.engine)))
             writer: _ScopeWriter | None = None
+
+            def begin() -> _ScopeWriter:
+                reading.close()  # one connection per scope at a time
+                connection = transaction.enter_context(self._locked(scope))
+                return reads.write_with(transaction.enter_context(_ScopeWriter(connection, unit, self.worker)))
+
             if locked:
-                reading.close()
-                reads.connection = transaction.enter_context(self._locked(scope))
-                writer = _ScopeWriter(reads.connection, scope, unit.repository, self.worker)
+                writer = begin()
             index, version = images.stored_index(scope, connection=reads.connection)
             for entries in self._entries(unit, index, reads, result.stats):
                 if not entries:
                     continue
                 if writer is None:
-                    reading.close()  # one connection per scope at a time
-                    reads.connection = transaction.enter_context(self._locked(scope))
+                    writer = begin()
                     if images.version(scope, connection=reads.connection) != version:
                         raise _Restart
-                    writer = _ScopeWriter(reads.connection, scope, unit.repository, self.worker)
                 writer.write(entries, result.counts)
                 self._show(result, entries)
             if writer is None and unit.row_changed:
-                reading.close()
-                writer = _ScopeWriter(transaction.enter_context(self._locked(scope)), scope, unit.repository,
-                                      self.worker)  # fmt: skip
+                writer = begin()
             if writer is not None:
                 self._tally(result)
                 writer.finish(result.stats, result.counts)
@@ -228,10 +228,12 @@ class RegionSync:
             if planned.counts.total == 0 and not planned.row_changed:
                 return  # nothing to write: the region's bookkeeping records it
             scope = planned.scope
-            with self._locked(scope) as connection:
+            with ExitStack() as transaction:
+                connection = transaction.enter_context(self._locked(scope))
                 if images.version(scope, connection=connection) != planned.version:
                     raise StalePlan()
-                writer = _ScopeWriter(connection, scope, planned.repository, self.worker)
+                unit = Unit(scope, None, planned.repository, None)
+                writer = transaction.enter_context(_ScopeWriter(connection, unit, self.worker))
                 batch: list[Entry] = []
                 for entry in planned.entries:
                     batch.append(entry)
@@ -343,39 +345,69 @@ class RegionSync:
             region_status.record([outcome], connection=raw)
 
 
-@dataclass
 class _Reads:
-    """The connection the diff reads stored values through: autocommit, then the scope's transaction."""
+    """The connection the diff reads stored values through: autocommit, then the scope's transaction
+    (where a read first ends the writer's open COPY: a connection does one thing at a time)."""
 
-    connection: psycopg.Connection[Any]
+    def __init__(self, connection: psycopg.Connection[Any]) -> None:
+        self._connection = connection
+        self._writer: _ScopeWriter | None = None
+
+    @property
+    def connection(self) -> psycopg.Connection[Any]:
+        if self._writer is not None:
+            self._writer.end_copy()
+        return self._connection
+
+    def write_with(self, writer: _ScopeWriter) -> _ScopeWriter:
+        self._connection, self._writer = writer.connection, writer
+        return writer
 
 
 class _ScopeWriter:
     """The writes of one scope, in the transaction of ``connection``: its repository row first (its
-    images refer to it), then each batch of entries with their events, then the run's totals."""
+    images refer to it), then each batch of entries with their events, then the run's totals.
 
-    def __init__(
-        self,
-        connection: psycopg.Connection[Any],
-        scope: Scope,
-        repository: RepositoryDescription | None,
-        worker: str | None,
-    ) -> None:
+    New images go into one COPY left open across batches, so the server stores a page while
+    the next is fetched and diffed; any other statement ends it first. As a context manager,
+    an exception aborts the COPY (the transaction then rolls back).
+    """
+
+    def __init__(self, connection: psycopg.Connection[Any], unit: Unit, worker: str | None) -> None:
         self.connection = connection
-        self.scope = scope
-        self.repository = repository
-        self.run_id = sync_runs.start(scope, worker=worker, connection=connection)
-        if repository is not None:
-            repositories.upsert(scope, repository, image_delta=0, connection=connection)
+        self.scope = unit.scope
+        self.repository = unit.repository
+        self._copy: images.NewImages | None = None
+        self.run_id = sync_runs.start(self.scope, worker=worker, connection=connection)
+        if self.repository is not None:
+            repositories.upsert(self.scope, self.repository, image_delta=0, connection=connection)
+
+    def __enter__(self) -> _ScopeWriter:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        if self._copy is not None:
+            copy, self._copy = self._copy, None
+            copy.close(*exc_info)
+
+    def end_copy(self) -> None:
+        self.__exit__(None, None, None)
 
     def write(self, entries: Sequence[Entry], counts: Counts) -> None:
-        if not entries:
-            return
-        images.write(self.scope, entries, connection=self.connection)
-        image_events.write_changes(self.scope, self.run_id, entries, connection=self.connection)
+        new = [e for e in entries if e.symbol == "+" and not e.restored]
+        others = [e for e in entries if e.symbol != "+" or e.restored] if len(new) < len(entries) else []
+        if others:
+            self.end_copy()
+            images.write(self.scope, others, connection=self.connection)
+            image_events.write_changes(self.scope, self.run_id, others, connection=self.connection)
+        if new:
+            if self._copy is None:
+                self._copy = images.NewImages(self.scope, connection=self.connection)
+            self._copy.write(new)
         counts += _counted(entries)
 
     def finish(self, stats: ScopeStats, counts: Counts) -> None:
+        self.end_copy()
         scope, connection = self.scope, self.connection
         if self.repository is None:
             repositories.mark_removed(scope, connection=connection)

@@ -71,17 +71,40 @@ def stored_values(
     return found
 
 
+class NewImages:
+    """A COPY of new images into the scope, open until ``close``: batches written into it stream
+    to the server while the caller prepares the next (nothing else may use the connection)."""
+
+    def __init__(self, scope: Scope, *, connection: psycopg.Connection[Any]) -> None:
+        self.key = scope.key
+        self._cursor = connection.cursor()
+        self._copying = self._cursor.copy(_COPY)
+        self._copy = self._copying.__enter__()
+
+    def write(self, entries: Iterable[Entry]) -> None:
+        key, write_row = self.key, self._copy.write_row
+        for entry in entries:
+            write_row((*key, entry.image_digest, *_storable(entry.after), entry.fingerprint))
+
+    def close(self, *exc_info: Any) -> None:
+        """End the COPY: committed to the transaction, or aborted when given an exception."""
+        try:
+            self._copying.__exit__(*exc_info)
+        finally:
+            self._cursor.close()
+
+
 def write(scope: Scope, entries: Sequence[Entry], *, connection: psycopg.Connection[Any]) -> None:
     """Write one batch of a scope's entries: new images by COPY, changed and restored ones by one
     executemany, removals by one UPDATE."""
     new = [e for e in entries if e.symbol == "+" and not e.restored]
     updated = [e for e in entries if e.symbol == "~" or e.restored]
     gone = [e.image_digest for e in entries if e.symbol == "-"]
+    if new:
+        copy = NewImages(scope, connection=connection)
+        copy.write(new)
+        copy.close(None, None, None)
     with connection.cursor() as cursor:
-        if new:
-            with cursor.copy(_COPY) as copy:
-                for entry in new:
-                    copy.write_row((*scope.key, entry.image_digest, *_storable(entry.after), entry.fingerprint))
         if updated:
             cursor.executemany(
                 _UPDATE, [(*_storable(e.after), e.fingerprint, *scope.key, e.image_digest) for e in updated]
