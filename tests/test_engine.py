@@ -27,7 +27,8 @@ _IMAGES = (
     "removed_at IS NULL AS present FROM images ORDER BY 1, 2, 3, 4, 5"
 )
 _EVENTS = (
-    "SELECT registry_type, registry_id, region, repository_name, image_digest, kind, changes FROM image_events "
+    "SELECT registry_type, registry_id, region, repository_name, image_digest, type, backfill, changes "
+    "FROM image_events "
     "ORDER BY 1, 2, 3, 4, 5, 6, changes::text"
 )
 _RUNS = (
@@ -111,7 +112,12 @@ def test_apply_and_a_worker_converge_to_the_same_inventory(inventory: Inventory,
     both()
     changed = first.snapshot()
     assert changed == second.snapshot()
-    assert {row.kind for row in changed["events"]} == {"added", "changed", "removed"}
+    assert {row.type for row in changed["events"]} == {
+        "repository.added",
+        "image.added",
+        "image.changed",
+        "image.removed",
+    }
 
     # A round with nothing changed: no image row, no event, no transaction of a scope's own.
     versions = [

@@ -285,11 +285,15 @@ def test_events_and_sync_runs_are_their_own(client: TestClient, engine: Engine, 
 
     with engine.connect() as connection:
         events = connection.execute(
-            text("SELECT registry_type, kind FROM image_events WHERE image_digest = :d ORDER BY id"), {"d": SHARED}
+            text("SELECT registry_type, type FROM image_events WHERE image_digest = :d ORDER BY id"), {"d": SHARED}
         ).all()
         runs = connection.execute(
             text("SELECT DISTINCT registry_name FROM sync_runs WHERE repository_name = 'app/web' OR "
                  "repository_name IS NULL ORDER BY 1")
         ).all()  # fmt: skip
-    assert sorted(tuple(e) for e in events) == [("ecr", "added"), ("ecr-public", "added"), ("ecr-public", "removed")]
+    assert sorted(tuple(e) for e in events) == [
+        ("ecr", "image.added"),
+        ("ecr-public", "image.added"),
+        ("ecr-public", "image.removed"),
+    ]
     assert [r[0] for r in runs] == ["private", "public"]

@@ -106,7 +106,7 @@ def test_0005_carries_rows_over_with_their_registry_type(engine: Engine) -> None
             "sync_runs": snapshot(connection, "sync_runs", RUN_COLUMNS),
         }
     with engine.begin() as connection:
-        upgrade(connection, "head")
+        upgrade(connection, "0005")
 
     with engine.connect() as connection:
         repositories = snapshot(
@@ -201,3 +201,25 @@ def test_0005_downgrades_to_the_old_keys(engine: Engine) -> None:
                          "ON UPDATE CASCADE ON DELETE RESTRICT"),
         ("repositories", "PRIMARY KEY (registry_id, region, repository_name)"),
     ]  # fmt: skip
+
+
+def test_0007_makes_the_events_a_feed_without_losing_one(engine: Engine) -> None:
+    with engine.begin() as connection:
+        upgrade(connection, "0004")
+        populate_at_0004(connection)
+        connection.execute(
+            text(
+                "INSERT INTO image_events (sync_run_id, registry_id, region, repository_name, image_digest, kind, "
+                "changes) SELECT 99, registry_id, region, repository_name, image_digest, 'changed', '{}' "
+                "FROM image_events WHERE kind = 'added'"
+            )
+        )
+        before = snapshot(connection, "image_events", EVENT_COLUMNS)
+    with engine.begin() as connection:
+        upgrade(connection, "head")
+    with engine.connect() as connection:
+        after = snapshot(connection, "image_events", EVENT_COLUMNS.replace("kind", "type") + ", backfill")
+        positions = connection.execute(text("SELECT count(DISTINCT xid::text) FROM image_events")).scalar_one()
+    assert {(*row[:-2], row[-2].removeprefix("image.")) for row in after} == before
+    assert all(row[-1] == (row[-2] == "image.added") for row in after)  # each first sync's additions: a backfill
+    assert positions == 1  # the rows kept are ordered by id within the migration's transaction

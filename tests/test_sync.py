@@ -159,7 +159,9 @@ def test_every_kind_of_change_is_planned_with_its_symbol_and_values(fleet: Inven
     assert applied.exit_code == 0
     assert fleet.scalar("SELECT removed_at IS NOT NULL FROM images WHERE image_digest = :d", d=other[0][0])
     assert fleet.scalar("SELECT image_status FROM images WHERE image_digest = :d", d=web[2]) == "ARCHIVED"
-    tag_move = fleet.scalar("SELECT changes FROM image_events WHERE image_digest = :d AND kind = 'changed'", d=web[1])
+    tag_move = fleet.scalar(
+        "SELECT changes FROM image_events WHERE image_digest = :d AND type = 'image.changed'", d=web[1]
+    )
     assert tag_move == {"image_tags": [["app-web-1"], ["app-web-0"]]}
     assert last_line(fleet.run("plan")) == "No changes."
 
@@ -371,7 +373,7 @@ def test_two_concurrent_applies_never_interleave_on_a_scope(fleet: Inventory) ->
     ]  # fmt: skip
     outputs = [(process.wait(timeout=120), process.stdout.read() if process.stdout else "") for process in processes]
     assert fleet.scalar("SELECT count(*) FROM images WHERE registry_id = :a", a=STAGING) == 6
-    added = fleet.scalar("SELECT count(*) FROM image_events WHERE registry_id = :a AND kind = 'added'", a=STAGING)
+    added = fleet.scalar("SELECT count(*) FROM image_events WHERE registry_id = :a AND type = 'image.added'", a=STAGING)
     assert added == 6  # 2 + 4: each image added exactly once
     assert any(code == 0 for code, _ in outputs), outputs
     assert all("StalePlan" in output for code, output in outputs if code != 0), outputs

@@ -118,7 +118,7 @@ def test_two_workers_share_100_regions_each_synced_once_per_round(fleet: Fleet) 
     assert len({(run.registry_name, run.region, run.repository_name) for run in runs}) == 100  # each once
     assert len({run.worker for run in runs}) == 2  # both took part
     assert fleet.scalar("SELECT count(*) FROM images WHERE removed_at IS NULL") == 200
-    assert fleet.scalar("SELECT count(*) FROM image_events WHERE kind = 'added'") == 200
+    assert fleet.scalar("SELECT count(*) FROM image_events WHERE type = 'image.added'") == 200
 
     assert fleet.stop(first) == 0 and fleet.stop(second) == 0
     assert fleet.scalar("SELECT count(*) FROM sync_scopes WHERE owner IS NOT NULL") == 0
@@ -175,7 +175,7 @@ def test_a_killed_worker_s_region_is_taken_over_after_its_lease_expires(fleet: F
     assert len(b_runs) == 1 and b_runs[0].worker.endswith(f":{heir_pid}")
     assert b_runs[0].started_at >= expired_at  # taken over only once the lease expired
     assert fleet.scalar("SELECT count(*) FROM images WHERE removed_at IS NULL") == 9
-    added = fleet.rows("SELECT image_digest, count(*) AS n FROM image_events WHERE kind = 'added' GROUP BY 1")
+    added = fleet.rows("SELECT image_digest, count(*) AS n FROM image_events WHERE type = 'image.added' GROUP BY 1")
     assert len(added) == 9 and all(row.n == 1 for row in added)  # nothing lost, nothing twice
     assert fleet.stop(heir) == 0
 

@@ -379,8 +379,14 @@ class _ScopeWriter:
         self.repository = unit.repository
         self._copy: images.NewImages | None = None
         self.run_id = sync_runs.start(self.scope, worker=worker, connection=connection)
+        self.backfill = False
+        """The repository's first sync: its events are a backfill, not live changes."""
         if self.repository is not None:
-            repositories.upsert(self.scope, self.repository, image_delta=0, connection=connection)
+            was = repositories.upsert(self.scope, self.repository, image_delta=0, connection=connection)
+            self.backfill = was is None
+            if not was:
+                image_events.write_repository(self.scope, self.run_id, "repository.added", backfill=self.backfill,
+                                              connection=connection)  # fmt: skip
 
     def __enter__(self) -> _ScopeWriter:
         return self
@@ -409,13 +415,15 @@ class _ScopeWriter:
     def finish(self, stats: ScopeStats, counts: Counts) -> None:
         self.end_copy()
         scope, connection = self.scope, self.connection
-        if self.repository is None:
-            repositories.mark_removed(scope, connection=connection)
-        elif counts.add != counts.remove:
+        if counts.add != counts.remove and self.repository is not None:
             repositories.add_images(scope, counts.add - counts.remove, connection=connection)
         image_events.write_added_and_removed(
-            scope, self.run_id, added=counts.add > 0, removed=counts.remove > 0, connection=connection
-        )
+            scope, self.run_id, added=counts.add > 0, removed=counts.remove > 0, backfill=self.backfill,
+            connection=connection,
+        )  # fmt: skip
+        if self.repository is None and repositories.mark_removed(scope, connection=connection):
+            image_events.write_repository(scope, self.run_id, "repository.removed", backfill=False,
+                                          connection=connection)  # fmt: skip
         sync_runs.finish(self.run_id, stats, counts, connection=connection)
 
 

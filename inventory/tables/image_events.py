@@ -1,30 +1,55 @@
-"""SQL of the ``image_events`` table: one event per image changed, written in the apply's transaction."""
+"""SQL of the ``image_events`` table: the change feed, written in the sync's own transaction.
+
+Every change a sync makes is one event: ``image.added``, ``image.changed``,
+``image.restored``, ``image.removed``, ``repository.added``, ``repository.removed``.
+
+The feed is read by position ``(xid, id)``. ``id`` comes from a sequence at insert,
+so a transaction can commit events with lower ids after another committed higher
+ones: "id > last" alone would skip them. ``xid`` is the writing transaction's id,
+and ``page`` only returns events of transactions older than the oldest one still in
+progress (``pg_snapshot_xmin``): every such transaction has ended, so no event can
+ever appear below a position once it has been read past. A long transaction holds
+the feed back (events wait; none are lost).
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import psycopg
+from sqlalchemy import BigInteger, ColumnElement, Select, and_, cast, false, func, literal, or_, select, tuple_
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.types import Text
 
+from inventory.models import ImageEvent
 from inventory.sync.plan import Entry, Scope
 
+TYPES = (
+    "image.added",
+    "image.changed",
+    "image.restored",
+    "image.removed",
+    "repository.added",
+    "repository.removed",
+)
 _KEY = "registry_type, registry_id, region, repository_name"
-_COPY = f"COPY image_events (sync_run_id, {_KEY}, image_digest, kind, changes) FROM STDIN"
+_COPY = f"COPY image_events (sync_run_id, {_KEY}, image_digest, type, backfill, changes) FROM STDIN"
 
 # Added and removed images' events are made by the server, once per scope, from the rows
 # the transaction wrote (now() is the transaction's time): no per-row work in Python for
 # the bulk of a first apply or of a mass removal.
 _FROM_IMAGES = (
-    f"INSERT INTO image_events (sync_run_id, {_KEY}, image_digest, kind, changes) "
-    f"SELECT %s, {_KEY}, image_digest, '{{kind}}', "
+    f"INSERT INTO image_events (sync_run_id, {_KEY}, image_digest, type, backfill, changes) "
+    f"SELECT %s, {_KEY}, image_digest, '{{type}}', %s, "
     "jsonb_build_object('image_tags', jsonb_build_array({before}, {after})) FROM images "
     "WHERE registry_type = %s AND registry_id = %s AND region = %s AND repository_name = %s AND {written} = now()"
 )
-_ADDED = _FROM_IMAGES.format(kind="added", before="NULL", after="to_jsonb(image_tags)", written="first_seen_at")
-_REMOVED = _FROM_IMAGES.format(kind="removed", before="to_jsonb(image_tags)", after="NULL", written="removed_at")
+_ADDED = _FROM_IMAGES.format(type="image.added", before="NULL", after="to_jsonb(image_tags)", written="first_seen_at")
+_REMOVED = _FROM_IMAGES.format(type="image.removed", before="to_jsonb(image_tags)", after="NULL", written="removed_at")
 
 
 def _json(value: Any) -> Any:
@@ -39,16 +64,140 @@ def write_changes(scope: Scope, run_id: int, entries: Sequence[Entry], *, connec
     with connection.cursor() as cursor, cursor.copy(_COPY) as copy:
         for entry in updated:
             changes = {f: [_json(b), _json(a)] for f, (b, a) in entry.changes.items()}
-            kind = "restored" if entry.restored else "changed"
-            copy.write_row((run_id, *scope.key, entry.image_digest, kind, json.dumps(changes)))
+            kind = "image.restored" if entry.restored else "image.changed"
+            copy.write_row((run_id, *scope.key, entry.image_digest, kind, False, json.dumps(changes)))
 
 
 def write_added_and_removed(
-    scope: Scope, run_id: int, *, added: bool, removed: bool, connection: psycopg.Connection[Any]
+    scope: Scope, run_id: int, *, added: bool, removed: bool, backfill: bool, connection: psycopg.Connection[Any]
 ) -> None:
     """The events of the images this transaction added and removed (their tags as they were)."""
     with connection.cursor() as cursor:
         if added:
-            cursor.execute(_ADDED, (run_id, *scope.key))
+            cursor.execute(_ADDED, (run_id, backfill, *scope.key))
         if removed:
-            cursor.execute(_REMOVED, (run_id, *scope.key))
+            cursor.execute(_REMOVED, (run_id, False, *scope.key))
+
+
+def write_repository(
+    scope: Scope, run_id: int, type: str, *, backfill: bool, connection: psycopg.Connection[Any]
+) -> None:
+    """A ``repository.added`` or ``repository.removed`` event."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO image_events (sync_run_id, {_KEY}, type, backfill, changes) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, '{}')",
+            (run_id, *scope.key, type, backfill),
+        )
+
+
+def prune(older_than: float, *, connection: psycopg.Connection[Any], batch: int = 1000) -> int:
+    """Delete at most ``batch`` of the oldest events that occurred over ``older_than`` seconds ago."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "DELETE FROM image_events WHERE id IN (SELECT id FROM image_events "
+            "WHERE occurred_at < now() - make_interval(secs => %s) ORDER BY xid, id LIMIT %s FOR UPDATE SKIP LOCKED)",
+            (older_than, batch),
+        )
+        return cursor.rowcount
+
+
+# reading the feed ---------------------------------------------------------------------
+
+events = ImageEvent.__table__  # type: ignore[attr-defined]
+
+Position = tuple[int, int]
+"""A place in the feed: (the writing transaction's xid, the event's id)."""
+
+_XID = cast(cast(events.c.xid, Text), BigInteger)
+COLUMNS = (
+    events.c.id, _XID.label("xid"), events.c.sync_run_id, events.c.occurred_at, events.c.registry_type,
+    events.c.registry_id, events.c.region, events.c.repository_name, events.c.image_digest, events.c.type,
+    events.c.backfill, events.c.changes,
+)  # fmt: skip
+"""What a read of events returns (``xid`` as a plain integer)."""
+
+_VISIBLE = events.c.xid < func.pg_snapshot_xmin(func.pg_current_snapshot())
+"""Events of transactions older than any still in progress: nothing can ever appear below them."""
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """Which events a read returns; every field narrows it. Globs as in the image search."""
+
+    registry_ids: Sequence[str] | None = None
+    regions: Sequence[str] | None = None
+    repository_names: Sequence[str] | None = None
+    """Shell-style globs."""
+    image_digests: Sequence[str] | None = None
+    tags: Sequence[str] | None = None
+    """Events that touched any of these tags, before or after."""
+    types: Sequence[str] | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    backfill: bool | None = None
+    repository: tuple[str, str, str, str] | None = None
+    """One repository: (registry type, registry id, region, name)."""
+
+
+def conditions(f: EventFilter) -> list[ColumnElement[bool]]:
+    from inventory.api.search import glob_regex  # the one spelling of globs as regular expressions
+
+    c = events.c
+    found: list[ColumnElement[bool]] = [_VISIBLE]
+    if f.registry_ids is not None:
+        found.append(c.registry_id.in_(f.registry_ids))
+    if f.regions is not None:
+        found.append(c.region.in_(f.regions))
+    if f.repository_names is not None:
+        globs = [c.repository_name.regexp_match(glob_regex(g)) for g in f.repository_names]
+        found.append(or_(*globs) if globs else false())
+    if f.image_digests is not None:
+        found.append(c.image_digest.in_(f.image_digests))
+    if f.tags is not None:
+        tags = literal(list(f.tags), ARRAY(Text))
+        touched = [
+            func.coalesce(c.changes["image_tags"][side].op("?|")(tags), false())
+            for side in (0, 1)
+        ]
+        found.append(or_(*touched))
+    if f.types is not None:
+        found.append(c.type.in_(f.types))
+    if f.since is not None:
+        found.append(c.occurred_at >= f.since)
+    if f.until is not None:
+        found.append(c.occurred_at < f.until)
+    if f.backfill is not None:
+        found.append(c.backfill.is_(f.backfill))
+    if f.repository is not None:
+        found.append(tuple_(c.registry_type, c.registry_id, c.region, c.repository_name) == tuple_(*f.repository))
+    return found
+
+
+def feed(f: EventFilter, after: Position | None, first: int) -> Select[Any]:
+    """``first + 1`` events after ``after``, oldest first (the extra one says there are more)."""
+    where = conditions(f)
+    if after is not None:
+        where.append(
+            tuple_(events.c.xid, events.c.id)
+            > tuple_(cast(cast(literal(str(after[0])), Text), events.c.xid.type), after[1])
+        )
+    return select(*COLUMNS).where(and_(*where)).order_by(events.c.xid, events.c.id).limit(first + 1)
+
+
+def history(f: EventFilter, before: Position | None, first: int) -> Select[Any]:
+    """``first + 1`` events before ``before``, newest first (an image's or a repository's history)."""
+    where = conditions(f)
+    if before is not None:
+        where.append(
+            tuple_(events.c.xid, events.c.id)
+            < tuple_(cast(cast(literal(str(before[0])), Text), events.c.xid.type), before[1])
+        )
+    return select(*COLUMNS).where(and_(*where)).order_by(events.c.xid.desc(), events.c.id.desc()).limit(first + 1)
+
+
+def tag_changes(changes: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """(tags added, tags removed) by an event, from its ``image_tags`` change."""
+    before, after = changes.get("image_tags") or (None, None)
+    before, after = set(before or ()), set(after or ())
+    return sorted(after - before), sorted(before - after)

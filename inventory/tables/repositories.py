@@ -37,10 +37,14 @@ def live(
 
 def upsert(
     scope: Scope, description: RepositoryDescription, *, image_delta: int, connection: psycopg.Connection[Any]
-) -> None:
-    """Store the repository as listed, synced now, with ``image_delta`` more present images."""
+) -> bool | None:
+    """Store the repository as listed, synced now, with ``image_delta`` more present images.
+
+    Returns what it was before: None when never stored, False when stored as removed, True when present.
+    """
     with connection.cursor() as cursor:
         cursor.execute(
+            f"WITH previous AS (SELECT removed_at IS NULL AS present FROM repositories WHERE {_IN_SCOPE}) "
             "INSERT INTO repositories (registry_type, registry_id, region, repository_name, registry_name, "
             "repository_arn, repository_uri, created_at, last_synced_at, image_count) "
             "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, now(), %s) "
@@ -48,10 +52,15 @@ def upsert(
             "registry_name = excluded.registry_name, repository_arn = excluded.repository_arn, "
             "repository_uri = excluded.repository_uri, created_at = excluded.created_at, "
             "last_seen_at = now(), last_synced_at = now(), removed_at = NULL, "
-            "image_count = repositories.image_count + excluded.image_count",
-            (*scope.key, scope.registry_name, description.repository_arn, description.repository_uri,
+            "image_count = repositories.image_count + excluded.image_count "
+            "RETURNING (SELECT present FROM previous)",
+            (*scope.key, *scope.key, scope.registry_name, description.repository_arn, description.repository_uri,
              description.created_at, image_delta),
         )  # fmt: skip
+        row = cursor.fetchone()
+    assert row is not None
+    present: bool | None = row[0]
+    return present
 
 
 def add_images(scope: Scope, delta: int, *, connection: psycopg.Connection[Any]) -> None:
@@ -60,13 +69,15 @@ def add_images(scope: Scope, delta: int, *, connection: psycopg.Connection[Any])
         cursor.execute(f"UPDATE repositories SET image_count = image_count + %s WHERE {_IN_SCOPE}", (delta, *scope.key))
 
 
-def mark_removed(scope: Scope, *, connection: psycopg.Connection[Any]) -> None:
-    """The repository is gone: so are its images."""
+def mark_removed(scope: Scope, *, connection: psycopg.Connection[Any]) -> bool:
+    """The repository is gone: so are its images. Whether it was present until now."""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE repositories SET removed_at = now(), last_synced_at = now(), image_count = 0 WHERE {_IN_SCOPE}",
+            f"UPDATE repositories SET removed_at = now(), last_synced_at = now(), image_count = 0 "
+            f"WHERE {_IN_SCOPE} AND removed_at IS NULL",
             scope.key,
         )
+        return cursor.rowcount > 0
 
 
 def touch(scopes: Sequence[Scope], *, connection: psycopg.Connection[Any]) -> None:
