@@ -156,10 +156,7 @@ def conditions(f: EventFilter) -> list[ColumnElement[bool]]:
         found.append(c.image_digest.in_(f.image_digests))
     if f.tags is not None:
         tags = literal(list(f.tags), ARRAY(Text))
-        touched = [
-            func.coalesce(c.changes["image_tags"][side].op("?|")(tags), false())
-            for side in (0, 1)
-        ]
+        touched = [func.coalesce(c.changes["image_tags"][side].op("?|")(tags), false()) for side in (0, 1)]
         found.append(or_(*touched))
     if f.types is not None:
         found.append(c.type.in_(f.types))

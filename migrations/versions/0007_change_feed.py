@@ -32,9 +32,7 @@ def upgrade() -> None:
     op.alter_column("image_events", "kind", new_column_name="type")
     op.execute("UPDATE image_events SET type = 'image.' || type")
     op.alter_column("image_events", "image_digest", nullable=True)
-    op.add_column(
-        "image_events", sa.Column("backfill", sa.Boolean(), server_default=sa.text("false"), nullable=False)
-    )
+    op.add_column("image_events", sa.Column("backfill", sa.Boolean(), server_default=sa.text("false"), nullable=False))
     op.execute(
         "UPDATE image_events e SET backfill = true FROM ("
         "  SELECT registry_type, registry_id, region, repository_name, min(sync_run_id) AS first_run"
