@@ -198,3 +198,12 @@ def tag_changes(changes: dict[str, Any]) -> tuple[list[str], list[str]]:
     before, after = changes.get("image_tags") or (None, None)
     before, after = set(before or ()), set(after or ())
     return sorted(after - before), sorted(before - after)
+
+
+def tag_events(repository: tuple[str, str, str, str], tag: str) -> Select[Any]:
+    """Every event of the repository that may have moved ``tag``, oldest first: those whose tags
+    held it before or after, and restorations (whose tags may be the ones the image had)."""
+    f = EventFilter(repository=repository, tags=[tag])
+    touched = and_(*conditions(f))
+    restored = and_(*conditions(EventFilter(repository=repository, types=["image.restored"])))
+    return select(*COLUMNS).where(or_(touched, restored)).order_by(events.c.xid, events.c.id)

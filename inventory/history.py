@@ -1,0 +1,50 @@
+"""Where a tag pointed over time, replayed from a repository's events (pure: no I/O)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TagAssignment:
+    """``tag`` pointed at ``image_digest`` from ``since`` until ``until`` (None: it still does)."""
+
+    image_digest: str
+    since: datetime
+    until: datetime | None
+
+
+def tag_assignments(events: Iterable[Any], tag: str) -> list[TagAssignment]:
+    """The assignments of ``tag`` in one repository, newest first, from its events oldest first
+    (rows with ``type``, ``image_digest``, ``occurred_at`` and ``changes``, as ``tag_events`` reads them)."""
+    tags_of: dict[str, set[str]] = {}
+    """Each image's tags as the events have told them so far."""
+    removed_with: dict[str, set[str]] = {}
+    """The tags an image had when it was removed: a restoration that records no tag change brings them back."""
+    open_since: dict[str, datetime] = {}
+    found: list[TagAssignment] = []
+    for event in events:
+        digest = event.image_digest
+        if digest is None:
+            continue
+        change = event.changes.get("image_tags")
+        before = tags_of.get(digest, set())
+        if event.type == "image.removed":
+            removed_with[digest] = set(change[0] or ()) if change else before
+            after: set[str] = set()
+        elif change is not None:
+            after = set(change[1] or ())
+        elif event.type == "image.restored":
+            after = removed_with.get(digest, before)
+        else:
+            continue
+        tags_of[digest] = after
+        if tag in after and digest not in open_since:
+            open_since[digest] = event.occurred_at
+        elif tag not in after and digest in open_since:
+            found.append(TagAssignment(digest, open_since.pop(digest), event.occurred_at))
+    found += [TagAssignment(digest, since, None) for digest, since in open_since.items()]
+    return sorted(found, key=lambda a: (a.since, a.image_digest), reverse=True)
