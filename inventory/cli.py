@@ -9,7 +9,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,6 +25,7 @@ from inventory.logs import configure as configure_logs
 from inventory.sync.planfile import PlanReader
 from inventory.sync.render import DETAIL_LIMIT, render_applied, render_plan, summary_line
 from inventory.sync.runner import SyncResult, Target, apply_plan, plan_to_file, sync_fleet
+from inventory.tables.image_events import TYPES
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -89,6 +90,26 @@ class Duration(click.ParamType[float]):
             return parse_duration(value)
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
+
+
+class Since(click.ParamType[datetime]):
+    """A moment: ``7d``, ``1h`` (that long ago) or an ISO-8601 timestamp (UTC unless it says otherwise)."""
+
+    name = "since"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        try:
+            return datetime.now(UTC) - timedelta(seconds=parse_duration(value))
+        except ValueError:
+            pass
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            self.fail(f"{value!r} is neither a duration (30m, 1h, 7d) nor an ISO-8601 timestamp "
+                      "(2026-11-23, 2026-11-23T06:00:00Z)", param, ctx)  # fmt: skip
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 target_option = click.option(
@@ -355,6 +376,88 @@ def status(config_file: Path | None) -> None:
 
 def _when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%SZ") if moment else "-"
+
+
+@main.command()
+@config_option
+@click.option("--since", type=Since(), default=None, help="Only events of the last 1h, 7d, … or since a timestamp.")
+@click.option("--follow", is_flag=True, help="Keep printing new events as they come, until Ctrl-C.")
+@click.option("--type", "types", multiple=True, type=click.Choice(TYPES), help="Only events of this type (repeatable).")
+@click.option(
+    "--target", "targets", multiple=True, metavar="NAME[/REGION[/REPOSITORY]]",
+    help="Only events of a registry, a registry region, or one repository (repeatable).",
+)  # fmt: skip
+@click.option("--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="One line per event, or one JSON object per line (the fields of GraphQL's ImageEvent).")  # fmt: skip
+@reports_errors
+def events(
+    config_file: Path | None,
+    since: datetime | None,
+    follow: bool,
+    types: tuple[str, ...],
+    targets: tuple[str, ...],
+    output: str,
+) -> None:
+    """Print the change feed, oldest first: every change the syncs made, each once."""
+    from inventory.db import open_inventory
+    from inventory.feed import FeedReader, Labels, event_json, event_line, target_scopes
+    from inventory.tables.image_events import EventFilter
+
+    config = read_config(config_file)
+    scopes = target_scopes(config, [Target.parse(target) for target in targets]) if targets else None
+    where = EventFilter(types=types or None, since=since, scopes=scopes)
+    labels = Labels(config)
+
+    def emit(row: Any) -> None:
+        click.echo(event_json(row) if output == "json" else event_line(row, labels))
+
+    engine = open_inventory(Settings())
+    reader = FeedReader(engine, where)
+    try:
+        if follow:
+            reader.follow(emit, _stop_on_signal())
+        else:
+            for row in reader.read():
+                emit(row)
+    except BrokenPipeError:  # `inventory events | head`: the reader has seen enough
+        sys.stderr.close()
+    finally:
+        engine.dispose()
+
+
+class _SubjectType(click.ParamType[Any]):
+    name = "subject"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from inventory.feed import Subject
+
+        try:
+            return Subject.parse(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+@main.command()
+@config_option
+@click.argument("subject", metavar="REGISTRY/REGION/REPOSITORY:TAG|@DIGEST", type=_SubjectType())
+@reports_errors
+def history(config_file: Path | None, subject: Any) -> None:
+    """Where a tag pointed over time (…:TAG), or an image's events (…@DIGEST); newest first."""
+    from rich.console import Console
+
+    from inventory.db import open_inventory
+    from inventory.feed import history_view
+
+    config = read_config(config_file)
+    engine = open_inventory(Settings())
+    try:
+        view = history_view(engine, config, subject)
+    finally:
+        engine.dispose()
+    if isinstance(view, str):
+        click.echo(view)
+    else:
+        Console(soft_wrap=True).print(view)
 
 
 @main.command()

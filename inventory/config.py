@@ -139,8 +139,10 @@ class RetentionConfig(BaseModel):
 
     sync_runs: float = DEFAULT_SYNC_RUNS_RETENTION
     """Sync runs older than this are pruned by the workers."""
+    events: float | None = None
+    """Change events older than this are pruned by the workers; None (the default): kept forever."""
 
-    @field_validator("sync_runs", mode="before")
+    @field_validator("sync_runs", "events", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
         if not isinstance(value, str):

@@ -6,14 +6,31 @@ a long transaction beside the syncs; the workers call it between rounds.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
 from sqlalchemy import Engine
 
 from inventory.db import driver_connection
-from inventory.tables import sync_runs
+from inventory.tables import image_events, sync_runs
+
+Prune = Callable[..., int]
+"""A table's ``prune(older_than, *, connection, batch)``: delete one batch, return how many went."""
 
 
 def prune_sync_runs(engine: Engine, older_than: float, *, batch: int = 1000, max_batches: int = 100) -> int:
-    """Delete sync runs started over ``older_than`` seconds ago; return how many went.
+    """Delete sync runs started over ``older_than`` seconds ago; return how many went (see ``prune_in_batches``)."""
+    return prune_in_batches(engine, sync_runs.prune, older_than, batch=batch, max_batches=max_batches)
+
+
+def prune_events(engine: Engine, older_than: float, *, batch: int = 1000, max_batches: int = 100) -> int:
+    """Delete change events that occurred over ``older_than`` seconds ago, oldest first; return how many went."""
+    return prune_in_batches(engine, image_events.prune, older_than, batch=batch, max_batches=max_batches)
+
+
+def prune_in_batches(engine: Engine, prune: Prune, older_than: float, *, batch: int, max_batches: int) -> int:
+    """Call ``prune`` one batch per transaction.
 
     Stops after a batch smaller than ``batch`` (nothing older is left) or after
     ``max_batches`` batches (the next call goes on), so one call is bounded.
@@ -21,7 +38,8 @@ def prune_sync_runs(engine: Engine, older_than: float, *, batch: int = 1000, max
     pruned = 0
     for _ in range(max_batches):
         with engine.begin() as connection:
-            deleted = sync_runs.prune(older_than, connection=driver_connection(connection), batch=batch)
+            driver: psycopg.Connection[Any] = driver_connection(connection)
+            deleted: int = prune(older_than, connection=driver, batch=batch)
         pruned += deleted
         if deleted < batch:
             break

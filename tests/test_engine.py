@@ -140,19 +140,36 @@ def test_apply_and_a_worker_converge_to_the_same_inventory(inventory: Inventory,
         assert last and all(transactions == 1 for *_, transactions in last), last  # one batch per region
 
 
-def test_a_malformed_response_fails_its_scope_only(inventory: Inventory) -> None:
+MALFORMED = {
+    "without its digest": ("identity", "describe_images: an item of imageDetails has no imageDigest"),
+    "of the wrong shape": ("shape", "describe_images: the response does not parse: "),
+    "with a text size": ("type", "describe_images: imageSizeInBytes of sha256:"),
+}
+
+
+@pytest.mark.parametrize("how", MALFORMED.values(), ids=MALFORMED.keys())
+def test_a_malformed_response_fails_its_scope_only(inventory: Inventory, how: tuple[str, str]) -> None:
     inventory.write_config(staging=False, prod_regions=(US,))
     seed(inventory.admin, PROD, US, "app/web", 2)
     seed(inventory.admin, PROD, US, "app/zzz", 1)
-    inventory.admin.fault("malformed", operation="DescribeImages", count=1)  # app/web's first page
+    inventory.admin.fault("malformed", operation="DescribeImages", count=1, how=how[0])  # app/web's first page
     result = inventory.run("apply", "--auto-approve")
-    assert result.exit_code == 1
-    assert (
-        "Error: prod/us-east-1/app/web: MalformedResponse: describe_images: an item of imageDetails has no imageDigest"
-        in result.output
-    )
+    assert result.exit_code == 1, result.output
+    assert f"Error: prod/us-east-1/app/web: MalformedResponse: {how[1]}" in result.output
     assert inventory.scalar("SELECT count(*) FROM images WHERE repository_name = 'app/web'") == 0
     assert inventory.scalar("SELECT count(*) FROM images WHERE repository_name = 'app/zzz'") == 1
+
+
+def test_applying_a_saved_plan_records_every_region_listed(inventory: Inventory, tmp_path: Path) -> None:
+    seed(inventory.admin, PROD, US, "app/web", 1)  # eu-west-1, public and staging hold nothing
+    saved = tmp_path / "saved.plan"
+    assert inventory.run("plan", "--out", str(saved)).exit_code == 0
+    assert inventory.run("apply", str(saved)).exit_code == 0
+    fresh = inventory.rows("SELECT registry_name, region FROM region_status WHERE last_success_at IS NOT NULL "
+                           "AND failing_since IS NULL ORDER BY 1, 2")  # fmt: skip
+    assert fresh == [("prod", EU), ("prod", US), ("public", US), ("staging", US)]
+    calls = inventory.scalar("SELECT sum(api_calls) FROM region_status")
+    assert calls == inventory.scalar("SELECT sum(api_calls) FROM sync_runs") + 4  # and the 4 listings
 
 
 _DEFECT = """

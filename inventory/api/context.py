@@ -91,6 +91,10 @@ class Context:
         self.repositories: DataLoader[RepositoryKey, Repository] = DataLoader(self._load_repositories)
         self.image_counts: DataLoader[RepositoryKey, int] = DataLoader(self._load_image_counts)
         self.region_statuses: DataLoader[str, list[RegionSyncStatus]] = DataLoader(self._load_region_statuses)
+        self.images: DataLoader[str, Image | None] = DataLoader(self.images_by_node_id)
+        """Images by node id (which holds the registry type); None where there is none."""
+        self.sync_runs: DataLoader[int, SyncRun | None] = DataLoader(self._load_sync_runs)
+        """Sync runs by id; None once retention pruned them."""
 
     async def rows(self, statement: Any) -> list[Any]:
         """The statement's rows; a read that meets a connection the server dropped is run again on a new one."""
@@ -143,6 +147,11 @@ class Context:
                     RegionSyncStatus(**{k: v for k, v in vars(status).items() if k != "registry_name"})
                 )
         return [found[name] for name in names]
+
+    async def _load_sync_runs(self, ids: Sequence[int]) -> list[SyncRun | None]:
+        rows = await self.rows(select(_sync_runs).where(_sync_runs.c.id.in_(list(ids))))
+        found = {row.id: SyncRun.from_row(row) for row in rows}
+        return [found.get(run_id) for run_id in ids]
 
     async def images_by_node_id(self, node_ids: Sequence[str]) -> list[Image | None]:
         keys = [split_image_node_id(node_id) for node_id in node_ids]

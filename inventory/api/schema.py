@@ -28,6 +28,14 @@ from strawberry.types import Info
 from inventory.api.context import Context
 from inventory.api.describe import describe_images
 from inventory.api.errors import invalid_parameter, is_expected
+from inventory.api.events import (
+    EventConnection,
+    EventFilterInput,
+    TagAssignmentConnection,
+    event_connection,
+    event_filter,
+    tag_history,
+)
 from inventory.api.execution import execution_context_class
 from inventory.api.types import (
     LONG,
@@ -61,12 +69,12 @@ CACHED_QUERIES = 256
 
 @strawberry.type
 class Query:
-    @strawberry.field(description="Any Image, Repository or Registry by its global id.")
+    @strawberry.field(description="Any Image, Repository, Registry or ImageEvent by its global id.")
     async def node(self, info: Info[Context, None], id: relay.GlobalID) -> relay.Node | None:
         try:
             found: relay.Node | None = await id.resolve_node(info, required=False)
         except (ValueError, KeyError, TypeError):
-            raise invalid_parameter(f"id: not the id of an Image, Repository or Registry: {id}") from None
+            raise invalid_parameter(f"id: not the id of an Image, Repository, Registry or ImageEvent: {id}") from None
         return found
 
     @strawberry.field(description="The registries declared in the config.")
@@ -121,6 +129,36 @@ class Query:
         order_by: ImageOrder = ImageOrder.PUSHED_AT,
     ) -> ImageConnection:
         return await info.context.image_connection(first, after, filter, order_by)
+
+    @strawberry.field(
+        description="The change feed, oldest first: every change the syncs made. On the last page nextToken is "
+        "null and pageInfo.endCursor is the position to resume from later (never skipping an event)."
+    )
+    async def events(
+        self,
+        info: Info[Context, None],
+        first: int | None = None,
+        after: str | None = None,
+        filter: Annotated[EventFilterInput | None, strawberry.argument(name="filter")] = None,
+    ) -> EventConnection:
+        return await event_connection(info.context, first, after, event_filter(filter))
+
+    @strawberry.field(
+        description="Where a tag of a repository pointed over time, newest first (until null while it still does)."
+    )
+    async def tag_history(
+        self,
+        info: Info[Context, None],
+        registry_id: str,
+        region: str,
+        repository_name: str,
+        tag: str,
+        first: int | None = None,
+        after: str | None = None,
+        registry_type: RegistryType = RegistryType.ECR,
+    ) -> TagAssignmentConnection:
+        repository = (config_type_of(registry_type), registry_id, region, repository_name)
+        return await tag_history(info.context, repository, tag, first, after)
 
     @strawberry.field(description="Sync runs, newest first: one per scope and sync.")
     async def sync_runs(

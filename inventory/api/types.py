@@ -8,11 +8,14 @@ from __future__ import annotations
 import enum
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Annotated, Any, NewType, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NewType, TypeVar
 
 import strawberry
 from strawberry import relay
 from strawberry.types import Info
+
+if TYPE_CHECKING:
+    from inventory.api.events import EventConnection
 
 Long = NewType("Long", int)
 LONG = strawberry.scalar(
@@ -119,6 +122,14 @@ class Image(relay.Node):
         return await info.context.repositories.load(
             (config_type_of(self.registry_type), self.registry_id, self.region, self.repository_name)
         )
+
+    @strawberry.field(description="Its events, newest first.")
+    async def history(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> Annotated[EventConnection, strawberry.lazy("inventory.api.events")]:
+        from inventory.api.events import image_history  # the events module builds on these types
+
+        return await image_history(info.context, self, first, after)
 
     @classmethod
     def from_rows(cls, rows: Sequence[Any]) -> list[Image]:

@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from botocore.parsers import ResponseParserError
+
 from inventory.aws.errors import aws_calls
 from inventory.config import RegistryConfig
 from inventory.errors import MalformedResponse
@@ -26,7 +28,12 @@ _LISTS = {
     "describe_repositories": ("repositories", "repositoryName"),
     "describe_images": ("imageDetails", "imageDigest"),
 }
-_OPTIONAL_TYPES = {"imageTags": list, "imageScanStatus": dict, "imageScanFindingsSummary": dict}
+_TYPES: dict[str, type] = {
+    "imageTags": list,
+    "imageSizeInBytes": int,
+    "imageScanStatus": dict,
+    "imageScanFindingsSummary": dict,
+}
 
 
 def _pages(client: Any, operation: str, **options: Any) -> Iterator[list[dict[str, Any]]]:
@@ -35,7 +42,11 @@ def _pages(client: Any, operation: str, **options: Any) -> Iterator[list[dict[st
     pages = iter(client.get_paginator(operation).paginate(**options))
     while True:
         with aws_calls():
-            page = next(pages, None)
+            try:
+                page = next(pages, None)
+            except (ResponseParserError, AttributeError, TypeError, ValueError) as exc:
+                # botocore's parser (and its timestamp parser) meeting a body of the wrong shape
+                raise MalformedResponse(f"{operation}: the response does not parse: {exc}") from exc
         if page is None:
             return
         items = page.get(key)
@@ -44,10 +55,22 @@ def _pages(client: Any, operation: str, **options: Any) -> Iterator[list[dict[st
         for item in items:
             if not isinstance(item, dict) or not isinstance(item.get(identity), str):
                 raise MalformedResponse(f"{operation}: an item of {key} has no {identity}")
-            for name, kind in _OPTIONAL_TYPES.items():
-                if item.get(name) is not None and not isinstance(item[name], kind):
-                    raise MalformedResponse(f"{operation}: {name} of {item[identity]} is not a {kind.__name__}")
+            _check_fields(operation, item, item[identity])
         yield items
+
+
+def _check_fields(operation: str, item: dict[str, Any], name: str) -> None:
+    """The fields the inventory stores have the types the API documents."""
+    for field, kind in _TYPES.items():
+        value = item.get(field)
+        if value is not None and not isinstance(value, kind):
+            raise MalformedResponse(f"{operation}: {field} of {name} is not a {kind.__name__}")
+    tags = item.get("imageTags") or ()
+    if not all(isinstance(tag, str) for tag in tags):
+        raise MalformedResponse(f"{operation}: imageTags of {name} holds a value that is not a string")
+    counts = (item.get("imageScanFindingsSummary") or {}).get("findingSeverityCounts") or {}
+    if not isinstance(counts, dict) or not all(isinstance(n, int) for n in counts.values()):
+        raise MalformedResponse(f"{operation}: findingSeverityCounts of {name} is not a map of counts")
 
 
 def repository_pages(client: Any, registry: RegistryConfig) -> Iterator[list[dict[str, Any]]]:

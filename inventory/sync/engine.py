@@ -2,9 +2,9 @@
 
 A registry region is synced in three steps:
 
-1. ``units``: list the region's repositories (one AWS listing) and decide its scopes:
-   every repository listed, and every stored one no longer listed (swept: its images
-   removed). A listing AWS refuses raises ``ScopeUnobservable``: nothing is swept.
+1. ``list_region``: list the region's repositories (one AWS listing) and decide its
+   scopes: every repository listed, and every stored one no longer listed (swept: its
+   images removed). A listing AWS refuses is the region's failure: nothing is swept.
 2. per scope, one of
    - ``sync`` (unattended: the worker, ``apply --auto-approve``): pages stream through
      the diff; nothing is written, and no transaction is opened, until the first change.
@@ -37,7 +37,7 @@ from inventory.aws.errors import aws_calls
 from inventory.aws.paging import image_pages, repository_pages
 from inventory.config import RegistryConfig
 from inventory.db import autocommit, driver_connection
-from inventory.errors import ScopeFailed, ScopeLocked, StalePlan
+from inventory.errors import ScopeFailed, ScopeLocked, ScopeUnobservable, StalePlan
 from inventory.sync.plan import (
     Counts,
     Entry,
@@ -92,6 +92,16 @@ class Unit:
 
 
 @dataclass
+class Listing:
+    """A region's scopes as listed (``units``), or why they could not be (``failure``), and its calls."""
+
+    region: Region
+    units: list[Unit] = field(default_factory=list)
+    failure: ScopeFailure | None = None
+    stats: ScopeStats = field(default_factory=ScopeStats)
+
+
+@dataclass
 class ScopeResult:
     """What syncing one scope did. ``written``: its own transaction recorded its run."""
 
@@ -133,30 +143,46 @@ class RegionSync:
 
     # 1. the scopes of a region -----------------------------------------------------------
 
-    def units(self, region: Region, covered: Callable[[Scope], bool] = lambda _: True) -> list[Unit]:
-        """The region's scopes that ``covered`` accepts; ``ScopeUnobservable`` when it cannot be listed."""
+    def list_region(self, region: Region, covered: Callable[[Scope], bool] = lambda _: True) -> Listing:
+        """The region's scopes that ``covered`` accepts, or the failure that kept them from being listed."""
+        listing = Listing(region)
+        calls = self.clients.stats.snapshot()
+        try:
+            listing.units = [unit for unit in self._units(region) if covered(unit.scope)]
+        except ScopeUnobservable as exc:
+            account_id = region.registry.account_id if region.registry else ""
+            listing.failure = ScopeFailure(region.registry_name, account_id, region.region, None, exc.code, exc.message)
+        spent = self.clients.stats.since(calls)
+        listing.stats = ScopeStats(0, spent.api_calls, spent.throttled_calls)
+        return listing
+
+    def _units(self, region: Region) -> Iterator[Unit]:
         with autocommit(self.engine) as connection:
             stored = {
                 r.scope.key: r
                 for r in repositories.live(connection=connection, registry_name=region.registry_name,
                                            region=region.region)
             }  # fmt: skip
-        units: dict[tuple[str, ...], Unit] = {}
+        listed: set[tuple[str, ...]] = set()
         registry = region.registry
         if registry is not None:
             with aws_calls():
                 client = self.clients(registry, region.region)
+            units = []
             for page in repository_pages(client, registry):
                 for description in page:
                     scope = Scope(registry.name, registry.type, registry.account_id, region.region,
                                   description["repositoryName"])  # fmt: skip
+                    if scope.key in listed:
+                        continue
+                    listed.add(scope.key)
                     known = stored.get(scope.key)
-                    units[scope.key] = Unit(scope, registry, RepositoryDescription.of(description),
-                                            known.description if known else None)  # fmt: skip
+                    units.append(Unit(scope, registry, RepositoryDescription.of(description),
+                                      known.description if known else None))  # fmt: skip
+            yield from units  # only once the whole listing is in: a partial one sweeps nothing
         for key, known in stored.items():
-            if key not in units:
-                units[key] = Unit(known.scope, None, None, known.description)
-        return [unit for unit in units.values() if covered(unit.scope)]
+            if key not in listed:
+                yield Unit(known.scope, None, None, known.description)
 
     # 2. one scope ------------------------------------------------------------------------
 
@@ -177,25 +203,26 @@ class RegionSync:
             reads = _Reads(reading.enter_context(autocommit(self.engine)))
             writer: _ScopeWriter | None = None
 
-            def begin() -> _ScopeWriter:
+            def begin(read_at: str | None) -> _ScopeWriter:
+                """The scope's transaction and writer; ``_Restart`` if the scope moved since ``read_at``."""
                 reading.close()  # one connection per scope at a time
                 connection = transaction.enter_context(self._locked(scope))
+                if read_at is not None and images.version(scope, connection=connection) != read_at:
+                    raise _Restart
                 return reads.write_with(transaction.enter_context(_ScopeWriter(connection, unit, self.worker)))
 
             if locked:
-                writer = begin()
+                writer = begin(None)
             index, version = images.stored_index(scope, connection=reads.connection)
             for entries in self._entries(unit, index, reads, result.stats):
                 if not entries:
                     continue
                 if writer is None:
-                    writer = begin()
-                    if images.version(scope, connection=reads.connection) != version:
-                        raise _Restart
+                    writer = begin(version)
                 writer.write(entries, result.counts)
                 self._show(result, entries)
             if writer is None and unit.row_changed:
-                writer = begin()
+                writer = begin(version)
             if writer is not None:
                 self._tally(result)
                 writer.finish(result.stats, result.counts)
@@ -322,7 +349,8 @@ class RegionSync:
                         r.stats, r.failure)
             for r in results if not r.written
         ] + [
-            FinishedRun(f.registry_name, f.registry_id, f.region, f.repository_name, listing or ScopeStats(), f)
+            FinishedRun(f.registry_name, f.registry_id, f.region, f.repository_name,
+                        (listing or ScopeStats()) if f.repository_name is None else ScopeStats(), f)
             for f in failures
         ]  # fmt: skip
         failed = [r.failure for r in results if r.failure is not None] + list(failures)

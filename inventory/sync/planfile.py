@@ -7,7 +7,8 @@ The file is a sequence of framed records (a kind byte, a 4-byte length, a pickle
     E  entries  (a page's worth of entries)
     Z  end      (stats, counts, failure | None)   closes the scope
     F  failure  a registry region whose repositories could not be listed
-    T  trailer  (totals, failures), followed by its own offset (8 bytes)
+    T  trailer  (totals, failures, the regions listed and their listing's stats), followed by its
+                own offset (8 bytes)
 
 A scope whose end carries a failure was not fully observed: readers skip it.
 A file without its trailer is truncated and refused. Records are unpickled
@@ -38,7 +39,7 @@ from inventory.sync.plan import (
     ScopeStats,
 )
 
-FORMAT = 3
+FORMAT = 4
 _FRAME = struct.Struct("<cI")
 _OFFSET = struct.Struct("<Q")
 _SAFE_GLOBALS = {
@@ -68,6 +69,7 @@ class PlanWriter:
         self.path = path
         self.counts = Counts()
         self.failures: list[ScopeFailure] = []
+        self.regions: dict[tuple[str, str], ScopeStats] = {}
         self._scope_counts = Counts()
         self._file: IO[bytes] = path.open("wb")
         header = (
@@ -106,13 +108,18 @@ class PlanWriter:
             self.failures.append(error)
         return counts
 
+    def region(self, registry_name: str, region: str, listing: ScopeStats) -> None:
+        """A region listed: applying the plan records its round (even with nothing to write)."""
+        self.regions[(registry_name, region)] = listing
+
     def failure(self, failure: ScopeFailure) -> None:
         self.failures.append(failure)
         self._write(b"F", astuple(failure))
 
     def close(self) -> None:
         offset = self._file.tell()
-        self._write(b"T", (self.counts.as_list(), [astuple(failure) for failure in self.failures]))
+        regions = [(*key, astuple(stats)) for key, stats in self.regions.items()]
+        self._write(b"T", (self.counts.as_list(), [astuple(failure) for failure in self.failures], regions))
         self._file.write(_OFFSET.pack(offset))
         self._file.close()
 
@@ -150,6 +157,7 @@ class PlanReader:
         self.targets: list[str] = header[3]
         self.counts = Counts(*trailer[0])
         self.failures = [ScopeFailure(*failure) for failure in trailer[1]]
+        self.regions = {(name, region): ScopeStats(*stats) for name, region, stats in trailer[2]}
         self._failed = {failure.label for failure in self.failures}
 
     def scopes(self, *, entries: bool = True) -> Iterator[PlannedScope]:

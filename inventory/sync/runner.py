@@ -17,8 +17,8 @@ from sqlalchemy import Engine
 from inventory.aws.clients import ClientFactory
 from inventory.config import InventoryConfig
 from inventory.db import autocommit
-from inventory.errors import ScopeUnobservable, TargetError
-from inventory.sync.engine import Region, RegionSync, ScopeResult, Unit
+from inventory.errors import TargetError
+from inventory.sync.engine import Listing, Region, RegionSync, ScopeResult
 from inventory.sync.plan import Counts, Scope, ScopeFailure, ScopeStats
 from inventory.sync.planfile import PlanReader, PlanWriter
 from inventory.sync.progress import Progress, progress_for
@@ -96,15 +96,11 @@ def regions(engine: Engine, config: InventoryConfig, targets: Targets) -> list[R
     return [region for region in found if targets.covers(region.registry_name, region.region)]
 
 
-def _units(sync: RegionSync, region: Region, targets: Targets, progress: Progress) -> list[Unit] | ScopeFailure:
-    """The region's targeted scopes, or the failure that kept them from being listed."""
-    try:
-        return sync.units(region, targets.scope)
-    except ScopeUnobservable as exc:
-        registry = region.registry
-        assert registry is not None  # only a declared region is listed
-        progress.scope_finished(region.label, f"failed: {exc.code}: {exc.message}")
-        return ScopeFailure(region.registry_name, registry.account_id, region.region, None, exc.code, exc.message)
+def _listed(sync: RegionSync, region: Region, targets: Targets, progress: Progress) -> Listing:
+    listing = sync.list_region(region, targets.scope)
+    if listing.failure is not None:
+        progress.scope_finished(region.label, f"failed: {listing.failure.code}: {listing.failure.message}")
+    return listing
 
 
 def _summary(result: ScopeResult) -> str:
@@ -128,11 +124,12 @@ def plan_to_file(
     with progress_for(interactive) as progress, PlanWriter(path, config.registries, targets) as writer:
         sync = RegionSync(engine, ClientFactory(aws_max_attempts), on_images=progress.images_fetched)
         for region in regions(engine, config, covered):
-            units = _units(sync, region, covered, progress)
-            if isinstance(units, ScopeFailure):
-                writer.failure(units)
+            listing = _listed(sync, region, covered, progress)
+            if listing.failure is not None:
+                writer.failure(listing.failure)
                 continue
-            for unit in units:
+            writer.region(region.registry_name, region.region, listing.stats)
+            for unit in listing.units:
                 progress.scope_started(unit.scope.label)
                 result = sync.plan(unit, writer)
                 progress.scope_finished(unit.scope.label, _summary(result))
@@ -141,23 +138,22 @@ def plan_to_file(
 
 
 def apply_plan(engine: Engine, reader: PlanReader, *, lock_timeout: float) -> SyncResult:
-    """Apply a saved plan region by region; what failed (in the plan, or now) is recorded, never fatal."""
+    """Apply a saved plan; then each region's bookkeeping, as its scopes, failures and listing were planned."""
     result = SyncResult(failures=list(reader.failures))
     sync = RegionSync(engine, ClientFactory(), lock_timeout=lock_timeout)
     with autocommit(engine) as connection:
         registries.upsert(reader.registries, connection=connection)
     covered = Targets([Target.parse(target) for target in reader.targets])
+    applied: dict[tuple[str, str], list[ScopeResult]] = {}
+    for key, scopes in groupby(reader.scopes(), lambda planned: _region_of(planned.scope)):
+        applied.setdefault(key, []).extend(sync.apply(planned) for planned in scopes)
     planned_failures: dict[tuple[str, str], list[ScopeFailure]] = {}
     for failure in reader.failures:
         planned_failures.setdefault(_region_of(failure), []).append(failure)
-    regions_seen = []
-    for key, scopes in groupby(reader.scopes(), lambda planned: _region_of(planned.scope)):
-        regions_seen.append(key)
-        applied = [sync.apply(planned) for planned in scopes]
-        _record(sync, key, applied, planned_failures.get(key, ()), covered, result)
-    for key, failures in planned_failures.items():  # regions whose every scope failed when planned
-        if key not in regions_seen:
-            sync.finish(key, [], complete=covered.whole_region(*key), failures=failures)
+    for key, listing in reader.regions.items():
+        _record(sync, key, applied.get(key, []), planned_failures.pop(key, ()), covered, result, listing)
+    for key, failures in planned_failures.items():  # regions that could not be listed
+        sync.finish(key, [], complete=False, failures=failures)
     return result
 
 
@@ -184,24 +180,21 @@ def sync_fleet(
             on_images=progress.images_fetched,
         )  # fmt: skip
         for region in regions(engine, config, covered):
-            listing = sync.clients.stats.snapshot()
-            units = _units(sync, region, covered, progress)
+            listing = _listed(sync, region, covered, progress)
             key = (region.registry_name, region.region)
-            if isinstance(units, ScopeFailure):
-                spent = sync.clients.stats.since(listing)
-                sync.finish(key, [], complete=False, failures=[units],
-                            listing=ScopeStats(0, spent.api_calls, spent.throttled_calls))  # fmt: skip
-                result.failures.append(units)
+            if listing.failure is not None:
+                sync.finish(key, [], complete=False, failures=[listing.failure], listing=listing.stats)
+                result.failures.append(listing.failure)
                 continue
             synced = []
-            for unit in units:
+            for unit in listing.units:
                 progress.scope_started(unit.scope.label)
                 scope = sync.sync(unit)
                 progress.scope_finished(unit.scope.label, _summary(scope))
                 if on_scope is not None:
                     on_scope(scope)
                 synced.append(scope)
-            _record(sync, key, synced, (), covered, result)
+            _record(sync, key, synced, (), covered, result, listing.stats)
     return result
 
 
@@ -212,8 +205,9 @@ def _record(
     failures: Sequence[ScopeFailure],
     covered: Targets,
     into: SyncResult,
+    listing: ScopeStats,
 ) -> None:
-    sync.finish(key, results, complete=covered.whole_region(*key), failures=failures)
+    sync.finish(key, results, complete=covered.whole_region(*key), failures=failures, listing=listing)
     for scope in results:
         into.counts += scope.counts
         if scope.failure is not None:

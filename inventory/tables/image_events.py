@@ -109,6 +109,9 @@ events = ImageEvent.__table__  # type: ignore[attr-defined]
 Position = tuple[int, int]
 """A place in the feed: (the writing transaction's xid, the event's id)."""
 
+EventScope = tuple[str, str, str | None, str | None]
+"""(registry type, registry id, region, repository name): a registry, a region of it, or a repository."""
+
 _XID = cast(cast(events.c.xid, Text), BigInteger)
 COLUMNS = (
     events.c.id, _XID.label("xid"), events.c.sync_run_id, events.c.occurred_at, events.c.registry_type,
@@ -138,6 +141,8 @@ class EventFilter:
     backfill: bool | None = None
     repository: tuple[str, str, str, str] | None = None
     """One repository: (registry type, registry id, region, name)."""
+    scopes: Sequence[EventScope] | None = None
+    """Events in any of these (registry type, registry id, region, repository name); None: any region or name."""
 
 
 def conditions(f: EventFilter) -> list[ColumnElement[bool]]:
@@ -168,6 +173,10 @@ def conditions(f: EventFilter) -> list[ColumnElement[bool]]:
         found.append(c.backfill.is_(f.backfill))
     if f.repository is not None:
         found.append(tuple_(c.registry_type, c.registry_id, c.region, c.repository_name) == tuple_(*f.repository))
+    if f.scopes is not None:
+        columns = (c.registry_type, c.registry_id, c.region, c.repository_name)
+        each = [and_(*(column == v for column, v in zip(columns, s, strict=True) if v is not None)) for s in f.scopes]
+        found.append(or_(*each) if each else false())
     return found
 
 

@@ -21,7 +21,7 @@ _COLUMNS = ", ".join(FIELDS)
 _COPY = f"COPY images ({', '.join((*KEY, 'image_digest', *FIELDS, 'fingerprint'))}) FROM STDIN"
 _UPDATE = (
     f"UPDATE images SET {', '.join(f'{f} = %s' for f in (*FIELDS, 'fingerprint'))}, removed_at = NULL, "
-    f"last_seen_at = now(), updated_at = now() WHERE {IN_SCOPE} AND image_digest = %s"
+    f"last_seen_at = now(), updated_at = clock_timestamp() WHERE {IN_SCOPE} AND image_digest = %s"
 )
 
 
@@ -42,7 +42,10 @@ def stored_index(scope: Scope, *, connection: psycopg.Connection[Any]) -> tuple[
 
 
 def version(scope: Scope, *, connection: psycopg.Connection[Any]) -> str:
-    """A token that changes whenever any stored image of the scope is written (``stored_index``'s too)."""
+    """A token that changes whenever any stored image of the scope is written (``stored_index``'s too).
+
+    Writes stamp ``updated_at`` with ``clock_timestamp()``, taken under the scope's lock, so a later
+    writer's stamp is always the larger one (``now()``, the transaction's start, could be older)."""
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT count(*), max(updated_at) FROM images WHERE {IN_SCOPE}", scope.key)
         row = cursor.fetchone()
@@ -111,7 +114,7 @@ def write(scope: Scope, entries: Sequence[Entry], *, connection: psycopg.Connect
             )
         if gone:
             cursor.execute(
-                f"UPDATE images SET removed_at = now(), updated_at = now() "
+                f"UPDATE images SET removed_at = now(), updated_at = clock_timestamp() "
                 f"WHERE {IN_SCOPE} AND image_digest = ANY(%s) AND removed_at IS NULL",
                 (*scope.key, gone),
             )

@@ -5,7 +5,8 @@
     POST   /_admin/images     {registryType?, registryId, region, repositoryName, images: [...]}
     PATCH  /_admin/images     {registryType?, registryId, region, repositoryName, imageDigest, set: {...}}
     POST   /_admin/faults     {"fault": "throttle"|"server_error"|"malformed", "operation", "count"}
-                              (malformed: answers without their first item's imageDigest/repositoryName)
+                              (malformed, with "how": "identity" (default): the first item without its
+                               imageDigest/repositoryName; "shape": a string; "type": a text size)
                               {"fault": "deny", "registryId"}
                               {"fault": "expire_tokens"}        every token handed out so far
                               {"fault": "expire_next_token"}    the next token, as soon as it is issued
@@ -119,6 +120,8 @@ def arm_fault(store: Store, body: dict[str, Any]) -> dict[str, Any]:
     faults = store.faults
     kind = body.get("fault")
     if kind in ("throttle", "server_error", "malformed"):
+        if kind == "malformed":
+            faults.malformed_how = str(body.get("how", "identity"))
         armed = getattr(faults, kind)
         operation = body.get("operation", "*")
         armed[operation] = armed.get(operation, 0) + int(body.get("count", 1))

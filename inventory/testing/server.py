@@ -74,11 +74,17 @@ def _check_faults(store: Store, operation: str, accounts: set[str]) -> None:
 _IDENTIFYING = {"imageDetails": "imageDigest", "repositories": "repositoryName"}
 
 
-def _malform(answer: dict[str, Any]) -> None:
-    """Drop the identifying key of the answer's first item (the ``malformed`` fault)."""
+def _malform(answer: dict[str, Any], how: str) -> None:
+    """The ``malformed`` fault: drop the identifying key of the answer's first item (``identity``),
+    make that item a string (``shape``: botocore's parser cannot read it), or its size text (``type``)."""
     for key, identity in _IDENTIFYING.items():
         if answer.get(key):
-            answer[key][0].pop(identity, None)
+            if how == "shape":
+                answer[key][0] = "not an object"
+            elif how == "type":
+                answer[key][0]["imageSizeInBytes"] = "large"
+            else:
+                answer[key][0].pop(identity, None)
 
 
 async def aws_endpoint(request: Request) -> Response:
@@ -109,7 +115,7 @@ async def aws_endpoint(request: Request) -> Response:
             _check_faults(store, operation, {caller.account, str(params.get("registryId"))})
             answer = handler(store, caller, params)
             if store.take_fault("malformed", operation):
-                _malform(answer)
+                _malform(answer, store.faults.malformed_how)
             return _aws_json(200, answer)
         except EcrError as exc:
             return _aws_json(exc.status, {"__type": exc.code, "message": exc.message})

@@ -124,7 +124,8 @@ class Faults:
     throttle: dict[str, int] = field(default_factory=dict)
     server_error: dict[str, int] = field(default_factory=dict)
     malformed: dict[str, int] = field(default_factory=dict)
-    """operation → answers to send without their first item's identifying key (not what the API documents)."""
+    """operation → answers to send malformed (not what the API documents), ``malformed_how``."""
+    malformed_how: str = "identity"
     denied_accounts: set[str] = field(default_factory=set)
     delete_after_page: set[tuple[str, str, str, str]] = field(default_factory=set)
     expire_next_token: bool = False

@@ -29,7 +29,7 @@ from inventory.aws.clients import ClientFactory
 from inventory.config import InventoryConfig, load_config
 from inventory.db import autocommit
 from inventory.errors import ConfigError
-from inventory.retention import prune_sync_runs
+from inventory.retention import prune_events, prune_sync_runs
 from inventory.sync.engine import RegionSync
 from inventory.tables import registries, sync_scopes
 from inventory.tables.sync_scopes import Lease
@@ -149,7 +149,9 @@ class Worker:
             result = regions.run(lease, config, running.cancelled)
             finished = result.complete and not running.cancelled.is_set()
             if not finished:
-                due_in = 0.0  # given back: any worker may take it at once
+                # given back: any worker may take it at once, or after a while when it failed unfinished
+                failed = result.failures and not running.cancelled.is_set()
+                due_in = min(self.options.interval, RETRY_SECONDS) if failed else 0.0
             self._log_region(lease, result, time.monotonic() - started)
         except Exception:
             log.exception("%s: sync failed", lease.label, extra={"scope": lease.label})
@@ -176,14 +178,19 @@ class Worker:
             region.thread.join()
 
     def _prune(self) -> None:
-        """Every ``PRUNE_SECONDS``, a few batches of sync runs past retention: bounded work per turn, and
-        workers that share the database share the pruning too."""
+        """Every ``PRUNE_SECONDS``, a few batches of sync runs and events past retention: bounded work per
+        turn, and workers that share the database share the pruning too."""
         if time.monotonic() - self._pruned_at < PRUNE_SECONDS:
             return
         self._pruned_at = time.monotonic()
-        pruned = prune_sync_runs(self.engine, self.config.retention.sync_runs, max_batches=PRUNE_BATCHES)
+        retention = self.config.retention
+        pruned = prune_sync_runs(self.engine, retention.sync_runs, max_batches=PRUNE_BATCHES)
         if pruned:
             log.info("pruned %d sync runs older than the retention", pruned)
+        if retention.events is not None:  # unset: events are kept forever
+            pruned = prune_events(self.engine, retention.events, max_batches=PRUNE_BATCHES)
+            if pruned:
+                log.info("pruned %d change events older than the retention", pruned)
 
     # leases ------------------------------------------------------------------------
 

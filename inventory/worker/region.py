@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from inventory.config import InventoryConfig, RegistryConfig
-from inventory.errors import ScopeUnobservable
-from inventory.sync.engine import Region, RegionSync, ScopeResult, Unit
+from inventory.sync.engine import Listing, Region, RegionSync, ScopeResult, Unit
 from inventory.sync.plan import Counts, ScopeFailure, ScopeStats
 from inventory.tables.sync_scopes import Lease
 
@@ -84,39 +83,42 @@ class RegionPool:
         result = RegionResult()
         region = Region(lease.registry_name, lease.region, _declared(config, lease))
         key = (lease.registry_name, lease.region)
-        listed = self._submit(self._units, region, cancelled).result()
-        if listed is None:
+        listing = self._submit(self._list, region, cancelled).result()
+        if listing is None:
             result.complete = False
             return result
-        if isinstance(listed, ScopeFailure):
-            self.sync.finish(key, [], complete=False, failures=[listed])
-            self.report(ScopeReport(region.label, None, listed, 0.0))
-            result.failures.append(listed)
+        if listing.failure is not None:
+            self.sync.finish(key, [], complete=False, failures=[listing.failure], listing=listing.stats)
+            self.report(ScopeReport(region.label, None, listing.failure, 0.0, listing.stats.api_calls,
+                                    listing.stats.throttled_calls))  # fmt: skip
+            result.failures.append(listing.failure)
+            # A region no longer declared is listed from the database only: its failure is ours, and
+            # its schedule must stay until a sync sweeps it.
+            result.complete = region.registry is not None
             return result
-        tasks = [self._submit(self._sync, unit, cancelled) for unit in listed]
+        tasks = [self._submit(self._sync, unit, cancelled) for unit in listing.units]
         wait(tasks)
         synced = [scope for scope in (task.result() for task in tasks) if scope is not None]
         result.complete = len(synced) == len(tasks)
-        self.sync.finish(key, synced, complete=result.complete)
+        self.sync.finish(key, synced, complete=result.complete, listing=listing.stats)
         for scope in synced:
             result.counts += scope.counts
             if scope.failure is not None:
                 result.failures.append(scope.failure)
         return result
 
-    def _units(self, region: Region, cancelled: threading.Event) -> list[Unit] | ScopeFailure | None:
-        """The region's scopes; its failure when they cannot be listed; None when cancelled first."""
+    def _list(self, region: Region, cancelled: threading.Event) -> Listing | None:
+        """The region's scopes, or its failure; None when cancelled first."""
         if cancelled.is_set():
             return None
-        account_id = region.registry.account_id if region.registry else ""
         try:
-            return self.sync.units(region)
-        except ScopeUnobservable as exc:
-            return ScopeFailure(region.registry_name, account_id, region.region, None, exc.code, exc.message)
+            return self.sync.list_region(region)
         except Exception:
             log.exception("%s: cannot list the region's repositories", region.label, extra={"scope": region.label})
-            return ScopeFailure(region.registry_name, account_id, region.region, None, INTERNAL_ERROR,
-                                "a defect of the inventory; see the worker's log")  # fmt: skip
+            account_id = region.registry.account_id if region.registry else ""
+            failure = ScopeFailure(region.registry_name, account_id, region.region, None, INTERNAL_ERROR,
+                                   "a defect of the inventory; see the worker's log")  # fmt: skip
+            return Listing(region, failure=failure)
 
     def _sync(self, unit: Unit, cancelled: threading.Event) -> ScopeResult | None:
         """Sync one scope; None when cancelled before it started."""

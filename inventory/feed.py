@@ -1,0 +1,281 @@
+"""The change feed and the histories on the command line: ``inventory events`` and ``inventory history``.
+
+``FeedReader`` pages ``image_events.feed`` oldest first from a position, each page in a
+snapshot of its own, and keeps the position: a follower calls ``read`` again and again
+and gets each event exactly once. Rows print as text lines or as JSON objects shaped
+like GraphQL's ``ImageEvent``; histories print as tables.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.table import Table
+from sqlalchemy import BigInteger, Engine, Text, cast, func, select
+
+from inventory.config import InventoryConfig, RegistryConfig
+from inventory.errors import InventoryError, TargetError
+from inventory.history import TagAssignment, tag_assignments
+from inventory.sync.runner import Target
+from inventory.tables import image_events
+from inventory.tables.image_events import EventFilter, EventScope, Position
+
+PAGE = 1000
+"""Events read per statement."""
+_MAX_ID = 2**63 - 1
+_HORIZON = select(cast(cast(func.pg_snapshot_xmin(func.pg_current_snapshot()), Text), BigInteger))
+
+
+class FeedReader:
+    """The feed after a position, oldest first, read page by page."""
+
+    def __init__(self, engine: Engine, where: EventFilter, *, page: int = PAGE) -> None:
+        self.engine = engine
+        self.where = where
+        self.page = page
+        self.position: Position | None = None
+        """After the last event returned, or further: past every event the last read could see."""
+
+    def read(self) -> Iterator[Any]:
+        """Every event after the position that is visible now, advancing the position as they go."""
+        while True:
+            # Repeatable read: the horizon and the page are of one snapshot.
+            repeatable = self.engine.connect().execution_options(isolation_level="REPEATABLE READ")
+            with repeatable as connection, connection.begin():
+                horizon = connection.execute(_HORIZON).scalar_one()
+                rows = connection.execute(image_events.feed(self.where, self.position, self.page)).all()
+            for row in rows[: self.page]:
+                self.position = (row.xid, row.id)
+                yield row
+            if len(rows) <= self.page:
+                # Every event of a transaction older than the horizon was visible to this page, and
+                # none can appear below it later: the next read starts at the horizon, not at the last
+                # match, so a narrow filter does not rescan what it has already passed.
+                self.position = max(self.position or (0, 0), (horizon - 1, _MAX_ID))
+                return
+
+    def follow(self, emit: Callable[[Any], None], stop: threading.Event, interval: float = 1.0) -> None:
+        """Emit every event, then each new one as it becomes visible, until ``stop`` is set."""
+        while True:
+            for row in self.read():
+                emit(row)
+                if stop.is_set():
+                    return
+            if stop.wait(interval):
+                return
+
+
+# names ---------------------------------------------------------------------------------
+
+
+class Labels:
+    """``REGISTRY/REGION/REPOSITORY`` of an event, with the registry's name in the config when it has one."""
+
+    def __init__(self, config: InventoryConfig) -> None:
+        self.config = config
+
+    def registry(self, registry_type: str, registry_id: str, region: str, repository_name: str) -> str:
+        same = [r for r in self.config.registries if (r.type, r.account_id) == (registry_type, registry_id)]
+        # Registries may share an account (private and public, or split by repository globs):
+        # the one that covers the region and repository, else the region, else any.
+        for fits in (lambda r: region in r.regions and r.covers(repository_name), lambda r: region in r.regions):
+            for registry in same:
+                if fits(registry):
+                    return registry.name
+        if same:
+            return same[0].name
+        return registry_id if registry_type == "ecr" else f"{registry_type}:{registry_id}"
+
+    def __call__(self, row: Any) -> str:
+        registry = self.registry(row.registry_type, row.registry_id, row.region, row.repository_name)
+        return f"{registry}/{row.region}/{row.repository_name}"
+
+
+def registry_named(config: InventoryConfig, name: str, *, option: str = "") -> RegistryConfig:
+    """The config's registry ``name``; otherwise an error listing the names there are."""
+    try:
+        return config.registry(name)
+    except KeyError:
+        known = ", ".join(r.name for r in config.registries) or "none"
+        raise (TargetError if option else InventoryError)(
+            f"{option}{name!r}: no such registry in the inventory file (registries: {known})"
+        ) from None
+
+
+def target_scopes(config: InventoryConfig, targets: Sequence[Target]) -> list[EventScope]:
+    """The event scopes of ``--target NAME[/REGION[/REPOSITORY]]``s: a registry stands for its declared regions."""
+    scopes: list[EventScope] = []
+    for target in targets:
+        registry = registry_named(config, target.registry_name, option="--target ")
+        if target.region is not None and target.region not in registry.regions:
+            raise TargetError(
+                f"--target {target.registry_name}/{target.region}: the registry covers {', '.join(registry.regions)}"
+            )
+        regions = [target.region] if target.region else registry.regions
+        scopes += [(registry.type, registry.account_id, region, target.repository_name) for region in regions]
+    return scopes
+
+
+# rendering -------------------------------------------------------------------------------
+
+
+def _value(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, list):
+        return "[" + ", ".join(map(str, value)) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {v}" for k, v in sorted(value.items())) + "}"
+    return str(value)
+
+
+def change_summary(changes: dict[str, Any]) -> str:
+    """``tags +prod -v1.2; image_status ACTIVE → ARCHIVED``: tag movements first, then each other field."""
+    added, removed = image_events.tag_changes(changes)
+    parts = ["tags " + " ".join([f"+{t}" for t in added] + [f"-{t}" for t in removed])] if added or removed else []
+    parts += [f"{name} {_value(b)} → {_value(a)}" for name, (b, a) in sorted(changes.items()) if name != "image_tags"]
+    return "; ".join(parts)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC)
+
+
+def when(moment: datetime) -> str:
+    return _utc(moment).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def event_line(row: Any, labels: Labels) -> str:
+    """``2026-11-23T06:14:36Z image.changed prod/us-east-1/payments/api sha256:… tags +prod -v1.2``."""
+    parts = [when(row.occurred_at), row.type, labels(row), row.image_digest, change_summary(row.changes)]
+    line = " ".join(part for part in parts if part)
+    return line + " (backfill)" if row.backfill else line
+
+
+def event_json(row: Any) -> str:
+    """One JSON object with the fields of GraphQL's ``ImageEvent`` (``syncRun`` as ``syncRunId``)."""
+    added, removed = image_events.tag_changes(row.changes)
+    return json.dumps(
+        {
+            # the Node id, as strawberry's relay spells a GlobalID: base64 of "ImageEvent:<id>"
+            "id": base64.b64encode(f"ImageEvent:{row.id}".encode()).decode(),
+            "position": [row.xid, row.id],
+            "type": row.type,
+            "occurredAt": _utc(row.occurred_at).isoformat(),
+            "registryId": row.registry_id,
+            "region": row.region,
+            "repositoryName": row.repository_name,
+            "registryType": "ECR_PUBLIC" if row.registry_type == "ecr-public" else "ECR",
+            "imageDigest": row.image_digest,
+            "backfill": row.backfill,
+            "changes": [{"field": f, "before": b, "after": a} for f, (b, a) in sorted(row.changes.items())],
+            "tagsAdded": added,
+            "tagsRemoved": removed,
+            "syncRunId": row.sync_run_id,
+        }
+    )
+
+
+# histories ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Subject:
+    """``REGISTRY/REGION/REPOSITORY:TAG`` or ``REGISTRY/REGION/REPOSITORY@DIGEST``."""
+
+    registry_name: str
+    region: str
+    repository_name: str
+    tag: str | None = None
+    image_digest: str | None = None
+
+    FORMS = "REGISTRY/REGION/REPOSITORY:TAG or REGISTRY/REGION/REPOSITORY@DIGEST (a digest starts with sha256:)"
+
+    @classmethod
+    def parse(cls, text: str) -> Subject:
+        """Repository names hold neither ':' nor '@', tags neither: the last one splits. ValueError if malformed."""
+        if "@" in text:
+            where, _, digest = text.rpartition("@")
+            tag = None
+            ok = digest.startswith("sha256:") and len(digest) > len("sha256:")
+        else:
+            where, _, tag = text.rpartition(":")
+            digest, ok = None, bool(tag)
+        parts = where.split("/", 2)
+        if not ok or ":" in where or "@" in where or len(parts) != 3 or not all(parts):
+            raise ValueError(f"expected {cls.FORMS}, got {text!r}")
+        registry_name, region, repository_name = parts
+        return cls(registry_name, region, repository_name, tag=tag, image_digest=digest)
+
+    @property
+    def repository(self) -> str:
+        return f"{self.registry_name}/{self.region}/{self.repository_name}"
+
+    def __str__(self) -> str:
+        return f"{self.repository}:{self.tag}" if self.tag is not None else f"{self.repository}@{self.image_digest}"
+
+
+def _repository(config: InventoryConfig, subject: Subject) -> tuple[str, str, str, str]:
+    registry = registry_named(config, subject.registry_name)
+    return (registry.type, registry.account_id, subject.region, subject.repository_name)
+
+
+def tag_history(engine: Engine, config: InventoryConfig, subject: Subject) -> list[TagAssignment]:
+    """Where ``subject.tag`` pointed, newest first."""
+    assert subject.tag is not None
+    with engine.connect() as connection:
+        rows = connection.execute(image_events.tag_events(_repository(config, subject), subject.tag)).all()
+    return tag_assignments(rows, subject.tag)
+
+
+def image_history(engine: Engine, config: InventoryConfig, subject: Subject) -> list[Any]:
+    """The events of ``subject.image_digest``, newest first."""
+    where = EventFilter(repository=_repository(config, subject), image_digests=[subject.image_digest or ""])
+    found: list[Any] = []
+    with engine.connect() as connection:
+        before: Position | None = None
+        while True:
+            rows = connection.execute(image_events.history(where, before, PAGE)).all()
+            found += rows[:PAGE]
+            if len(rows) <= PAGE:
+                return found
+            before = (rows[PAGE - 1].xid, rows[PAGE - 1].id)
+
+
+def history_view(engine: Engine, config: InventoryConfig, subject: Subject) -> Table | str:
+    """The subject's history as a table, or a line saying there is none."""
+    if subject.tag is not None:
+        assignments = tag_history(engine, config, subject)
+        return (
+            tag_table(subject, assignments)
+            if assignments
+            else f"No history of tag {subject.tag!r} in {subject.repository}."
+        )
+    rows = image_history(engine, config, subject)
+    return image_table(subject, rows) if rows else f"No events of {subject.image_digest} in {subject.repository}."
+
+
+def tag_table(subject: Subject, assignments: Sequence[TagAssignment]) -> Table:
+    table = Table(title=f"{subject}: where the tag pointed, newest first")
+    for column in ("digest", "from", "until"):
+        table.add_column(column, no_wrap=True)
+    for a in assignments:
+        table.add_row(a.image_digest, when(a.since), when(a.until) if a.until else "now")
+    return table
+
+
+def image_table(subject: Subject, rows: Sequence[Any]) -> Table:
+    table = Table(title=f"{subject}: events, newest first")
+    for column in ("when", "type"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("changes")
+    for row in rows:
+        table.add_row(when(row.occurred_at), row.type + (" (backfill)" if row.backfill else ""),
+                      change_summary(row.changes))  # fmt: skip
+    return table
