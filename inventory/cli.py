@@ -380,7 +380,10 @@ def _when(moment: datetime | None) -> str:
 
 @main.command()
 @config_option
-@click.option("--since", type=Since(), default=None, help="Only events of the last 1h, 7d, … or since a timestamp.")
+@click.option(
+    "--since", type=Since(), default=None, metavar="DURATION|TIMESTAMP",
+    help="Only events of the last 30m, 1h, 7d… or since an ISO-8601 timestamp (UTC unless it says).",
+)  # fmt: skip
 @click.option("--follow", is_flag=True, help="Keep printing new events as they come, until Ctrl-C.")
 @click.option("--type", "types", multiple=True, type=click.Choice(TYPES), help="Only events of this type (repeatable).")
 @click.option(
@@ -458,6 +461,9 @@ def history(config_file: Path | None, subject: Any) -> None:
         click.echo(view)
     else:
         Console(soft_wrap=True).print(view)
+    if config.retention.events is not None:  # the replay starts at the horizon: say so rather than look complete
+        click.echo(f"note: events older than [retention] events ({config.retention.events / 86400:g}d) are pruned: "
+                   "what happened before is not shown", err=True)  # fmt: skip
 
 
 @main.command()

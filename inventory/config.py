@@ -40,6 +40,11 @@ _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512}$
 _ENDPOINT_URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
 
 
+def is_region(text: str) -> bool:
+    """Whether ``text`` is spelled like an AWS region (``us-east-1``, ``us-gov-west-1``)."""
+    return bool(_REGION.match(text))
+
+
 class Settings(BaseSettings):
     """Deployment settings, read from ``INVENTORY_*`` environment variables."""
 

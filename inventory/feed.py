@@ -19,7 +19,7 @@ from typing import Any
 from rich.table import Table
 from sqlalchemy import BigInteger, Engine, Text, cast, func, select
 
-from inventory.config import InventoryConfig, RegistryConfig
+from inventory.config import InventoryConfig, RegistryConfig, is_region
 from inventory.errors import InventoryError, TargetError
 from inventory.history import TagAssignment, tag_assignments
 from inventory.sync.runner import Target
@@ -135,12 +135,12 @@ def _value(value: Any) -> str:
     return str(value)
 
 
-def change_summary(changes: dict[str, Any]) -> str:
+def change_summary(changes: dict[str, Any], sep: str = "; ") -> str:
     """``tags +prod -v1.2; image_status ACTIVE → ARCHIVED``: tag movements first, then each other field."""
     added, removed = image_events.tag_changes(changes)
     parts = ["tags " + " ".join([f"+{t}" for t in added] + [f"-{t}" for t in removed])] if added or removed else []
     parts += [f"{name} {_value(b)} → {_value(a)}" for name, (b, a) in sorted(changes.items()) if name != "image_tags"]
-    return "; ".join(parts)
+    return sep.join(parts)
 
 
 def _utc(moment: datetime) -> datetime:
@@ -208,7 +208,7 @@ class Subject:
             where, _, tag = text.rpartition(":")
             digest, ok = None, bool(tag)
         parts = where.split("/", 2)
-        if not ok or ":" in where or "@" in where or len(parts) != 3 or not all(parts):
+        if not ok or ":" in where or "@" in where or len(parts) != 3 or not all(parts) or not is_region(parts[1]):
             raise ValueError(f"expected {cls.FORMS}, got {text!r}")
         registry_name, region, repository_name = parts
         return cls(registry_name, region, repository_name, tag=tag, image_digest=digest)
@@ -223,6 +223,10 @@ class Subject:
 
 def _repository(config: InventoryConfig, subject: Subject) -> tuple[str, str, str, str]:
     registry = registry_named(config, subject.registry_name)
+    if subject.region not in registry.regions:
+        raise InventoryError(
+            f"{subject.registry_name}/{subject.region}: the registry covers {', '.join(registry.regions)}"
+        )
     return (registry.type, registry.account_id, subject.region, subject.repository_name)
 
 
@@ -261,21 +265,29 @@ def history_view(engine: Engine, config: InventoryConfig, subject: Subject) -> T
     return image_table(subject, rows) if rows else f"No events of {subject.image_digest} in {subject.repository}."
 
 
-def tag_table(subject: Subject, assignments: Sequence[TagAssignment]) -> Table:
-    table = Table(title=f"{subject}: where the tag pointed, newest first")
-    for column in ("digest", "from", "until"):
-        table.add_column(column, no_wrap=True)
-    for a in assignments:
-        table.add_row(a.image_digest, when(a.since), when(a.until) if a.until else "now")
-    return table
-
-
-def image_table(subject: Subject, rows: Sequence[Any]) -> Table:
-    table = Table(title=f"{subject}: events, newest first")
-    for column in ("when", "type"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("changes")
+def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]], *, wrapped: str = "") -> Table:
+    """A table whose columns (all but ``wrapped``) are never cut: digests and times are meant to be copied,
+    so a narrow terminal wraps the line rather than shorten them."""
+    table = Table(title=title)
+    for index, column in enumerate(columns):
+        if column == wrapped:
+            table.add_column(column)
+        else:
+            width = max(len(column), *(len(row[index]) for row in rows))
+            table.add_column(column, no_wrap=True, min_width=width)
     for row in rows:
-        table.add_row(when(row.occurred_at), row.type + (" (backfill)" if row.backfill else ""),
-                      change_summary(row.changes))  # fmt: skip
+        table.add_row(*row)
     return table
+
+
+def tag_table(subject: Subject, assignments: Sequence[TagAssignment]) -> Table:
+    rows = [(a.image_digest, when(a.since), when(a.until) if a.until else "now") for a in assignments]
+    return _table(f"{subject}: where the tag pointed, newest first", ("digest", "from", "until"), rows)
+
+
+def image_table(subject: Subject, events: Sequence[Any]) -> Table:
+    rows = [
+        (when(e.occurred_at), e.type + (" (backfill)" if e.backfill else ""), change_summary(e.changes, "\n"))
+        for e in events
+    ]
+    return _table(f"{subject}: events, newest first", ("when", "type", "changes"), rows, wrapped="changes")

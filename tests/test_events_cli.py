@@ -16,13 +16,16 @@ from queue import Empty, Queue
 from typing import IO, Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Engine, text
+from test_engine import run_worker_round
+from test_sync import PROD, STAGING, US, Inventory, aws_client, seed
+from test_sync import inventory as inventory  # the fixture
 
 from inventory.config import parse_config
 from inventory.errors import ConfigError
+from inventory.feed import FeedReader
 from inventory.retention import prune_events
-from test_sync import PROD, STAGING, US, Inventory, aws_client, seed
-from test_sync import inventory as inventory  # the fixture
+from inventory.tables.image_events import EventFilter
 
 DIGEST = "sha256:" + "c" * 64
 
@@ -84,7 +87,8 @@ def test_the_feed_prints_every_event_once_oldest_first(changed: Changed) -> None
     assert moved["registryType"] == "ECR" and moved["backfill"] is False
     assert moved["tagsAdded"] == ["app-web-0"] and moved["tagsRemoved"] == ["app-web-1"]
     assert moved["changes"] == [{"field": "image_tags", "before": ["app-web-1"], "after": ["app-web-0"]}]
-    assert moved["syncRunId"] == fleet.scalar("SELECT sync_run_id FROM image_events WHERE id = :i", i=moved["position"][1])
+    run = fleet.scalar("SELECT sync_run_id FROM image_events WHERE id = :i", i=moved["position"][1])
+    assert moved["syncRunId"] == run
     assert datetime.fromisoformat(moved["occurredAt"]).tzinfo is not None
     (repository,) = [o for o in objects if o["type"] == "repository.added" and o["registryId"] == STAGING]
     assert repository["imageDigest"] is None and repository["changes"] == [] and repository["backfill"] is True
@@ -120,7 +124,7 @@ def test_bad_options_are_reported(inventory: Inventory) -> None:
         (["--type", "image.exploded"], 2, "Invalid value for '--type': 'image.exploded' is not one of"),
         (["--format", "xml"], 2, "Invalid value for '--format'"),
         (["--target", "nowhere"], 1, "error: --target 'nowhere': no such registry in the inventory file"),
-        (["--target", "prod/ap-south-1"], 1, "error: --target prod/ap-south-1: the registry covers us-east-1, eu-west-1"),
+        (["--target", "prod/ap-south-1"], 1, "--target prod/ap-south-1: the registry covers us-east-1, eu-west-1"),
         (["--target", "prod//x"], 1, "expected NAME[/REGION[/REPOSITORY]]"),
     ]:
         result = inventory.run("events", *args)
@@ -131,13 +135,19 @@ def test_bad_options_are_reported(inventory: Inventory) -> None:
 
 
 def _lines(stream: IO[str]) -> Queue[str]:
+    """The lines of ``stream`` as they come (read on a thread of their own)."""
     found: Queue[str] = Queue()
-    threading.Thread(target=lambda: [found.put(line) for line in stream], daemon=True).start()
+
+    def pump() -> None:
+        for line in stream:
+            found.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
     return found
 
 
 def _take(lines: Queue[str], n: int, timeout: float = 30) -> list[str]:
-    deadline, taken = time.monotonic() + timeout, []
+    deadline, taken = time.monotonic() + timeout, list[str]()
     while len(taken) < n:
         taken.append(lines.get(timeout=max(0.01, deadline - time.monotonic())))
     return taken
@@ -162,11 +172,14 @@ def test_follow_prints_the_feed_then_each_new_event_once_and_stops_on_sigint(
     assert follower.stdout is not None
     lines = _lines(follower.stdout)
     existing = [json.loads(line) for line in _take(lines, 8)]
-    seed(fleet.admin, PROD, US, "app/web", 3)  # one more image
+    fleet.admin.put_images(PROD, US, "app/web", [{"imageDigest": DIGEST, "imageTags": ["new"]}])
     fleet.admin.set_image(PROD, US, "app/web", changed.web[0], imageTags=["prod"])
     assert fleet.run("apply", "--auto-approve").exit_code == 0
     new = [json.loads(line) for line in _take(lines, 2)]
-    assert sorted(o["type"] for o in new) == ["image.added", "image.changed"]
+    assert sorted((o["type"], o["imageDigest"], o["tagsAdded"]) for o in new) == [
+        ("image.added", DIGEST, ["new"]),
+        ("image.changed", changed.web[0], ["prod"]),
+    ]
     time.sleep(2.5)  # more than two polls: nothing is printed again
     with pytest.raises(Empty):
         lines.get_nowait()
@@ -201,6 +214,15 @@ def test_history_of_a_tag_and_of_an_image(changed: Changed) -> None:
     assert nothing.exit_code == 0 and nothing.stdout.strip() == "No history of tag 'never' in prod/us-east-1/app/web."
     nothing = fleet.run("history", f"prod/eu-west-1/app/web@{DIGEST}")
     assert nothing.exit_code == 0 and nothing.stdout.strip() == f"No events of {DIGEST} in prod/eu-west-1/app/web."
+    assert "note:" not in nothing.stderr
+
+    fleet.config.write_text(fleet.config.read_text() + '\n[retention]\nevents = "400d"\n')
+    pruned = fleet.run("history", "prod/us-east-1/app/web:app-web-0")
+    assert pruned.exit_code == 0 and web[1] in pruned.stdout
+    assert (
+        pruned.stderr
+        == "note: events older than [retention] events (400d) are pruned: what happened before is not shown\n"
+    )
 
 
 @pytest.mark.parametrize(
@@ -214,10 +236,15 @@ def test_a_malformed_history_argument_is_a_usage_error(inventory: Inventory, arg
     assert "expected REGISTRY/REGION/REPOSITORY:TAG or REGISTRY/REGION/REPOSITORY@DIGEST" in result.output
 
 
-def test_history_of_an_unknown_registry_is_an_error(inventory: Inventory) -> None:
+def test_history_of_an_unknown_registry_or_region_is_an_error(inventory: Inventory) -> None:
+    result = inventory.run("history", "prod/ap-south-1/app/web:prod")
+    assert result.exit_code == 1
+    assert "error: prod/ap-south-1: the registry covers us-east-1, eu-west-1" in result.output
     result = inventory.run("history", "nowhere/us-east-1/app/web:prod")
     assert result.exit_code == 1
-    assert "error: 'nowhere': no such registry in the inventory file (registries: prod, public, staging)" in result.output
+    assert "error: 'nowhere': no such registry in the inventory file (registries: prod, public, staging)" in (
+        result.output
+    )
 
 
 # retention ---------------------------------------------------------------------------
@@ -248,3 +275,46 @@ def test_prune_events_deletes_only_events_past_the_horizon(changed: Changed) -> 
     assert fleet.scalar("SELECT count(*) FROM image_events") == 8
     assert fleet.scalar("SELECT count(*) FROM image_events WHERE repository_name = 'old/one'") == 0
     assert prune_events(fleet.engine, 2 * 86400) == 0
+
+
+@pytest.mark.parametrize("retention", ["", '\n[retention]\nevents = "1d"\n'])
+def test_workers_prune_events_only_when_a_retention_is_set(inventory: Inventory, retention: str) -> None:
+    inventory.write_config(staging=False, prod_regions=(US,))
+    inventory.config.write_text(inventory.config.read_text() + retention)
+    with inventory.engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO image_events (sync_run_id, registry_type, registry_id, region, repository_name, "
+            "image_digest, type, changes, occurred_at) SELECT 1, 'ecr', :a, :r, 'app/web', :d, 'image.changed', "
+            "'{}', now() - make_interval(hours => h) FROM generate_series(1, 30) AS h"
+        ), {"a": PROD, "r": US, "d": DIGEST})  # fmt: skip
+    run_worker_round(inventory.engine, inventory.config)
+    kept = inventory.scalar("SELECT count(*) FROM image_events")
+    assert kept == (23 if retention else 30)  # kept forever by default; else those 24 to 30 hours old go
+
+
+# the reader's position ------------------------------------------------------------------
+
+_INSERT = text(
+    "INSERT INTO image_events (sync_run_id, registry_type, registry_id, region, repository_name, image_digest, "
+    "type, changes) VALUES (1, 'ecr', :a, 'us-east-1', :repository, :d, 'image.changed', '{}')"
+)
+
+
+def test_a_reader_never_skips_an_event_committed_late_even_past_its_last_match(engine: Engine) -> None:
+    every = FeedReader(engine, EventFilter(), page=2)
+    narrow = FeedReader(engine, EventFilter(repository_names=["late"]), page=2)
+    with engine.begin() as connection:  # history before the reader starts
+        for _ in range(5):
+            connection.execute(_INSERT, {"a": PROD, "repository": "early", "d": DIGEST})
+    assert len(list(every.read())) == 5 and list(narrow.read()) == []
+    late = engine.connect()
+    late.begin()
+    late.execute(_INSERT, {"a": PROD, "repository": "late", "d": DIGEST})  # the lower xid, still in progress
+    with engine.begin() as connection:
+        connection.execute(_INSERT, {"a": PROD, "repository": "early", "d": DIGEST})
+    assert list(every.read()) == [] and list(narrow.read()) == []  # held back below the open transaction
+    late.commit()
+    late.close()
+    assert [row.repository_name for row in every.read()] == ["late", "early"]
+    assert [row.repository_name for row in narrow.read()] == ["late"]
+    assert list(every.read()) == [] and list(narrow.read()) == []

@@ -188,7 +188,7 @@ def event_filter(given: EventFilterInput | None) -> EventFilter:
 
 def _position(after: str, bound_to: str) -> Position:
     key = cursors.decode(after, bound_to)
-    if len(key) != 2 or not all(type(part) is int for part in key):
+    if len(key) != 2 or not all(type(part) is int and 0 <= part < 2**63 for part in key):
         raise invalid_parameter("after: not a cursor of this API")
     return key[0], key[1]
 
@@ -252,7 +252,9 @@ def _assignment_key(after: str, bound_to: str) -> tuple[datetime, str]:
     try:
         since, digest = key
         assert isinstance(since, str) and isinstance(digest, str)
-        return datetime.fromisoformat(since), digest
+        parsed = datetime.fromisoformat(since)
+        assert parsed.tzinfo is not None
+        return parsed, digest
     except (ValueError, AssertionError):
         raise invalid_parameter("after: not a cursor of this API") from None
 
