@@ -22,7 +22,6 @@ from sqlalchemy import (
     Integer,
     Select,
     Text,
-    and_,
     cast,
     false,
     func,
@@ -179,11 +178,11 @@ def image_page(f: ImageFilter, order: Order, after: list[Any] | None, first: int
     if after is not None:
         position = (cast(literal(after[0]), order.sql_type), *after[1:])
         conditions.append(tuple_(*sort) < tuple_(*position))
-    return select(*shown_images).where(and_(*conditions)).order_by(*(s.desc() for s in sort)).limit(first + 1)
+    return select(*shown_images).where(*conditions).order_by(*(s.desc() for s in sort)).limit(first + 1)
 
 
 def image_count(f: ImageFilter) -> Select[Any]:
-    return select(func.count()).select_from(images).where(and_(*image_conditions(f)))
+    return select(func.count()).select_from(images).where(*image_conditions(f))
 
 
 def image_key(order: Order, row: Any) -> list[Any]:
@@ -221,8 +220,8 @@ def repository_page(f: RepositoryFilter, after: list[Any] | None, first: int) ->
     conditions = repository_conditions(f)
     if after is not None:
         conditions.append(tuple_(*sort) > tuple_(*after))
-    return select(repositories).where(and_(*conditions)).order_by(*sort).limit(first + 1)
+    return select(repositories).where(*conditions).order_by(*sort).limit(first + 1)
 
 
 def repository_count(f: RepositoryFilter) -> Select[Any]:
-    return select(func.count()).select_from(repositories).where(and_(*repository_conditions(f)))
+    return select(func.count()).select_from(repositories).where(*repository_conditions(f))
