@@ -103,6 +103,20 @@ class Repository(SQLModel, table=True):
     """Its present images (``removed_at`` null), kept by the sync in the repository's own transaction."""
 
 
+KEYSET_ORDERS = (
+    ("pushed_at", "image_pushed_at", "'-infinity'::timestamp with time zone"),
+    ("size", "image_size_in_bytes", "'-1'::bigint"),
+    ("last_pull", "last_recorded_pull_time", "'-infinity'::timestamp with time zone"),
+)
+"""(name, column, the value a missing one sorts as) of the image search's orders."""
+
+
+def _keyset(column: str, missing: str) -> tuple[Any, ...]:
+    """An order's index columns: its key, then the image's identity in the search's tiebreak order."""
+    return (text(f"coalesce({column}, {missing})"), "registry_id", "region", "repository_name", "image_digest",
+            "registry_type")  # fmt: skip
+
+
 class Image(SQLModel, table=True):
     """An image as ``DescribeImages`` returned it, plus what the inventory knows of it."""
 
@@ -123,21 +137,17 @@ class Image(SQLModel, table=True):
         # Keyset orders of the image search (inventory.api.search.ORDERS), present images only;
         # registry_type last, as the search's final tiebreak.
         *(
+            Index(f"ix_images_live_by_{name}", *_keyset(column, missing), postgresql_where=text("removed_at IS NULL"))
+            for name, column, missing in KEYSET_ORDERS
+        ),
+        # The same over removed images: the inventory at a past time holds some of them.
+        *(
             Index(
-                f"ix_images_live_by_{name}",
-                text(f"coalesce({column}, {missing})"),
-                "registry_id",
-                "region",
-                "repository_name",
-                "image_digest",
-                "registry_type",
-                postgresql_where=text("removed_at IS NULL"),
+                f"ix_images_removed_by_{name}",
+                *_keyset(column, missing),
+                postgresql_where=text("removed_at IS NOT NULL"),
             )
-            for name, column, missing in (
-                ("pushed_at", "image_pushed_at", "'-infinity'::timestamp with time zone"),
-                ("size", "image_size_in_bytes", "'-1'::bigint"),
-                ("last_pull", "last_recorded_pull_time", "'-infinity'::timestamp with time zone"),
-            )
+            for name, column, missing in KEYSET_ORDERS
         ),
     )
 
@@ -168,6 +178,9 @@ class Image(SQLModel, table=True):
     last_seen_at: datetime | None = _timestamp(nullable=False, now=True)
     removed_at: datetime | None = _timestamp()
     updated_at: datetime | None = _timestamp(nullable=False, now=True)
+    changed_at: datetime | None = _timestamp(nullable=False, now=True)
+    """Since when the image has had these values (its sync's transaction time): the start of the current
+    version; earlier ones are in ``image_versions``."""
     fingerprint: bytes | None = Field(default=None, sa_type=LargeBinary)
     """Of the values last written (``inventory.sync.transform.fingerprint``)."""
 
@@ -294,3 +307,62 @@ class RegionStatus(SQLModel, table=True):
     api_calls: int = _big_counter()
     throttled_calls: int = _big_counter()
     updated_at: datetime | None = _timestamp(nullable=False, now=True)
+
+
+class ImageVersion(SQLModel, table=True):
+    """A past version of an image: its values from ``valid_from`` until ``valid_to``, when a sync
+    changed them (or removed the image, then saw it again).
+
+    With ``images`` (whose row is the current version, valid from ``changed_at`` until
+    ``removed_at``), this is what the inventory looked like at any time: an image was
+    present at T with the values of the version whose interval holds T. Written by the sync,
+    in its transaction, only for images it changes: a first sync writes none.
+    """
+
+    __tablename__ = "image_versions"
+    __table_args__ = (
+        Index("ix_image_versions_image", "registry_type", "registry_id", "region", "repository_name", "image_digest"),
+        Index("ix_image_versions_valid_to", "valid_to"),
+        *(
+            Index(f"ix_image_versions_by_{name}", *_keyset(column, missing), "valid_from")
+            for name, column, missing in KEYSET_ORDERS
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigInteger)
+    registry_type: str = Field(sa_type=Text)
+    registry_id: str = Field(sa_type=Text)
+    region: str = Field(sa_type=Text)
+    repository_name: str = Field(sa_type=Text)
+    image_digest: str = Field(sa_type=Text)
+    valid_from: datetime | None = _timestamp(nullable=False)
+    valid_to: datetime | None = _timestamp(nullable=False)
+    image_tags: list[str] = Field(
+        default_factory=list,
+        sa_column=Column(ARRAY(Text), nullable=False, server_default=text("'{}'")),
+    )
+    image_size_in_bytes: int | None = Field(default=None, sa_type=BigInteger)
+    image_pushed_at: datetime | None = _timestamp()
+    image_scan_status: str | None = Field(default=None, sa_type=Text)
+    image_scan_status_description: str | None = Field(default=None, sa_type=Text)
+    image_scan_completed_at: datetime | None = _timestamp()
+    vulnerability_source_updated_at: datetime | None = _timestamp()
+    finding_severity_counts: dict[str, int] | None = Field(default=None, sa_column=Column(JSONB))
+    image_manifest_media_type: str | None = Field(default=None, sa_type=Text)
+    artifact_media_type: str | None = Field(default=None, sa_type=Text)
+    last_recorded_pull_time: datetime | None = _timestamp()
+    subject_manifest_digest: str | None = Field(default=None, sa_type=Text)
+    image_status: str | None = Field(default=None, sa_type=Text)
+    last_archived_at: datetime | None = _timestamp()
+    last_activated_at: datetime | None = _timestamp()
+    first_seen_at: datetime | None = _timestamp(nullable=False)
+
+
+class HistoryHorizon(SQLModel, table=True):
+    """Since when the inventory can say what it held (one row): the time history began to be kept
+    (versions of images exist from migration 0008 on), moved forward by retention."""
+
+    __tablename__ = "history_horizon"
+
+    id: int = Field(default=1, primary_key=True, sa_type=Integer)
+    since: datetime | None = _timestamp(nullable=False)

@@ -13,7 +13,7 @@ import psycopg
 from sqlalchemy import Engine
 
 from inventory.db import driver_connection
-from inventory.tables import image_events, sync_runs
+from inventory.tables import image_events, image_versions, sync_runs
 
 Prune = Callable[..., int]
 """A table's ``prune(older_than, *, connection, batch)``: delete one batch, return how many went."""
@@ -25,8 +25,13 @@ def prune_sync_runs(engine: Engine, older_than: float, *, batch: int = 1000, max
 
 
 def prune_events(engine: Engine, older_than: float, *, batch: int = 1000, max_batches: int = 100) -> int:
-    """Delete change events that occurred over ``older_than`` seconds ago, oldest first; return how many went."""
-    return prune_in_batches(engine, image_events.prune, older_than, batch=batch, max_batches=max_batches)
+    """Delete change events that occurred, and image versions that ended, over ``older_than`` seconds ago,
+    oldest first; return how many went. The history horizon moves first: the inventory at a time before
+    it is refused (``HistoryNotRetained``), never answered from a history with holes."""
+    with engine.begin() as connection:
+        image_versions.advance_horizon(older_than, connection=driver_connection(connection))
+    pruned = prune_in_batches(engine, image_events.prune, older_than, batch=batch, max_batches=max_batches)
+    return pruned + prune_in_batches(engine, image_versions.prune, older_than, batch=batch, max_batches=max_batches)
 
 
 def prune_in_batches(engine: Engine, prune: Prune, older_than: float, *, batch: int, max_batches: int) -> int:

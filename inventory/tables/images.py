@@ -36,8 +36,15 @@ COPY_TYPES = [
 for 50,000 images), and the server less to read."""
 _UPDATE = (
     f"UPDATE images SET {', '.join(f'{f} = %s' for f in (*FIELDS, 'fingerprint'))}, removed_at = NULL, "
-    f"last_seen_at = now(), updated_at = clock_timestamp() WHERE {IN_SCOPE} AND image_digest = %s"
+    f"last_seen_at = now(), changed_at = now(), updated_at = clock_timestamp() WHERE {IN_SCOPE} AND image_digest = %s"
 )
+_KEEP_VERSIONS = (
+    f"INSERT INTO image_versions ({', '.join(KEY)}, image_digest, valid_from, valid_to, {_COLUMNS}, first_seen_at) "
+    f"SELECT {', '.join(KEY)}, image_digest, changed_at, coalesce(removed_at, now()), {_COLUMNS}, first_seen_at "
+    f"FROM images WHERE {IN_SCOPE} AND image_digest = ANY(%s)"
+)
+"""Before images are changed or restored: their current version, kept with its interval (a removed
+image's ended when it was removed)."""
 
 
 def stored_index(scope: Scope, *, connection: psycopg.Connection[Any]) -> tuple[dict[str, StoredImage], str]:
@@ -125,6 +132,7 @@ def write(scope: Scope, entries: Sequence[Entry], *, connection: psycopg.Connect
         copy.close(None, None, None)
     with connection.cursor() as cursor:
         if updated:
+            cursor.execute(_KEEP_VERSIONS, (*scope.key, [e.image_digest for e in updated]))
             cursor.executemany(
                 _UPDATE, [(*_storable(e.after), e.fingerprint, *scope.key, e.image_digest) for e in updated]
             )
