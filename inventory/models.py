@@ -267,6 +267,17 @@ class ImageEvent(SQLModel, table=True):
         # By repository, then position: a sync appends its events at the end of its repository's range
         # (cheap to keep up, unlike an index by digest), and a repository's or an image's history reads one range.
         Index("ix_image_events_repository", "registry_type", "registry_id", "region", "repository_name", "id"),
+        # A repository's own events (added, removed) apart from its images': whether it was present
+        # at a past time is its last one by then, found without reading through its images' events.
+        Index(
+            "ix_image_events_repository_presence",
+            "registry_type",
+            "registry_id",
+            "region",
+            "repository_name",
+            "id",
+            postgresql_where=text("image_digest IS NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True, sa_type=BigInteger)

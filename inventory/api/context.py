@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, literal_column, select, tuple_
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.dataloader import DataLoader
 from strawberry.relay import PageInfo
 
-from inventory.api import cursors, search
-from inventory.api.errors import ApiError, invalid_parameter
+from inventory.api import cursors, past, search
+from inventory.api.errors import ApiError, history_not_retained, invalid_parameter
 from inventory.api.types import (
     Image,
     ImageConnection,
@@ -34,6 +35,7 @@ from inventory.aws.semantics import DEFAULT_MAX_RESULTS, MAX_RESULTS
 from inventory.models import Registry as RegistryRow
 from inventory.models import SyncRun as SyncRunRow
 from inventory.status import REGION_STATUS, RegionStatus
+from inventory.tables.image_versions import horizon
 
 RepositoryKey = tuple[str, str, str, str]
 """(registry type, registry id, region, repository name): the primary key of ``repositories``."""
@@ -75,6 +77,11 @@ def _config_types(given: Sequence[RegistryType] | None) -> list[str] | None:
     return None if given is None else [config_type_of(t) for t in given]
 
 
+def _as_of_binding(as_of: datetime | None) -> list[str]:
+    """What binds a cursor to its ``asOf`` (nothing at present: present-time cursors are unchanged)."""
+    return [] if as_of is None else [as_of.astimezone(UTC).isoformat()]
+
+
 def _keyset_position(after: str, bound_to: str, length: int) -> list[Any]:
     position = cursors.decode(after, bound_to)
     if len(position) != length:
@@ -89,7 +96,15 @@ class Context:
         self.engine = engine
         self.request = request
         self.repositories: DataLoader[RepositoryKey, Repository] = DataLoader(self._load_repositories)
+        self.repositories_at: DataLoader[tuple[RepositoryKey, datetime], Repository] = DataLoader(
+            self._load_repositories_at
+        )
+        """Repositories as of a time, by (key, time)."""
         self.image_counts: DataLoader[RepositoryKey, int] = DataLoader(self._load_image_counts)
+        self.image_counts_at: DataLoader[tuple[RepositoryKey, datetime], int] = DataLoader(self._load_image_counts_at)
+        """Images present at a time in each repository, by (key, time)."""
+        self._checked: set[datetime] = set()
+        """The asOf times this request has checked already."""
         self.region_statuses: DataLoader[str, list[RegionSyncStatus]] = DataLoader(self._load_region_statuses)
         self.images: DataLoader[str, Image | None] = DataLoader(self.images_by_node_id)
         """Images by node id (which holds the registry type); None where there is none."""
@@ -109,14 +124,35 @@ class Context:
         async with self.engine.connect() as connection:
             return list(await connection.execute(statement))
 
+    async def as_of(self, at: datetime | None, argument: str = "asOf") -> datetime | None:
+        """``asOf`` (or the ``argument`` named) checked: not before the retained history (HistoryNotRetained),
+        not in the future."""
+        if at is None:
+            return None
+        if at.tzinfo is None:
+            raise invalid_parameter(f"{argument}: give the time with its offset, e.g. 2026-01-01T00:00:00Z")
+        if at not in self._checked:
+            # -infinity (history kept since the inventory began) is no Python datetime: null here.
+            kept_since = func.nullif(horizon().scalar_subquery(), literal_column("'-infinity'::timestamptz"))
+            ((since, now),) = await self.rows(select(kept_since, func.now()))
+            if at > now:
+                raise invalid_parameter(f"{argument}: {at.isoformat()} is in the future (now is {now.isoformat()})")
+            if since is not None and at < since:
+                raise history_not_retained(since, argument)
+            self._checked.add(at)
+        return at
+
     # loaders -----------------------------------------------------------------------
 
-    async def _repository_rows(self, keys: Sequence[RepositoryKey]) -> dict[RepositoryKey, Repository]:
-        c = search.repositories.c
+    async def _repository_rows(
+        self, keys: Sequence[RepositoryKey], as_of: datetime | None = None
+    ) -> dict[RepositoryKey, Repository]:
+        source = search.repositories if as_of is None else past.repositories_at(as_of)
+        c = source.c
         identity = tuple_(c.registry_type, c.registry_id, c.region, c.repository_name)
-        rows = await self.rows(select(search.repositories).where(identity.in_(list(keys)))) if keys else []
+        rows = await self.rows(select(source).where(identity.in_(list(keys)))) if keys else []
         return {
-            (row.registry_type, row.registry_id, row.region, row.repository_name): Repository.from_row(row)
+            (row.registry_type, row.registry_id, row.region, row.repository_name): Repository.from_row(row, as_of)
             for row in rows
         }
 
@@ -124,13 +160,37 @@ class Context:
         found = await self._repository_rows(keys)
         return [found.get(key) or ApiError("RepositoryNotFoundException", f"no repository {key}") for key in keys]
 
-    async def repositories_or_none(self, keys: Sequence[RepositoryKey | None]) -> list[Repository | None]:
-        """The repositories of ``keys``, None where there is none (or the key is None: a malformed id)."""
-        found = await self._repository_rows([key for key in keys if key is not None])
+    async def _load_repositories_at(
+        self, keys: Sequence[tuple[RepositoryKey, datetime]]
+    ) -> list[Repository | ApiError]:
+        found = {}
+        for at in {at for _, at in keys}:
+            rows = await self._repository_rows([key for key, when in keys if when == at], at)
+            found.update({(key, at): repository for key, repository in rows.items()})
+        missing = "RepositoryNotFoundException"
+        return [found.get(key) or ApiError(missing, f"no repository {key[0]} at {key[1]}") for key in keys]
+
+    async def repositories_or_none(
+        self, keys: Sequence[RepositoryKey | None], as_of: datetime | None = None
+    ) -> list[Repository | None]:
+        """The repositories of ``keys`` (as of ``as_of``), None where there is none (or the key is None:
+        a malformed id)."""
+        found = await self._repository_rows([key for key in keys if key is not None], await self.as_of(as_of))
         return [found.get(key) if key is not None else None for key in keys]
 
     async def _load_image_counts(self, keys: Sequence[RepositoryKey]) -> list[int]:
-        c = search.images.c
+        return await self._image_counts(keys, None)
+
+    async def _load_image_counts_at(self, keys: Sequence[tuple[RepositoryKey, datetime]]) -> list[int]:
+        counts = {}
+        for at in {at for _, at in keys}:
+            wanted = [key for key, when in keys if when == at]
+            counts.update({(key, at): n for key, n in zip(wanted, await self._image_counts(wanted, at), strict=True)})
+        return [counts[key] for key in keys]
+
+    async def _image_counts(self, keys: Sequence[RepositoryKey], as_of: datetime | None) -> list[int]:
+        source = search.images if as_of is None else past.images_at(as_of)
+        c = source.c
         key = (c.registry_type, c.registry_id, c.region, c.repository_name)
         statement = (
             select(*key, func.count()).where(tuple_(*key).in_(list(keys)), c.removed_at.is_(None)).group_by(*key)
@@ -153,15 +213,19 @@ class Context:
         found = {row.id: SyncRun.from_row(row) for row in rows}
         return [found.get(run_id) for run_id in ids]
 
-    async def images_by_node_id(self, node_ids: Sequence[str]) -> list[Image | None]:
+    async def images_by_node_id(self, node_ids: Sequence[str], as_of: datetime | None = None) -> list[Image | None]:
+        """The images of ``node_ids`` (as they were at ``as_of``), None where there is none."""
+        as_of = await self.as_of(as_of)
         keys = [split_image_node_id(node_id) for node_id in node_ids]
-        c = search.images.c
+        source = search.images if as_of is None else past.images_at(as_of)
+        c = source.c
         wanted = [key for key in keys if key is not None]
         identity = tuple_(c.registry_type, c.registry_id, c.region, c.repository_name, c.image_digest)
-        rows = await self.rows(select(*search.shown_images).where(identity.in_(wanted))) if wanted else []
+        columns = [c[column.name] for column in search.shown_images]
+        rows = await self.rows(select(*columns).where(identity.in_(wanted))) if wanted else []
         found = {
             (config_type_of(i.registry_type), i.registry_id, i.region, i.repository_name, i.image_digest): i
-            for i in Image.from_rows(rows)
+            for i in Image.from_rows(rows, as_of)
         }
         return [found.get(key) if key is not None else None for key in keys]
 
@@ -180,26 +244,34 @@ class Context:
         order_by: ImageOrder,
         *,
         repository: RepositoryKey | None = None,
+        as_of: datetime | None = None,
     ) -> ImageConnection:
+        """A page of images; as they were at ``as_of`` when given (its cursors are bound to that time)."""
         size = page_size(first)
         f = image_filter(given, repository)
+        as_of = await self.as_of(as_of)
         order = search.ORDERS[order_by.value]
-        bound_to = cursors.binding("images", f, order.name)
+        source = search.images if as_of is None else past.images_at(as_of)
+        bound_to = cursors.binding("images", f, order.name, *_as_of_binding(as_of))
         position = _keyset_position(after, bound_to, 1 + len(search.IDENTITY)) if after is not None else None
-        rows = await self.rows(search.image_page(f, order, position, size))
+        rows = await self.rows(search.image_page(f, order, position, size, source))
 
         async def count() -> int:
-            return int((await self.rows(search.image_count(f)))[0][0])
+            return int((await self.rows(search.image_count(f, source)))[0][0])
 
         return _connection(
             ImageConnection, rows, size, after, count,
-            nodes=Image.from_rows, cursor=lambda row: cursors.encode(bound_to, search.image_key(order, row)),
+            nodes=lambda page: Image.from_rows(page, as_of),
+            cursor=lambda row: cursors.encode(bound_to, search.image_key(order, row)),
         )  # fmt: skip
 
     async def repository_connection(
-        self, first: int | None, after: str | None, given: RepositoryFilterInput | None
+        self, first: int | None, after: str | None, given: RepositoryFilterInput | None, as_of: datetime | None = None
     ) -> RepositoryConnection:
+        """A page of repositories; those present at ``as_of`` when given (its cursors are bound to that time)."""
         size = page_size(first)
+        as_of = await self.as_of(as_of)
+        source = search.repositories if as_of is None else past.repositories_at(as_of)
         g = given or RepositoryFilterInput()
         f = search.RepositoryFilter(
             registry_names=g.registry_names,
@@ -209,16 +281,16 @@ class Context:
             repository_names=g.repository_names,
             include_removed=g.include_removed,
         )
-        bound_to = cursors.binding("repositories", f)
+        bound_to = cursors.binding("repositories", f, *_as_of_binding(as_of))
         position = _keyset_position(after, bound_to, len(search.REPOSITORY_ORDER)) if after is not None else None
-        rows = await self.rows(search.repository_page(f, position, size))
+        rows = await self.rows(search.repository_page(f, position, size, source))
 
         async def count() -> int:
-            return int((await self.rows(search.repository_count(f)))[0][0])
+            return int((await self.rows(search.repository_count(f, source)))[0][0])
 
         return _connection(
             RepositoryConnection, rows, size, after, count,
-            nodes=lambda page: [Repository.from_row(row) for row in page],
+            nodes=lambda page: [Repository.from_row(row, as_of) for row in page],
             cursor=lambda row: cursors.encode(bound_to, [getattr(row, name) for name in search.REPOSITORY_ORDER]),
         )  # fmt: skip
 

@@ -7,6 +7,8 @@ and logged with the request id.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from graphql import GraphQLError
 
 from inventory.aws.semantics import EcrError
@@ -22,6 +24,14 @@ class ApiError(GraphQLError):
 
 def invalid_parameter(message: str) -> ApiError:
     return ApiError("InvalidParameterException", message)
+
+
+def history_not_retained(since: datetime, argument: str = "asOf") -> ApiError:
+    """A time before the inventory's retained history: what it held then is not known."""
+    return ApiError(
+        "HistoryNotRetained",
+        f"{argument}: history is kept since {since.isoformat()}; what the inventory held before then is not known",
+    )
 
 
 def from_ecr(error: EcrError) -> ApiError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import datetime
 from functools import partial
 from typing import Annotated
 
@@ -27,6 +28,7 @@ from strawberry.types import Info
 
 from inventory.api.context import Context
 from inventory.api.describe import describe_images
+from inventory.api.diff import ImageDiffConnection, diff_connection
 from inventory.api.errors import invalid_parameter, is_expected
 from inventory.api.events import (
     EventConnection,
@@ -39,6 +41,7 @@ from inventory.api.events import (
 from inventory.api.execution import execution_context_class
 from inventory.api.types import (
     LONG,
+    AsOf,
     DescribeImagesFilter,
     DescribeImagesResult,
     Image,
@@ -89,8 +92,9 @@ class Query:
         first: int | None = None,
         after: str | None = None,
         filter: Annotated[RepositoryFilterInput | None, strawberry.argument(name="filter")] = None,
+        as_of: AsOf = None,
     ) -> RepositoryConnection:
-        return await info.context.repository_connection(first, after, filter)
+        return await info.context.repository_connection(first, after, filter, as_of)
 
     @strawberry.field(description="One repository; private ECR unless registryType says ECR_PUBLIC.")
     async def repository(
@@ -100,9 +104,10 @@ class Query:
         region: str,
         repository_name: str,
         registry_type: RegistryType = RegistryType.ECR,
+        as_of: AsOf = None,
     ) -> Repository | None:
         key = (config_type_of(registry_type), registry_id, region, repository_name)
-        (found,) = await info.context.repositories_or_none([key])
+        (found,) = await info.context.repositories_or_none([key], as_of)
         return found
 
     @strawberry.field(description="One image; of private ECR unless registryType says ECR_PUBLIC.")
@@ -114,9 +119,10 @@ class Query:
         repository_name: str,
         image_digest: str,
         registry_type: RegistryType = RegistryType.ECR,
+        as_of: AsOf = None,
     ) -> Image | None:
         node_id = image_node_id(config_type_of(registry_type), registry_id, region, repository_name, image_digest)
-        (found,) = await info.context.images_by_node_id([node_id])
+        (found,) = await info.context.images_by_node_id([node_id], as_of)
         return found
 
     @strawberry.field(description="Cross-account image search, newest first unless orderBy says otherwise.")
@@ -127,8 +133,9 @@ class Query:
         after: str | None = None,
         filter: Annotated[ImageFilterInput | None, strawberry.argument(name="filter")] = None,
         order_by: ImageOrder = ImageOrder.PUSHED_AT,
+        as_of: AsOf = None,
     ) -> ImageConnection:
-        return await info.context.image_connection(first, after, filter, order_by)
+        return await info.context.image_connection(first, after, filter, order_by, as_of=as_of)
 
     @strawberry.field(
         description="The change feed, oldest first: every change the syncs made. On the last page nextToken is "
@@ -159,6 +166,25 @@ class Query:
     ) -> TagAssignmentConnection:
         repository = (config_type_of(registry_type), registry_id, region, repository_name)
         return await tag_history(info.context, repository, tag, first, after)
+
+    @strawberry.field(
+        description="The net change per image between two times: ADDED (present at `to` only), REMOVED (at "
+        "`from` only), CHANGED (at both, with different values). An image added and removed inside the window, "
+        "or unchanged, does not appear. Ordered by image identity."
+    )
+    async def diff(
+        self,
+        info: Info[Context, None],
+        since: Annotated[datetime, strawberry.argument(name="from")],
+        until: Annotated[datetime, strawberry.argument(name="to")],
+        filter: Annotated[
+            ImageFilterInput | None,
+            strawberry.argument(name="filter", description="Images that match it at either time."),
+        ] = None,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> ImageDiffConnection:
+        return await diff_connection(info.context, since, until, filter, first, after)
 
     @strawberry.field(description="Sync runs, newest first: one per scope and sync.")
     async def sync_runs(

@@ -18,7 +18,9 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
+    CompoundSelect,
     DateTime,
+    FromClause,
     Integer,
     Select,
     Text,
@@ -30,6 +32,7 @@ from sqlalchemy import (
     or_,
     select,
     tuple_,
+    union_all,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 
@@ -62,8 +65,10 @@ class Order:
     missing: Any
     missing_sql: str
 
-    def key(self) -> ColumnElement[Any]:
-        return func.coalesce(images.c[self.column], literal_column(self.missing_sql, self.sql_type))
+    def key(self, c: Any = None) -> ColumnElement[Any]:
+        """The sort key read from the columns ``c`` (the ``images`` table's by default)."""
+        c = images.c if c is None else c
+        return func.coalesce(c[self.column], literal_column(self.missing_sql, self.sql_type))
 
     def key_of(self, row: Any) -> Any:
         value = getattr(row, self.column)
@@ -138,14 +143,15 @@ def _location_conditions(
     return conditions
 
 
-def _severity_at_least(severity: str) -> ColumnElement[bool]:
+def _severity_at_least(severity: str, c: Any) -> ColumnElement[bool]:
     worse = SEVERITIES[: SEVERITIES.index(severity) + 1]
-    counts = images.c.finding_severity_counts
+    counts = c.finding_severity_counts
     return or_(*(cast(counts[name].astext, Integer) > 0 for name in worse))
 
 
-def image_conditions(f: ImageFilter) -> list[ColumnElement[bool]]:
-    c = images.c
+def image_conditions(f: ImageFilter, source: FromClause = images) -> list[ColumnElement[bool]]:
+    """The filter's conditions on the columns of ``source`` (``images``, or ``past.images_at(T)``)."""
+    c = source.c
     conditions = _location_conditions(
         c, f.registry_types, f.registry_ids, f.regions, f.repository_names, f.include_removed
     )
@@ -166,23 +172,52 @@ def image_conditions(f: ImageFilter) -> list[ColumnElement[bool]]:
     if f.pushed_before is not None:
         conditions.append(c.image_pushed_at < f.pushed_before)
     if f.min_severity is not None:
-        conditions.append(_severity_at_least(f.min_severity))
+        conditions.append(_severity_at_least(f.min_severity, c))
     return conditions
 
 
-def image_page(f: ImageFilter, order: Order, after: list[Any] | None, first: int) -> Select[Any]:
-    """``first + 1`` images after the key ``after``, in ``order``."""
-    c = images.c
-    sort = (order.key(), *(c[name] for name in IDENTITY))
-    conditions = image_conditions(f)
+def image_page(
+    f: ImageFilter, order: Order, after: list[Any] | None, first: int, source: FromClause = images
+) -> Select[Any]:
+    """``first + 1`` images of ``source`` after the key ``after``, in ``order``.
+
+    ``source`` is the ``images`` table or a selectable with the columns of ``shown_images``. When
+    it is a UNION ALL (``past.images_at``), each branch gets the page's conditions, order and
+    limit of its own: Postgres plans a UNION ALL branch that has a WHERE clause as a subquery of
+    its own, and would otherwise sort all of its rows rather than read the branch's keyset index.
+    """
+    pages = [_page(f, order, after, first, branch) for branch in branches(source)]
+    if len(pages) == 1:
+        return pages[0]
+    merged = union_all(*pages).subquery("page")
+    return select(merged).order_by(*(s.desc() for s in _sort(order, merged))).limit(first + 1)
+
+
+def branches(source: FromClause) -> list[FromClause]:
+    """The branches of a UNION ALL subquery, each a subquery of its own; else ``[source]``."""
+    element = getattr(source, "element", None)
+    if isinstance(element, CompoundSelect):
+        return [branch.subquery() for branch in element.selects]
+    return [source]
+
+
+def _sort(order: Order, source: FromClause) -> tuple[ColumnElement[Any], ...]:
+    c = source.c
+    return (order.key(c), *(c[name] for name in IDENTITY))
+
+
+def _page(f: ImageFilter, order: Order, after: list[Any] | None, first: int, source: FromClause) -> Select[Any]:
+    sort = _sort(order, source)
+    conditions = image_conditions(f, source)
     if after is not None:
         position = (cast(literal(after[0]), order.sql_type), *after[1:])
         conditions.append(tuple_(*sort) < tuple_(*position))
-    return select(*shown_images).where(*conditions).order_by(*(s.desc() for s in sort)).limit(first + 1)
+    columns = [source.c[column.name] for column in shown_images]
+    return select(*columns).where(*conditions).order_by(*(s.desc() for s in sort)).limit(first + 1)
 
 
-def image_count(f: ImageFilter) -> Select[Any]:
-    return select(func.count()).select_from(images).where(*image_conditions(f))
+def image_count(f: ImageFilter, source: FromClause = images) -> Select[Any]:
+    return select(func.count()).select_from(source).where(*image_conditions(f, source))
 
 
 def image_key(order: Order, row: Any) -> list[Any]:
@@ -199,8 +234,8 @@ class RepositoryFilter:
     include_removed: bool = False
 
 
-def repository_conditions(f: RepositoryFilter) -> list[ColumnElement[bool]]:
-    c = repositories.c
+def repository_conditions(f: RepositoryFilter, source: FromClause = repositories) -> list[ColumnElement[bool]]:
+    c = source.c
     conditions = _location_conditions(
         c, f.registry_types, f.registry_ids, f.regions, f.repository_names, f.include_removed
     )
@@ -213,15 +248,18 @@ REPOSITORY_ORDER = ("registry_id", "region", "repository_name", "registry_type")
 """Repositories are listed by their identity, the registry type last (the tiebreak)."""
 
 
-def repository_page(f: RepositoryFilter, after: list[Any] | None, first: int) -> Select[Any]:
-    """``first + 1`` repositories after ``after``, in ``REPOSITORY_ORDER``."""
-    c = repositories.c
+def repository_page(
+    f: RepositoryFilter, after: list[Any] | None, first: int, source: FromClause = repositories
+) -> Select[Any]:
+    """``first + 1`` repositories of ``source`` (``repositories`` or ``past.repositories_at``) after ``after``,
+    in ``REPOSITORY_ORDER``."""
+    c = source.c
     sort = tuple(c[name] for name in REPOSITORY_ORDER)
-    conditions = repository_conditions(f)
+    conditions = repository_conditions(f, source)
     if after is not None:
         conditions.append(tuple_(*sort) > tuple_(*after))
-    return select(repositories).where(*conditions).order_by(*sort).limit(first + 1)
+    return select(source).where(*conditions).order_by(*sort).limit(first + 1)
 
 
-def repository_count(f: RepositoryFilter) -> Select[Any]:
-    return select(func.count()).select_from(repositories).where(*repository_conditions(f))
+def repository_count(f: RepositoryFilter, source: FromClause = repositories) -> Select[Any]:
+    return select(func.count()).select_from(source).where(*repository_conditions(f, source))

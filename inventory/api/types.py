@@ -17,6 +17,10 @@ from strawberry.types import Info
 if TYPE_CHECKING:
     from inventory.api.events import EventConnection
 
+AS_OF = "The inventory as the syncs had observed it at this time: what was present then, with its values then."
+AsOf = Annotated[datetime | None, strawberry.argument(description=AS_OF)]
+"""The ``asOf`` argument of the fields that read the inventory at a past time."""
+
 Long = NewType("Long", int)
 LONG = strawberry.scalar(
     name="Long",
@@ -116,12 +120,15 @@ class Image(relay.Node):
     first_seen_at: datetime
     last_seen_at: datetime
     removed_at: datetime | None
+    as_of: strawberry.Private[datetime | None] = None
+    """The time this image was read as of (``asOf``), None at present."""
 
     @strawberry.field
     async def repository(self, info: Info) -> Repository:
-        return await info.context.repositories.load(
-            (config_type_of(self.registry_type), self.registry_id, self.region, self.repository_name)
-        )
+        key = (config_type_of(self.registry_type), self.registry_id, self.region, self.repository_name)
+        if self.as_of is not None:
+            return await info.context.repositories_at.load((key, self.as_of))
+        return await info.context.repositories.load(key)
 
     @strawberry.field(description="Its events, newest first.")
     async def history(
@@ -132,12 +139,12 @@ class Image(relay.Node):
         return await image_history(info.context, self, first, after)
 
     @classmethod
-    def from_rows(cls, rows: Sequence[Any]) -> list[Image]:
+    def from_rows(cls, rows: Sequence[Any], as_of: datetime | None = None) -> list[Image]:
         fields = rows[0]._fields if rows else ()  # looked up once: a Row's names and attributes are slow
-        return [cls.from_row(row, fields) for row in rows]
+        return [cls.from_row(row, fields, as_of) for row in rows]
 
     @classmethod
-    def from_row(cls, row: Any, fields: Sequence[str] | None = None) -> Image:
+    def from_row(cls, row: Any, fields: Sequence[str] | None = None, as_of: datetime | None = None) -> Image:
         m = dict(zip(fields or row._fields, row, strict=True))
         scan = None
         if m["image_scan_status"] is not None or m["image_scan_status_description"] is not None:
@@ -158,6 +165,7 @@ class Image(relay.Node):
             image_tags=list(m["image_tags"]),
             image_scan_status=scan,
             image_scan_findings_summary=findings,
+            as_of=as_of,
             **{name: m[name] for name in _IMAGE_COLUMNS},
         )
 
@@ -263,17 +271,21 @@ class Repository(relay.Node):
     first_seen_at: datetime
     last_synced_at: datetime | None
     removed_at: datetime | None
+    as_of: strawberry.Private[datetime | None] = None
+    """The time this repository was read as of (``asOf``): its images and imageCount are as of it too."""
 
     @property
     def key(self) -> tuple[str, str, str, str]:
         """Its identity in the inventory: (registry type, registry id, region, name)."""
         return (config_type_of(self.registry_type), self.registry_id, self.region, self.repository_name)
 
-    @strawberry.field(description="Present images.")
+    @strawberry.field(description="Present images (at the asOf the repository was read at, if any).")
     async def image_count(self, info: Info) -> int:
+        if self.as_of is not None:
+            return await info.context.image_counts_at.load((self.key, self.as_of))
         return await info.context.image_counts.load(self.key)
 
-    @strawberry.field
+    @strawberry.field(description="Its images; as of the asOf the repository was read at unless asOf is given.")
     async def images(
         self,
         info: Info,
@@ -281,11 +293,14 @@ class Repository(relay.Node):
         after: str | None = None,
         filter: Annotated[ImageFilterInput | None, strawberry.argument(name="filter")] = None,
         order_by: ImageOrder = ImageOrder.PUSHED_AT,
+        as_of: AsOf = None,
     ) -> ImageConnection:
-        return await info.context.image_connection(first, after, filter, order_by, repository=self.key)
+        return await info.context.image_connection(
+            first, after, filter, order_by, repository=self.key, as_of=as_of or self.as_of
+        )
 
     @classmethod
-    def from_row(cls, row: Any) -> Repository:
+    def from_row(cls, row: Any, as_of: datetime | None = None) -> Repository:
         return cls(
             node_id=repository_node_id(row.registry_type, row.registry_id, row.region, row.repository_name),
             registry_id=row.registry_id,
@@ -299,6 +314,7 @@ class Repository(relay.Node):
             first_seen_at=row.first_seen_at,
             last_synced_at=row.last_synced_at,
             removed_at=row.removed_at,
+            as_of=as_of,
         )
 
     @classmethod
