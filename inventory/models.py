@@ -117,7 +117,33 @@ def _keyset(column: str, missing: str) -> tuple[Any, ...]:
             "registry_type")  # fmt: skip
 
 
-class Image(SQLModel, table=True):
+class ImageDetailColumns(SQLModel):
+    """The columns of ECR's ``ImageDetail`` (``inventory.sync.transform.FIELDS``): an image's values,
+    now (``images``) or as they were (``image_versions``)."""
+
+    image_tags: list[str] = Field(
+        default_factory=list,
+        sa_type=ARRAY(Text),
+        nullable=False,
+        sa_column_kwargs={"server_default": text("'{}'")},
+    )
+    image_size_in_bytes: int | None = Field(default=None, sa_type=BigInteger)
+    image_pushed_at: datetime | None = _timestamp()
+    image_scan_status: str | None = Field(default=None, sa_type=Text)
+    image_scan_status_description: str | None = Field(default=None, sa_type=Text)
+    image_scan_completed_at: datetime | None = _timestamp()
+    vulnerability_source_updated_at: datetime | None = _timestamp()
+    finding_severity_counts: dict[str, int] | None = Field(default=None, sa_type=JSONB)
+    image_manifest_media_type: str | None = Field(default=None, sa_type=Text)
+    artifact_media_type: str | None = Field(default=None, sa_type=Text)
+    last_recorded_pull_time: datetime | None = _timestamp()
+    subject_manifest_digest: str | None = Field(default=None, sa_type=Text)
+    image_status: str | None = Field(default=None, sa_type=Text)
+    last_archived_at: datetime | None = _timestamp()
+    last_activated_at: datetime | None = _timestamp()
+
+
+class Image(ImageDetailColumns, table=True):
     """An image as ``DescribeImages`` returned it, plus what the inventory knows of it."""
 
     __tablename__ = "images"
@@ -156,24 +182,6 @@ class Image(SQLModel, table=True):
     region: str = Field(primary_key=True, sa_type=Text)
     repository_name: str = Field(primary_key=True, sa_type=Text)
     image_digest: str = Field(primary_key=True, sa_type=Text)
-    image_tags: list[str] = Field(
-        default_factory=list,
-        sa_column=Column(ARRAY(Text), nullable=False, server_default=text("'{}'")),
-    )
-    image_size_in_bytes: int | None = Field(default=None, sa_type=BigInteger)
-    image_pushed_at: datetime | None = _timestamp()
-    image_scan_status: str | None = Field(default=None, sa_type=Text)
-    image_scan_status_description: str | None = Field(default=None, sa_type=Text)
-    image_scan_completed_at: datetime | None = _timestamp()
-    vulnerability_source_updated_at: datetime | None = _timestamp()
-    finding_severity_counts: dict[str, int] | None = Field(default=None, sa_column=Column(JSONB))
-    image_manifest_media_type: str | None = Field(default=None, sa_type=Text)
-    artifact_media_type: str | None = Field(default=None, sa_type=Text)
-    last_recorded_pull_time: datetime | None = _timestamp()
-    subject_manifest_digest: str | None = Field(default=None, sa_type=Text)
-    image_status: str | None = Field(default=None, sa_type=Text)
-    last_archived_at: datetime | None = _timestamp()
-    last_activated_at: datetime | None = _timestamp()
     first_seen_at: datetime | None = _timestamp(nullable=False, now=True)
     last_seen_at: datetime | None = _timestamp(nullable=False, now=True)
     removed_at: datetime | None = _timestamp()
@@ -320,7 +328,7 @@ class RegionStatus(SQLModel, table=True):
     updated_at: datetime | None = _timestamp(nullable=False, now=True)
 
 
-class ImageVersion(SQLModel, table=True):
+class ImageVersion(ImageDetailColumns, table=True):
     """A past version of an image: its values from ``valid_from`` until ``valid_to``, when a sync
     changed them (or removed the image, then saw it again).
 
@@ -348,24 +356,6 @@ class ImageVersion(SQLModel, table=True):
     image_digest: str = Field(sa_type=Text)
     valid_from: datetime | None = _timestamp(nullable=False)
     valid_to: datetime | None = _timestamp(nullable=False)
-    image_tags: list[str] = Field(
-        default_factory=list,
-        sa_column=Column(ARRAY(Text), nullable=False, server_default=text("'{}'")),
-    )
-    image_size_in_bytes: int | None = Field(default=None, sa_type=BigInteger)
-    image_pushed_at: datetime | None = _timestamp()
-    image_scan_status: str | None = Field(default=None, sa_type=Text)
-    image_scan_status_description: str | None = Field(default=None, sa_type=Text)
-    image_scan_completed_at: datetime | None = _timestamp()
-    vulnerability_source_updated_at: datetime | None = _timestamp()
-    finding_severity_counts: dict[str, int] | None = Field(default=None, sa_column=Column(JSONB))
-    image_manifest_media_type: str | None = Field(default=None, sa_type=Text)
-    artifact_media_type: str | None = Field(default=None, sa_type=Text)
-    last_recorded_pull_time: datetime | None = _timestamp()
-    subject_manifest_digest: str | None = Field(default=None, sa_type=Text)
-    image_status: str | None = Field(default=None, sa_type=Text)
-    last_archived_at: datetime | None = _timestamp()
-    last_activated_at: datetime | None = _timestamp()
     first_seen_at: datetime | None = _timestamp(nullable=False)
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import boto3
 import pytest
 from click.testing import CliRunner
+from graphql_client import data, error_code, gql
 from sqlalchemy import create_engine, event, text
 from starlette.testclient import TestClient
 
@@ -78,25 +79,6 @@ def synced(admin: AdminClient, emulator: Emulator, db_url: str, tmp_path: Path, 
 def client(synced: str) -> Iterator[TestClient]:
     with TestClient(create_app(async_engine(synced))) as test_client:
         yield test_client
-
-
-def gql(client: TestClient, query: str, **variables: Any) -> dict[str, Any]:
-    response = client.post("/graphql", json={"query": query, "variables": variables})
-    body: dict[str, Any] = response.json()
-    return body
-
-
-def data(client: TestClient, query: str, **variables: Any) -> dict[str, Any]:
-    body = gql(client, query, **variables)
-    assert "errors" not in body, body
-    result: dict[str, Any] = body["data"]
-    return result
-
-
-def error_code(client: TestClient, query: str, **variables: Any) -> str:
-    body = gql(client, query, **variables)
-    assert body.get("errors"), body
-    return str(body["errors"][0]["extensions"]["code"])
 
 
 IMAGES = """

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from graphql_client import data, error
 from sqlalchemy import text
 from starlette.testclient import TestClient
 from test_sync import EU, PROD, STAGING, US, Inventory, aws_client, seed
@@ -128,25 +129,6 @@ def from_api(node: dict[str, Any]) -> tuple[ImageKey, dict[str, Any]]:
         "imageStatus": node["imageStatus"],
         "imageScanStatus": node["imageScanStatus"],
     }
-
-
-def gql(client: TestClient, query: str, **variables: Any) -> dict[str, Any]:
-    body: dict[str, Any] = client.post("/graphql", json={"query": query, "variables": variables}).json()
-    return body
-
-
-def data(client: TestClient, query: str, **variables: Any) -> dict[str, Any]:
-    body = gql(client, query, **variables)
-    assert "errors" not in body, body
-    result: dict[str, Any] = body["data"]
-    return result
-
-
-def error(client: TestClient, query: str, **variables: Any) -> tuple[str, str]:
-    body = gql(client, query, **variables)
-    assert body.get("errors"), body
-    first = body["errors"][0]
-    return str(first["extensions"]["code"]), str(first["message"])
 
 
 def iso(at: datetime | None) -> str | None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from graphql_client import gql
 from sqlalchemy import Engine, text
 from starlette.testclient import TestClient
 
@@ -111,11 +112,6 @@ def world(
         world.apply()
         yield world
     engine.dispose()
-
-
-def gql(client: TestClient, query: str, **variables: Any) -> dict[str, Any]:
-    body: dict[str, Any] = client.post("/graphql", json={"query": query, "variables": variables}).json()
-    return body
 
 
 def diff(world: World, since: str, until: str, first: int | None = None, after: str | None = None,

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from graphql_client import data, error
 from sqlalchemy import Engine, event, text
 from starlette.testclient import TestClient
 
@@ -102,27 +103,6 @@ def world(
         found.apply()
         yield found
     engine.dispose()
-
-
-def gql(client: TestClient, query: str, **variables: Any) -> dict[str, Any]:
-    body: dict[str, Any] = client.post("/graphql", json={"query": query, "variables": variables}).json()
-    return body
-
-
-def data(client: TestClient, query: str, **variables: Any) -> dict[str, Any]:
-    body = gql(client, query, **variables)
-    assert "errors" not in body, body
-    result: dict[str, Any] = body["data"]
-    return result
-
-
-def error(client: TestClient, query: str, **variables: Any) -> tuple[str, str]:
-    """(code, message) of the request's error."""
-    body = gql(client, query, **variables)
-    assert body.get("errors"), body
-    first = body["errors"][0]
-    assert first["message"]
-    return str(first["extensions"]["code"]), str(first["message"])
 
 
 def page(client: TestClient, first: int | None = None, after: str | None = None, **filter: Any) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from graphql_client import data, error_code
 from sqlalchemy import Engine, text
 from starlette.testclient import TestClient
 
@@ -75,24 +76,6 @@ def engine(db_url: str) -> Iterator[Engine]:
     engine = create(db_url)
     yield engine
     engine.dispose()
-
-
-def gql(client: TestClient, query: str, **variables: Any) -> dict[str, Any]:
-    body: dict[str, Any] = client.post("/graphql", json={"query": query, "variables": variables}).json()
-    return body
-
-
-def data(client: TestClient, query: str, **variables: Any) -> dict[str, Any]:
-    body = gql(client, query, **variables)
-    assert "errors" not in body, body
-    result: dict[str, Any] = body["data"]
-    return result
-
-
-def error_code(client: TestClient, query: str, **variables: Any) -> str:
-    body = gql(client, query, **variables)
-    assert body.get("errors"), body
-    return str(body["errors"][0]["extensions"]["code"])
 
 
 def global_id(type_name: str, node_id: str) -> str:
