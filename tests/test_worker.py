@@ -302,7 +302,7 @@ def test_sigterm_finishes_the_repositories_in_progress_and_releases_the_rest(fle
     owner = account(1)
     for r in range(12):
         fleet.admin.put_images(owner, US, f"app/r{r:02d}", [{"imageTags": ["v1"]}])
-    fleet.admin.fault("latency", seconds=0.3)
+    fleet.admin.fault("latency", seconds=1.0)  # 12 repositories two at a time: ~6 s to stop it midway, even when busy
     fleet.write(("team", owner, [US]))
     worker = fleet.start("--interval", "1h", "--concurrency", "2")
     wait_until(lambda: fleet.scalar("SELECT count(*) FROM sync_runs") >= 2, what="a few repositories synced")
