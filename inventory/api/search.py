@@ -9,7 +9,6 @@ or removed between pages.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -36,6 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 
+from inventory.globs import glob_regex
 from inventory.models import Image, Repository
 
 images = Image.__table__  # type: ignore[attr-defined]
@@ -102,21 +102,6 @@ class ImageFilter:
     include_removed: bool = False
     repository: tuple[str, str, str, str] | None = field(default=None)
     """Restricts the listing to one repository (``Repository.images``): its (type, id, region, name)."""
-
-
-def glob_regex(glob: str) -> str:
-    """A shell glob (``*``, ``?``, ``[...]``) as an anchored POSIX regular expression."""
-    out = []
-    for part in re.split(r"(\*|\?|\[[^\]]*\])", glob):
-        if part == "*":
-            out.append(".*")
-        elif part == "?":
-            out.append(".")
-        elif part.startswith("[") and part.endswith("]") and len(part) > 2:
-            out.append("[" + ("^" + part[2:-1] if part[1] == "!" else part[1:-1]) + "]")
-        else:
-            out.append(re.sub(r"([.^$+{}()|\\\[\]*?])", r"\\\1", part))
-    return "^" + "".join(out) + "$"
 
 
 def _location_conditions(

@@ -25,6 +25,7 @@ from sqlalchemy import BigInteger, ColumnElement, Select, and_, cast, false, fun
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.types import Text
 
+from inventory.globs import glob_regex
 from inventory.models import ImageEvent
 from inventory.sync.plan import Entry, Scope
 
@@ -146,8 +147,6 @@ class EventFilter:
 
 
 def conditions(f: EventFilter) -> list[ColumnElement[bool]]:
-    from inventory.api.search import glob_regex  # the one spelling of globs as regular expressions
-
     c = events.c
     found: list[ColumnElement[bool]] = [_VISIBLE]
     if f.registry_ids is not None:
