@@ -183,8 +183,11 @@ ADDED = f"SELECT {KEY}, 'image.added', {_ADDED} FROM images WHERE {in_batch()} A
 CHANGED = f"""
 SELECT {", ".join(f"i.{c}" for c in KEY.split(", "))},
        CASE p.action WHEN 'change' THEN 'image.changed' WHEN 'restore' THEN 'image.restored' ELSE 'image.removed' END,
-       CASE WHEN p.action = 'remove'
-            THEN jsonb_build_object('image_tags', jsonb_build_array(to_jsonb(i.image_tags), NULL)) ELSE {CHANGES} END
+       CASE p.action
+         WHEN 'remove' THEN jsonb_build_object('image_tags', jsonb_build_array(to_jsonb(i.image_tags), NULL))
+         WHEN 'restore'
+           THEN {CHANGES} || jsonb_build_object('image_tags', jsonb_build_array(NULL, to_jsonb(p.new_tags)))
+         ELSE {CHANGES} END
 FROM plan p JOIN images i USING ({KEY}) WHERE {in_batch("i")}
 """
 
@@ -426,8 +429,8 @@ def main() -> None:
         url = make_url(server).set(database=DATABASE).render_as_string(hide_password=False)
         engine = create(url)
         try:
+            migrate(engine)  # a kept database gets the migrations written since
             if not reuse:
-                migrate(engine)
                 started = time.perf_counter()
                 build(engine, args.repositories)
                 with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:

@@ -20,28 +20,14 @@ class TagAssignment:
 def tag_assignments(events: Iterable[Any], tag: str) -> list[TagAssignment]:
     """The assignments of ``tag`` in one repository, newest first, from its events oldest first
     (rows with ``type``, ``image_digest``, ``occurred_at`` and ``changes``, as ``tag_events`` reads them)."""
-    tags_of: dict[str, set[str]] = {}
-    """Each image's tags as the events have told them so far."""
-    removed_with: dict[str, set[str]] = {}
-    """The tags an image had when it was removed: a restoration that records no tag change brings them back."""
     open_since: dict[str, datetime] = {}
     found: list[TagAssignment] = []
     for event in events:
         digest = event.image_digest
-        if digest is None:
-            continue
         change = event.changes.get("image_tags")
-        before = tags_of.get(digest, set())
-        if event.type == "image.removed":
-            removed_with[digest] = set(change[0] or ()) if change else before
-            after: set[str] = set()
-        elif change is not None:
-            after = set(change[1] or ())
-        elif event.type == "image.restored":
-            after = removed_with.get(digest, before)
-        else:
+        if digest is None or change is None:
             continue
-        tags_of[digest] = after
+        after = change[1] or ()
         if tag in after and digest not in open_since:
             open_since[digest] = event.occurred_at
         elif tag not in after and digest in open_since:

@@ -175,6 +175,10 @@ class Image(ImageDetailColumns, table=True):
             )
             for name, column, missing in KEYSET_ORDERS
         ),
+        # The inventory at a past time T, when few rows qualify: present images unchanged since T,
+        # removed images removed after T (inventory.api.past).
+        Index("ix_images_live_changed_at", "changed_at", postgresql_where=text("removed_at IS NULL")),
+        Index("ix_images_removed_at", "removed_at", postgresql_where=text("removed_at IS NOT NULL")),
     )
 
     registry_type: str = Field(primary_key=True, sa_type=Text)
@@ -328,6 +332,16 @@ class RegionStatus(SQLModel, table=True):
     updated_at: datetime | None = _timestamp(nullable=False, now=True)
 
 
+# The events that touched a tag: their ``changes.image_tags`` ([before, after]) contains an
+# array holding it (``image_events.touched``); a tag's history reads only those.
+Index(
+    "ix_image_events_tags",
+    ImageEvent.__table__.c.changes.op("->")(text("'image_tags'")).label("tags"),  # type: ignore[attr-defined]
+    postgresql_using="gin",
+    postgresql_ops={"tags": "jsonb_path_ops"},
+)
+
+
 class ImageVersion(ImageDetailColumns, table=True):
     """A past version of an image: its values from ``valid_from`` until ``valid_to``, when a sync
     changed them (or removed the image, then saw it again).
@@ -367,3 +381,4 @@ class HistoryHorizon(SQLModel, table=True):
 
     id: int = Field(default=1, primary_key=True, sa_type=Integer)
     since: datetime | None = _timestamp(nullable=False)
+

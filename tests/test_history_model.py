@@ -14,11 +14,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import combinations
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from dbview import each_way_to_the_past
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, make_url, text
@@ -287,15 +289,16 @@ def url_of(server_url: str, database: str) -> str:
 
 
 def check_as_of(inventory: Inventory, states: list[State]) -> None:
-    for at, state in zip(inventory.times, states, strict=True):
-        found = inventory.query(AS_OF, asOf=at.isoformat())["images"]
-        assert found["nextToken"] is None
-        seen = {}
-        for node in found["nodes"]:
-            assert (node["registryType"], node["registryId"], node["region"]) == ("ECR", ACCOUNT, REGION)
-            assert node["removedAt"] is None
-            seen[(node["repositoryName"], node["imageDigest"])] = api_values(node)
-        assert seen == {key: values_of(detail) for key, detail in state.items()}, at
+    for way in each_way_to_the_past():
+        for at, state in zip(inventory.times, states, strict=True):
+            found = inventory.query(AS_OF, asOf=at.isoformat())["images"]
+            assert found["nextToken"] is None
+            seen = {}
+            for node in found["nodes"]:
+                assert (node["registryType"], node["registryId"], node["region"]) == ("ECR", ACCOUNT, REGION)
+                assert node["removedAt"] is None
+                seen[(node["repositoryName"], node["imageDigest"])] = api_values(node)
+            assert seen == {key: values_of(detail) for key, detail in state.items()}, (at, way)
 
 
 def expected_diff(before: State, after: State) -> dict[Key, tuple[str, dict[str, list[Any]]]]:
@@ -315,8 +318,8 @@ def expected_diff(before: State, after: State) -> dict[Key, tuple[str, dict[str,
 
 def check_diffs(inventory: Inventory, states: list[State]) -> None:
     times = inventory.times
-    for i in range(len(times)):
-        for j in range(i + 1, len(times)):
+    for way in each_way_to_the_past():
+        for i, j in combinations(range(len(times)), 2):
             found = inventory.query(DIFF, **{"from": times[i].isoformat(), "to": times[j].isoformat()})["diff"]
             assert found["nextToken"] is None
             nodes = found["nodes"]
@@ -324,7 +327,7 @@ def check_diffs(inventory: Inventory, states: list[State]) -> None:
                     for n in nodes]  # fmt: skip
             assert keys == sorted(keys)
             got = {(n["repositoryName"], n["imageDigest"]): (n["kind"], _normal_changes(n["changes"])) for n in nodes}
-            assert got == expected_diff(states[i], states[j]), (i, j)
+            assert got == expected_diff(states[i], states[j]), (i, j, way)
 
 
 def expected_events(states: list[State], repositories: list[set[str]]) -> list[Counter[tuple[Any, ...]]]:

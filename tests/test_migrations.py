@@ -223,3 +223,52 @@ def test_0007_makes_the_events_a_feed_without_losing_one(engine: Engine) -> None
     assert {(*row[:-2], row[-2].removeprefix("image.")) for row in after} == before
     assert all(row[-1] == (row[-2] == "image.added") for row in after)  # each first sync's additions: a backfill
     assert positions == 1  # the rows kept are ordered by id within the migration's transaction
+
+
+def test_0010_gives_restorations_the_tags_they_brought_back(engine: Engine) -> None:
+    """Restored at T1 with [v1] (changed to [v2] at T2 since), at T3 with [v3] (current), and at T4 by an
+    event whose version retention pruned: from its own tag change, else none."""
+    image = "'ecr', :account, 'us-east-1', 'app/web'"
+    key = {"account": PRIVATE}
+    with engine.begin() as connection:
+        upgrade(connection, "0009")
+        connection.execute(text("INSERT INTO registries (name, type, account_id, regions) "
+                                "VALUES ('prod', 'ecr', :account, '{us-east-1}')"), key)  # fmt: skip
+        connection.execute(text(f"INSERT INTO repositories (registry_type, registry_id, region, repository_name, "
+                                f"registry_name) VALUES ({image}, 'prod')"), key)  # fmt: skip
+        for digest, tags, changed in (("a", "{v2}", "T2"), ("b", "{v3}", "T3")):
+            connection.execute(
+                text(f"INSERT INTO images (registry_type, registry_id, region, repository_name, image_digest, "
+                     f"image_tags, changed_at) VALUES ({image}, :digest, :tags, timestamptz '2026-01-01' + :at)"),
+                {**key, "digest": digest, "tags": tags, "at": f"{changed[1]} days"},
+            )  # fmt: skip
+        connection.execute(
+            text(f"INSERT INTO image_versions (registry_type, registry_id, region, repository_name, image_digest, "
+                 f"valid_from, valid_to, image_tags, first_seen_at) VALUES ({image}, 'a', timestamptz "
+                 f"'2026-01-01' + interval '1 day', timestamptz '2026-01-01' + interval '2 days', '{{v1}}', now())"),
+            key,
+        )  # fmt: skip
+        for digest, day, changes in (
+            ("a", 1, "{}"),
+            ("b", 3, '{"image_size_in_bytes": [1, 2]}'),
+            ("c", 4, '{"image_tags": [["old"], ["new"]]}'),
+            ("d", 4, "{}"),
+        ):
+            connection.execute(
+                text(f"INSERT INTO image_events (sync_run_id, registry_type, registry_id, region, repository_name, "
+                     f"image_digest, type, changes, occurred_at) VALUES (1, {image}, :digest, 'image.restored', "
+                     f"CAST(:changes AS jsonb), timestamptz '2026-01-01' + :at)"),
+                {**key, "digest": digest, "changes": changes, "at": f"{day} days"},
+            )  # fmt: skip
+        connection.execute(text(f"INSERT INTO image_events (sync_run_id, registry_type, registry_id, region, "
+                                f"repository_name, image_digest, type, changes) VALUES (1, {image}, 'a', "
+                                f"'image.changed', '{{\"image_size_in_bytes\": [1, 2]}}')"), key)  # fmt: skip
+        upgrade(connection, "head")
+        rows = connection.execute(text("SELECT image_digest, type, changes FROM image_events ORDER BY id")).all()
+    assert [(digest, type, changes) for digest, type, changes in rows] == [
+        ("a", "image.restored", {"image_tags": [None, ["v1"]]}),
+        ("b", "image.restored", {"image_size_in_bytes": [1, 2], "image_tags": [None, ["v3"]]}),
+        ("c", "image.restored", {"image_tags": [None, ["new"]]}),
+        ("d", "image.restored", {"image_tags": [None, []]}),
+        ("a", "image.changed", {"image_size_in_bytes": [1, 2]}),  # other events are left as they were
+    ]

@@ -191,6 +191,10 @@ def test_a_removed_image_that_reappears_is_restored(fleet: Inventory) -> None:
     fleet.run("apply", "--auto-approve")
     row = fleet.rows("SELECT removed_at, first_seen_at, image_tags FROM images WHERE image_digest = :d", d=digest)[0]
     assert row == (None, first_seen, ["back"])
+    # Its event brings its tags back as an addition does: the feed and a tag's history see them arrive.
+    event = fleet.rows("SELECT changes -> 'image_tags' FROM image_events WHERE image_digest = :d "
+                       "AND type = 'image.restored'", d=digest)  # fmt: skip
+    assert event == [([None, ["back"]],)]
 
 
 def test_a_repository_of_2500_images_is_paged_at_1000(inventory: Inventory) -> None:

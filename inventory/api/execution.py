@@ -3,17 +3,21 @@
 graphql-core runs every field through the same machinery (a path, resolve info, the resolver,
 awaitable checks, value completion): about 800 times for a 100-image page. A field that strawberry
 resolves by reading an attribute (no resolver, no arguments, no extensions) and whose type is a
-scalar, an enum or a list of them needs none of it: it is read and serialized here directly. Any
-value that would not serialize cleanly (a null in a non-null field, a failing scalar) goes the
-usual way, so errors are graphql-core's own; so does every other field.
+scalar, an enum or a list of them needs none of it: it is read and serialized here directly. So
+does such a field whose type is a list of objects when every field selected on them is one of those
+(an event's ``changes``). Any value that would not serialize cleanly (a null in a non-null field, a
+failing scalar, an object of another type) goes the usual way, so errors are graphql-core's own;
+so does every other field.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, cast
 
 from graphql import (
+    GraphQLField,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
@@ -24,7 +28,7 @@ from graphql import (
     is_leaf_type,
     is_object_type,
 )
-from graphql.execution.collect_fields import GroupedFieldSet
+from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
 from graphql.pyutils import Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
@@ -71,9 +75,57 @@ def _serializer(type_: GraphQLOutputType) -> Reader | None:
     return None
 
 
-def plain_readers(schema: GraphQLSchema) -> dict[tuple[str, str], Reader]:
-    """Readers for the fields of every object type that strawberry resolves by reading an attribute."""
+@dataclass(frozen=True)
+class ObjectList:
+    """A plain field whose type is a list of objects: read here when their selected fields all are leaves."""
+
+    attribute: str
+    item_type: GraphQLObjectType
+    non_null: bool
+    items_non_null: bool
+
+    def reader(self, fields: list[tuple[str, Reader]], source_type: Any) -> Reader:
+        def read(source: Any) -> Any:
+            value = getattr(source, self.attribute, SLOW)
+            if value is None:
+                return SLOW if self.non_null else None
+            if value is SLOW or not isinstance(value, list | tuple):
+                return SLOW
+            out: list[dict[str, Any] | None] = []
+            for item in value:
+                if item is None:
+                    if self.items_non_null:
+                        return SLOW
+                    out.append(None)
+                    continue
+                if source_type is not None and item.__class__ is not source_type:
+                    return SLOW
+                row = {}
+                for response_name, read_field in fields:
+                    row[response_name] = field_value = read_field(item)
+                    if field_value is SLOW:
+                        return SLOW
+                out.append(row)
+            return out
+
+        return read
+
+
+def _object_list(field: GraphQLField, attribute: str) -> ObjectList | None:
+    non_null = isinstance(field.type, GraphQLNonNull)
+    list_type = field.type.of_type if isinstance(field.type, GraphQLNonNull) else field.type
+    if not isinstance(list_type, GraphQLList):
+        return None
+    items_non_null = isinstance(list_type.of_type, GraphQLNonNull)
+    item = list_type.of_type.of_type if isinstance(list_type.of_type, GraphQLNonNull) else list_type.of_type
+    return ObjectList(attribute, item, non_null, items_non_null) if is_object_type(item) else None
+
+
+def plain_readers(schema: GraphQLSchema) -> tuple[dict[tuple[str, str], Reader], dict[tuple[str, str], ObjectList]]:
+    """Readers for the leaf fields of every object type that strawberry resolves by reading an attribute,
+    and those of its plain fields that are lists of objects."""
     readers: dict[tuple[str, str], Reader] = {}
+    lists: dict[tuple[str, str], ObjectList] = {}
     for type_ in schema.type_map.values():
         if not is_object_type(type_) or type_.name.startswith("__"):
             continue
@@ -84,7 +136,9 @@ def plain_readers(schema: GraphQLSchema) -> dict[tuple[str, str], Reader]:
             serialize = _serializer(field.type)
             if serialize is not None:
                 readers[type_.name, name] = _reader(definition.python_name, serialize)
-    return readers
+            elif (objects := _object_list(field, definition.python_name)) is not None:
+                lists[type_.name, name] = objects
+    return readers, lists
 
 
 def _reader(attribute: str, serialize: Reader) -> Reader:
@@ -96,7 +150,7 @@ def _reader(attribute: str, serialize: Reader) -> Reader:
 
 
 def execution_context_class(schema: GraphQLSchema) -> type[StrawberryGraphQLCoreExecutionContext]:
-    readers = plain_readers(schema)
+    readers, lists = plain_readers(schema)
 
     class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -118,7 +172,7 @@ def execution_context_class(schema: GraphQLSchema) -> type[StrawberryGraphQLCore
             plan = self._plans.get(id(grouped_field_set))
             if plan is None or plan[0] is not grouped_field_set:
                 fields = [
-                    (response_name, readers.get((parent_type.name, details[0].node.name.value)))
+                    (response_name, self._reader(parent_type, details))
                     for response_name, details in grouped_field_set.items()
                 ]
                 plan = self._plans[id(grouped_field_set)] = (grouped_field_set, fields)
@@ -138,7 +192,27 @@ def execution_context_class(schema: GraphQLSchema) -> type[StrawberryGraphQLCore
                 return _merged(results, rest, others)
             return _merge(results, rest, cast(dict[str, Any], others))
 
+        def _reader(self, parent_type: GraphQLObjectType, details: FieldDetailsList) -> Reader | None:
+            """The field's fast reader, if it has one for this selection."""
+            key = (parent_type.name, details[0].node.name.value)
+            objects = lists.get(key)
+            if objects is None:
+                return readers.get(key)
+            item_type = objects.item_type
+            sub_fields, deferred, _ = self.collect_subfields(item_type, details)
+            fields = [(name, readers.get((item_type.name, sub[0].node.name.value))) for name, sub in sub_fields.items()]
+            if deferred or not fields or any(read is None for _, read in fields):
+                return None
+            return objects.reader(cast(list[tuple[str, Reader]], fields), _python_type(item_type))
+
     return ExecutionContext
+
+
+def _python_type(type_: GraphQLObjectType) -> type | None:
+    """The strawberry class an object type's values are (None: unknown, no check)."""
+    definition = (type_.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
+    origin = getattr(definition, "origin", None)
+    return origin if isinstance(origin, type) else None
 
 
 def _merge(results: dict[str, Any], rest: GroupedFieldSet, others: dict[str, Any]) -> dict[str, Any]:

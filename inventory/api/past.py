@@ -10,6 +10,15 @@ not flatten a UNION ALL branch that has a WHERE clause), so ``search.image_page`
 every branch the page's filter, keyset, order and limit: a page is three index range
 scans of ``first + 1`` rows at most, then a sort of those few, never of all that was held.
 
+A walk down a keyset index reads past the rows that were not valid at T, so it is cheap
+only when most of the branch's rows were. When few were (present images unchanged since
+an early T, images removed after a late T, versions that ended after a late T), the
+branch instead reads those few through the index on its interval's bound
+(``ix_images_live_changed_at``, ``ix_images_removed_at``, ``ix_image_versions_valid_to``)
+and sorts them. Each branch is written both ways, guarded by a count of its candidates
+(at most ``FEW``, read from the bound's index alone); Postgres runs only the way whose
+guard holds (a one-time filter).
+
 A repository was present at T when it had been seen by then and was not removed: its
 last ``repository.added``/``repository.removed`` event at or before T decides (a
 repository removed then added again has ``removed_at`` null, its removal is only in the
@@ -25,6 +34,7 @@ from sqlalchemy import (
     ColumnElement,
     DateTime,
     FromClause,
+    Select,
     and_,
     cast,
     func,
@@ -72,19 +82,43 @@ def _columns(c: Any, at: datetime, **instead: ColumnElement[Any]) -> list[Column
     return out
 
 
+FEW = 10_000
+"""Up to this many candidates, a branch reads them through its bound's index and sorts them; past it,
+it walks its keyset index. Either way it reads about this many rows at worst (a page of a hundred
+out of a million; the cost of both grows as the square root of the table's size)."""
+
+
+def _either(
+    columns: list[ColumnElement[Any]], bound: Any, candidates: ColumnElement[bool], valid: list[ColumnElement[bool]]
+) -> list[Select[Any]]:
+    """A branch written both ways: its few ``candidates`` (``bound`` in its index's range) read by that
+    index, or its keyset walk; ``valid`` are the rest of its conditions."""
+    counted = select(bound).where(candidates).order_by(bound).limit(FEW).subquery()
+    guard = select((func.count() < FEW).label("few")).select_from(counted).cte()  # counted once for both ways
+    few = select(guard.c.few).scalar_subquery()
+    # Ordered by the bound, a branch is planned to read all its candidates through the bound's index
+    # (the outer sort then orders them by the page's key); unordered, as a keyset walk.
+    by_bound = select(*columns).where(candidates, *valid, few).order_by(bound)
+    walk = select(*columns).where(candidates, *valid, ~few)
+    return [by_bound, walk]
+
+
 def images_at(at: datetime) -> FromClause:
     """Every image present at ``at``, with its values then (the columns of ``search.shown_images``)."""
-    images = search.images
-    c = images.c
-    present = select(*_columns(c, at)).where(c.removed_at.is_(None), c.changed_at <= at, _pushed_by(c, at))
-    removed = select(*_columns(c, at)).where(
-        c.removed_at.is_not(None), c.changed_at <= at, c.removed_at > at, _pushed_by(c, at)
+    c = search.images.c
+    present = _either(
+        _columns(c, at), c.changed_at, and_(c.removed_at.is_(None), c.changed_at <= at), [_pushed_by(c, at)]
     )
+    removed = _either(
+        _columns(c, at), c.removed_at, and_(c.removed_at.is_not(None), c.removed_at > at),
+        [c.changed_at <= at, _pushed_by(c, at)],
+    )  # fmt: skip
     v = versions.c
-    past = select(*_columns(v, at, changed_at=v.valid_from, last_seen_at=_time(at))).where(
-        v.valid_from <= at, v.valid_to > at, _pushed_by(v, at)
-    )
-    return union_all(present, removed, past).subquery("images_at")
+    past = _either(
+        _columns(v, at, changed_at=v.valid_from, last_seen_at=_time(at)), v.valid_to, v.valid_to > at,
+        [v.valid_from <= at, _pushed_by(v, at)],
+    )  # fmt: skip
+    return union_all(*present, *removed, *past).subquery("images_at")
 
 
 def _last_repository_event(r: Any, at: datetime) -> Any:

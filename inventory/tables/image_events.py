@@ -22,12 +22,13 @@ from typing import Any
 
 import psycopg
 from sqlalchemy import BigInteger, ColumnElement, Select, and_, cast, false, func, literal, or_, select, tuple_
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import Text
 
 from inventory.globs import glob_regex
 from inventory.models import ImageEvent
 from inventory.sync.plan import Entry, Scope
+from inventory.sync.transform import TAGS
 
 TYPES = (
     "image.added",
@@ -58,13 +59,18 @@ def _json(value: Any) -> Any:
 
 
 def write_changes(scope: Scope, run_id: int, entries: Sequence[Entry], *, connection: psycopg.Connection[Any]) -> None:
-    """The events of changed and restored images: each changed field as [before, after]."""
+    """The events of changed and restored images: each changed field as [before, after]. A restored
+    image brings its tags back as an added one does (``image_tags``: [null, its tags]), whether or
+    not they are the ones it had when it was removed."""
     updated = [e for e in entries if e.symbol == "~" or e.restored]
     if not updated:
         return
     with connection.cursor() as cursor, cursor.copy(_COPY) as copy:
         for entry in updated:
             changes = {f: [_json(b), _json(a)] for f, (b, a) in entry.changes.items()}
+            if entry.restored:
+                assert entry.after is not None
+                changes["image_tags"] = [None, list(entry.after[TAGS])]
             kind = "image.restored" if entry.restored else "image.changed"
             copy.write_row((run_id, *scope.key, entry.image_digest, kind, False, json.dumps(changes)))
 
@@ -159,9 +165,7 @@ def conditions(f: EventFilter) -> list[ColumnElement[bool]]:
     if f.image_digests is not None:
         found.append(c.image_digest.in_(f.image_digests))
     if f.tags is not None:
-        tags = literal(list(f.tags), ARRAY(Text))
-        touched = [func.coalesce(c.changes["image_tags"][side].op("?|")(tags), false()) for side in (0, 1)]
-        found.append(or_(*touched))
+        found.append(or_(*(touched(tag) for tag in f.tags)) if f.tags else false())
     if f.types is not None:
         found.append(c.type.in_(f.types))
     if f.since is not None:
@@ -201,6 +205,13 @@ def history(f: EventFilter, before: Position | None, first: int) -> Select[Any]:
     return select(*COLUMNS).where(and_(*where)).order_by(events.c.xid.desc(), events.c.id.desc()).limit(first + 1)
 
 
+def touched(tag: str) -> ColumnElement[bool]:
+    """The event's tags held ``tag`` before or after: ``[before, after]`` contains an array containing it
+    (``ix_image_events_tags`` answers it)."""
+    held: ColumnElement[bool] = events.c.changes["image_tags"].op("@>")(cast(literal(json.dumps([[tag]])), JSONB))
+    return held
+
+
 def tag_changes(changes: dict[str, Any]) -> tuple[list[str], list[str]]:
     """(tags added, tags removed) by an event, from its ``image_tags`` change."""
     before, after = changes.get("image_tags") or (None, None)
@@ -209,9 +220,6 @@ def tag_changes(changes: dict[str, Any]) -> tuple[list[str], list[str]]:
 
 
 def tag_events(repository: tuple[str, str, str, str], tag: str) -> Select[Any]:
-    """Every event of the repository that may have moved ``tag``, oldest first: those whose tags
-    held it before or after, and restorations (whose tags may be the ones the image had)."""
+    """Every event of the repository whose tags held ``tag`` before or after, oldest first."""
     f = EventFilter(repository=repository, tags=[tag])
-    touched = and_(*conditions(f))
-    restored = and_(*conditions(EventFilter(repository=repository, types=["image.restored"])))
-    return select(*COLUMNS).where(or_(touched, restored)).order_by(events.c.xid, events.c.id)
+    return select(*COLUMNS).where(*conditions(f)).order_by(events.c.xid, events.c.id)
