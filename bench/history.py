@@ -421,8 +421,8 @@ def main() -> None:
         server = database_url(Settings(home=Path(scratch) / "home"))
         admin = create_engine(server, isolation_level="AUTOCOMMIT")
         with admin.connect() as connection:
-            exists = connection.execute(text("SELECT FROM pg_database WHERE datname = :d"), {"d": DATABASE}).first()
-            reuse = bool(args.reuse and exists)
+            exists = connection.execute(text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": DATABASE}).first()
+            reuse = args.reuse and exists is not None  # (a row of no columns would be false)
             if not reuse:
                 connection.execute(text(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)"))
                 connection.execute(text(f"CREATE DATABASE {DATABASE}"))

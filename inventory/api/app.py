@@ -82,11 +82,11 @@ def async_engine(url: str) -> AsyncEngine:
 
     Reads only, one statement at a time: in autocommit (no BEGIN/ROLLBACK round trips), and
     without a ping per checkout; a connection the server dropped is replaced by ``Context.rows``.
-    Without JIT: a page reads a few hundred rows through indexes, and compiling its plan (which
-    the planner decides on from estimated costs, large when a history's tables are) took longer
-    than running it.
+    Without JIT or parallel workers: a page reads a few hundred rows through indexes, and compiling
+    its plan or starting workers (which the planner decides on from estimated costs, large when a
+    history's tables are) took longer than running it.
     """
-    options = "-c timezone=UTC -c jit=off"
+    options = "-c timezone=UTC -c jit=off -c max_parallel_workers_per_gather=0"
     return create_async_engine(url, isolation_level="AUTOCOMMIT", connect_args={"options": options})
 
 
