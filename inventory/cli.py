@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import signal
 import sys
 import tempfile
@@ -73,9 +74,10 @@ def main() -> None:
 def validate(config_file: Path | None) -> None:
     """Check the inventory file and report every problem at once."""
     path = Settings().config_path(config_file)
-    config = load_config(path)
+    config = load_config(path, environ=os.environ)
     regions = sum(len(registry.regions) for registry in config.registries)
-    click.echo(f"{path}: valid ({len(config.registries)} registries, {regions} regions)")
+    hooks = f", {len(config.webhooks)} webhooks" if config.webhooks else ""
+    click.echo(f"{path}: valid ({len(config.registries)} registries, {regions} regions{hooks})")
 
 
 class Duration(click.ParamType[float]):
@@ -328,9 +330,11 @@ def worker(
     configure_logs(log_format)
     settings = Settings()
     options = WorkerOptions(interval=interval, concurrency=concurrency, lease=lease, rate=rate,
-                            lock_timeout=lock_timeout, aws_max_attempts=settings.aws_max_attempts)  # fmt: skip
+                            lock_timeout=lock_timeout, aws_max_attempts=settings.aws_max_attempts,
+                            webhook_timeout=settings.webhook_timeout,
+                            webhook_retry_scale=settings.webhook_retry_scale)  # fmt: skip
     config_path = settings.config_path(config_file)
-    load_config(config_path)  # a bad file is refused before anything starts
+    load_config(config_path, environ=os.environ)  # a bad file (or webhook secret) is refused before anything starts
     # No ping per checkout: a worker checks out a connection several times per repository; one the
     # server dropped fails that repository's sync, which the next round repeats.
     engine = open_inventory(settings, pool_size=concurrency + 4, pool_pre_ping=False)
@@ -428,6 +432,99 @@ def events(
         engine.dispose()
 
 
+@main.group()
+def webhooks() -> None:
+    """The webhooks of the inventory file: their status, a test ping, re-sending, re-enabling."""
+
+
+@webhooks.command("list")
+@config_option
+@reports_errors
+def webhooks_list(config_file: Path | None) -> None:
+    """Each declared webhook: status, last success, failing since, backlog, deliveries."""
+    from rich.console import Console
+
+    from inventory.db import open_inventory
+    from inventory.webhooks import ops
+
+    path = Settings().config_path(config_file)
+    config = load_config(path)
+    if not config.webhooks:
+        click.echo(f"No webhooks declared in {path}.")
+        return
+    engine = open_inventory(Settings())
+    try:
+        found = ops.endpoints(engine, config)
+    finally:
+        engine.dispose()
+    Console(soft_wrap=True).print(ops.table(found))
+
+
+@webhooks.command("test")
+@config_option
+@click.argument("name")
+@reports_errors
+def webhooks_test(config_file: Path | None, name: str) -> None:
+    """Send a signed webhook.ping to NAME now and print its answer (exit 1 unless 2xx)."""
+    from inventory.db import open_inventory
+    from inventory.webhooks import ops
+
+    settings = Settings()
+    config = read_config(config_file)
+    engine = open_inventory(settings)
+    try:
+        answer = ops.ping(engine, config, name, settings.webhook_timeout)
+    finally:
+        engine.dispose()
+    outcome = f"HTTP {answer.status_code}" if answer.status_code is not None else answer.error
+    click.echo(f"{name}: {outcome} in {answer.duration_ms} ms")
+    if not answer.delivered:
+        if answer.status_code is not None and answer.error:
+            click.echo(answer.error, err=True)
+        raise SystemExit(1)
+
+
+@webhooks.command("recover")
+@config_option
+@click.argument("name")
+@click.option("--since", type=Since(), required=True, metavar="DURATION|TIMESTAMP",
+              help="Deliveries that failed since 2h, 1d… ago or an ISO-8601 timestamp.")  # fmt: skip
+@reports_errors
+def webhooks_recover(config_file: Path | None, name: str, since: datetime) -> None:
+    """Send NAME again what failed to reach it since --since (the workers deliver it)."""
+    from inventory.db import open_inventory
+    from inventory.webhooks import ops
+
+    config = read_config(config_file)
+    engine = open_inventory(Settings())
+    try:
+        count, endpoint = ops.recover(engine, config, name, since)
+    finally:
+        engine.dispose()
+    click.echo(f"{name}: {count} failed deliveries queued again")
+    if endpoint.status == "disabled":
+        click.echo(f"warning: {name} is {ops.status_of(endpoint)}: run `inventory webhooks enable {name}` "
+                   "for them to be sent", err=True)  # fmt: skip
+
+
+@webhooks.command("enable")
+@config_option
+@click.argument("name")
+@reports_errors
+def webhooks_enable(config_file: Path | None, name: str) -> None:
+    """Deliver to NAME again (after a 410 or days of failures disabled it), from where it stopped."""
+    from inventory.db import open_inventory
+    from inventory.webhooks import ops
+
+    config = read_config(config_file)
+    engine = open_inventory(Settings())
+    try:
+        endpoint = ops.enable(engine, config, name)
+    finally:
+        engine.dispose()
+    click.echo(f"{name}: enabled, {endpoint.backlog} deliveries pending")
+
+
 class _SubjectType(click.ParamType[Any]):
     name = "subject"
 
@@ -477,9 +574,10 @@ def emulator(host: str, port: int, seed: str) -> None:
 
     server = Emulator(host, port)
     SEEDS[seed](server.store)
+    stop = _stop_on_signal()  # before the line that tells a supervisor it may signal us
     server.start()
     click.echo(f"ECR emulator listening on {server.url}")
-    _wait_for_signal()
+    stop.wait()
     server.stop()
 
 
@@ -489,10 +587,6 @@ def _stop_on_signal() -> threading.Event:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     return stop
-
-
-def _wait_for_signal() -> None:
-    _stop_on_signal().wait()
 
 
 @main.command()

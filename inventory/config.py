@@ -2,16 +2,24 @@
 
 ``Settings`` holds what varies per deployment (database URL, home directory,
 config path). ``InventoryConfig`` is the declarative ``inventory.toml``: which
-registries the inventory covers, and how long it keeps its history. It is validated into frozen models, and every
-problem of the file is reported at once, naming the file, the registry and the key.
+registries the inventory covers, which webhooks it tells of changes, and how long it
+keeps its history. It is validated into frozen models, and every problem of the file
+is reported at once, naming the file, the registry or webhook, and the key.
+
+A webhook names the environment variable that holds its secrets, never the secrets:
+``webhook_secrets`` reads and checks them where they are used (and ``load_config``
+with ``environ``, for the commands that send).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import re
 import tomllib
 from collections import Counter
+from collections.abc import Mapping
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -32,12 +40,28 @@ from inventory.errors import ConfigError
 
 DEFAULT_CONFIG_FILE = "inventory.toml"
 DEFAULT_SYNC_RUNS_RETENTION = 30 * 86400.0
+DEFAULT_WEBHOOK_ATTEMPTS_RETENTION = 30 * 86400.0
 ECR_PUBLIC_REGION = "us-east-1"
 
 _ACCOUNT_ID = re.compile(r"^[0-9]{12}$")
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]+$")
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512}$")
 _ENDPOINT_URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
+_ENVIRONMENT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+EVENT_TYPES = (
+    "image.added",
+    "image.changed",
+    "image.restored",
+    "image.removed",
+    "repository.added",
+    "repository.removed",
+)
+"""The change feed's event types (``inventory.tables.image_events``)."""
+WEBHOOK_TYPES = (*EVENT_TYPES, "scope.backfilled")
+"""What a webhook can subscribe to (``webhook.ping`` is sent by ``inventory webhooks test`` only)."""
+SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL", "UNDEFINED")
+"""ECR's finding severities, worst first."""
 
 
 def is_region(text: str) -> bool:
@@ -58,6 +82,10 @@ class Settings(BaseSettings):
     """The declarative file, when ``-c/--config`` is not given."""
     aws_max_attempts: int = Field(default=5, ge=1, le=20)
     """Attempts per AWS call, retries included (botocore's standard retry mode)."""
+    webhook_timeout: float = Field(default=15.0, gt=0)
+    """Seconds a webhook endpoint has to answer one delivery attempt."""
+    webhook_retry_scale: float = Field(default=1.0, gt=0, le=1)
+    """Multiplies the webhook retry schedule's delays (below 1 only to compress it, in tests)."""
 
     def config_path(self, explicit: str | os.PathLike[str] | None = None) -> Path:
         """The inventory file: ``-c/--config``, else ``$INVENTORY_CONFIG``, else ./inventory.toml."""
@@ -137,6 +165,68 @@ class RegistryConfig(BaseModel):
         return self
 
 
+class WebhookConfig(BaseModel):
+    """One ``[[webhooks]]`` entry: an HTTP endpoint told of the changes it subscribes to."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    url: str
+    secret_env: str
+    """The environment variable holding the endpoint's ``whsec_`` secrets (space-separated while rotating)."""
+    types: tuple[Literal[WEBHOOK_TYPES], ...] = WEBHOOK_TYPES  # type: ignore[valid-type]
+    registries: tuple[str, ...] | None = None
+    """Names of ``[[registries]]``; None: every registry."""
+    repositories: tuple[Glob, ...] = ("*",)
+    min_severity: Literal[SEVERITIES] | None = None  # type: ignore[valid-type]
+    """Only images with a finding this severe or worse (repository events always pass)."""
+    backfill: bool = False
+    """Send a scope's first sync image by image; by default one ``scope.backfilled`` summary instead."""
+    concurrency: int = Field(default=4, ge=1, le=64)
+    """Images delivered in parallel (each image's events still in order)."""
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not _ENDPOINT_URL.match(value):
+            raise ValueError(f"not an http(s) URL: {value!r}")
+        return value
+
+    @field_validator("secret_env")
+    @classmethod
+    def _secret_env(cls, value: str) -> str:
+        if not _ENVIRONMENT_NAME.match(value):
+            raise ValueError(f"not an environment variable name: {value!r}")
+        return value
+
+    def covers(self, repository_name: str) -> bool:
+        return any(fnmatchcase(repository_name, glob) for glob in self.repositories)
+
+
+def webhook_secrets(webhook: WebhookConfig, environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The webhook's ``whsec_`` secrets from its variable; ``ValueError`` saying what is wrong with them,
+    never quoting them."""
+    value = (os.environ if environ is None else environ).get(webhook.secret_env)
+    variable = f"variable {webhook.secret_env}"
+    if value is None:
+        raise ValueError(f"{variable} is not set")
+    secrets = tuple(value.split())
+    if not secrets:
+        raise ValueError(f"{variable} is empty")
+    for n, secret in enumerate(secrets, 1):
+        which = f"{variable}: secret {n} of {len(secrets)}" if len(secrets) > 1 else variable
+        body = secret.removeprefix("whsec_")
+        if body == secret:
+            raise ValueError(f"{which}: not a whsec_ secret (whsec_ then base64)")
+        try:
+            key = base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
+        except binascii.Error:
+            raise ValueError(f"{which}: not a whsec_ secret (whsec_ then base64)") from None
+        if not 24 <= len(key) <= 64:
+            raise ValueError(f"{which}: a whsec_ secret holds 24 to 64 bytes, this one {len(key)}")
+    return secrets
+
+
 class RetentionConfig(BaseModel):
     """The ``[retention]`` table: how long history is kept, in seconds (written ``"30d"``, ``"12h"``)."""
 
@@ -146,8 +236,10 @@ class RetentionConfig(BaseModel):
     """Sync runs older than this are pruned by the workers."""
     events: float | None = None
     """Change events older than this are pruned by the workers; None (the default): kept forever."""
+    webhook_attempts: float = DEFAULT_WEBHOOK_ATTEMPTS_RETENTION
+    """Webhook deliveries (and their attempts) older than this are pruned by the workers."""
 
-    @field_validator("sync_runs", "events", mode="before")
+    @field_validator("sync_runs", "events", "webhook_attempts", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
         if not isinstance(value, str):
@@ -164,6 +256,7 @@ class InventoryConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     registries: tuple[RegistryConfig, ...] = ()
+    webhooks: tuple[WebhookConfig, ...] = ()
     retention: RetentionConfig = RetentionConfig()
 
     def registry(self, name: str) -> RegistryConfig:
@@ -173,9 +266,17 @@ class InventoryConfig(BaseModel):
                 return registry
         raise KeyError(name)
 
+    def webhook(self, name: str) -> WebhookConfig:
+        """The webhook labelled ``name``."""
+        for webhook in self.webhooks:
+            if webhook.name == name:
+                return webhook
+        raise KeyError(name)
 
-def load_config(path: Path) -> InventoryConfig:
-    """Read and validate ``path``; raise ``ConfigError`` listing every problem."""
+
+def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> InventoryConfig:
+    """Read and validate ``path``; raise ``ConfigError`` listing every problem. With ``environ``, the
+    webhooks' secrets are checked in it too (by the commands that send)."""
     where = str(path)
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -185,12 +286,13 @@ def load_config(path: Path) -> InventoryConfig:
         raise ConfigError(where, [f"{where}: cannot read: {exc}"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(where, [f"{where}: not valid TOML: {exc}"]) from None
-    return parse_config(document, where)
+    return parse_config(document, where, environ=environ)
 
 
-def parse_config(document: dict[str, Any], where: str) -> InventoryConfig:
+def parse_config(document: dict[str, Any], where: str, *, environ: Mapping[str, str] | None = None) -> InventoryConfig:
     """Validate a parsed document; ``where`` names its origin in messages."""
-    problems = [f"{where}: unknown key {key!r}" for key in document if key not in ("registries", "retention")]
+    known = ("registries", "webhooks", "retention")
+    problems = [f"{where}: unknown key {key!r}" for key in document if key not in known]
     entries = document.get("registries", [])
     if not isinstance(entries, list):
         problems.append(f"{where}: registries: must be an array of tables ([[registries]])")
@@ -198,7 +300,7 @@ def parse_config(document: dict[str, Any], where: str) -> InventoryConfig:
 
     registries: list[RegistryConfig] = []
     for index, entry in enumerate(entries):
-        label = _registry_label(index, entry)
+        label = _label("registries", index, entry)
         if not isinstance(entry, dict):
             problems.append(f"{where}: {label}: must be a table")
             continue
@@ -212,11 +314,48 @@ def parse_config(document: dict[str, Any], where: str) -> InventoryConfig:
         if count > 1:
             problems.append(f"{where}: registries: name {name!r} is used by {count} registries")
 
+    webhooks = _webhooks(document.get("webhooks", []), where, problems, names, environ)
     retention = _retention(document.get("retention", {}), where, problems)
 
     if problems:
         raise ConfigError(where, problems)
-    return InventoryConfig(registries=tuple(registries), retention=retention)
+    return InventoryConfig(registries=tuple(registries), webhooks=webhooks, retention=retention)
+
+
+def _webhooks(
+    entries: object, where: str, problems: list[str], registries: Counter[Any], environ: Mapping[str, str] | None
+) -> tuple[WebhookConfig, ...]:
+    """The ``[[webhooks]]`` entries; their problems are added to ``problems``."""
+    if not isinstance(entries, list):
+        problems.append(f"{where}: webhooks: must be an array of tables ([[webhooks]])")
+        return ()
+    webhooks: list[WebhookConfig] = []
+    for index, entry in enumerate(entries):
+        label = _label("webhooks", index, entry)
+        if not isinstance(entry, dict):
+            problems.append(f"{where}: {label}: must be a table")
+            continue
+        try:
+            webhook = WebhookConfig.model_validate(entry)
+        except ValidationError as exc:
+            problems.extend(f"{where}: {label}: {_describe(error)}" for error in exc.errors())
+            continue
+        unknown = [name for name in webhook.registries or () if name not in registries]
+        if unknown:
+            declared = ", ".join(sorted(registries)) or "none"
+            problems.append(f"{where}: {label}: registries: no registry named "
+                            f"{', '.join(map(repr, unknown))} (declared: {declared})")  # fmt: skip
+        if environ is not None:
+            try:
+                webhook_secrets(webhook, environ)
+            except ValueError as exc:
+                problems.append(f"{where}: {label}: secret_env: {exc}")
+        webhooks.append(webhook)
+    names = Counter(entry.get("name") for entry in entries if isinstance(entry, dict) and entry.get("name"))
+    for name, count in names.items():
+        if count > 1:
+            problems.append(f"{where}: webhooks: name {name!r} is used by {count} webhooks")
+    return tuple(webhooks)
 
 
 def _retention(table: object, where: str, problems: list[str]) -> RetentionConfig:
@@ -231,9 +370,9 @@ def _retention(table: object, where: str, problems: list[str]) -> RetentionConfi
     return RetentionConfig()
 
 
-def _registry_label(index: int, entry: object) -> str:
+def _label(table: str, index: int, entry: object) -> str:
     name = entry.get("name") if isinstance(entry, dict) else None
-    return f"registries[{index}] ({name!r})" if isinstance(name, str) else f"registries[{index}]"
+    return f"{table}[{index}] ({name!r})" if isinstance(name, str) else f"{table}[{index}]"
 
 
 def _describe(error: Any) -> str:
@@ -247,5 +386,5 @@ def _describe(error: Any) -> str:
     if error["type"] in ("too_short", "string_too_short"):
         return f"{key}: must not be empty"
     if error["type"] == "literal_error":
-        return f"{key}: must be one of 'ecr', 'ecr-public', got {error['input']!r}"
+        return f"{key}: must be one of {error['ctx']['expected']}, got {error['input']!r}"
     return f"{key}: {message}" if key else message

@@ -8,7 +8,6 @@ like GraphQL's ``ImageEvent``; histories print as tables.
 
 from __future__ import annotations
 
-import base64
 import json
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -17,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rich.table import Table
-from sqlalchemy import BigInteger, Engine, Text, cast, func, select
+from sqlalchemy import Engine
 
 from inventory.config import InventoryConfig, RegistryConfig, is_region
 from inventory.errors import InventoryError, TargetError
@@ -28,8 +27,6 @@ from inventory.tables.image_events import EventFilter, EventScope, Position
 
 PAGE = 1000
 """Events read per statement."""
-_MAX_ID = 2**63 - 1
-_HORIZON = select(cast(cast(func.pg_snapshot_xmin(func.pg_current_snapshot()), Text), BigInteger))
 
 
 class FeedReader:
@@ -48,16 +45,13 @@ class FeedReader:
             # Repeatable read: the horizon and the page are of one snapshot.
             repeatable = self.engine.connect().execution_options(isolation_level="REPEATABLE READ")
             with repeatable as connection, connection.begin():
-                horizon = connection.execute(_HORIZON).scalar_one()
+                horizon = connection.execute(image_events.HORIZON).scalar_one()
                 rows = connection.execute(image_events.feed(self.where, self.position, self.page)).all()
             for row in rows[: self.page]:
                 self.position = (row.xid, row.id)
                 yield row
             if len(rows) <= self.page:
-                # Every event of a transaction older than the horizon was visible to this page, and
-                # none can appear below it later: the next read starts at the horizon, not at the last
-                # match, so a narrow filter does not rescan what it has already passed.
-                self.position = max(self.position or (0, 0), (horizon - 1, _MAX_ID))
+                self.position = image_events.after_page(self.position, horizon)
                 return
 
     def follow(self, emit: Callable[[Any], None], stop: threading.Event, interval: float = 1.0) -> None:
@@ -160,26 +154,7 @@ def event_line(row: Any, labels: Labels) -> str:
 
 def event_json(row: Any) -> str:
     """One JSON object with the fields of GraphQL's ``ImageEvent`` (``syncRun`` as ``syncRunId``)."""
-    added, removed = image_events.tag_changes(row.changes)
-    return json.dumps(
-        {
-            # the Node id, as strawberry's relay spells a GlobalID: base64 of "ImageEvent:<id>"
-            "id": base64.b64encode(f"ImageEvent:{row.id}".encode()).decode(),
-            "position": [row.xid, row.id],
-            "type": row.type,
-            "occurredAt": _utc(row.occurred_at).isoformat(),
-            "registryId": row.registry_id,
-            "region": row.region,
-            "repositoryName": row.repository_name,
-            "registryType": "ECR_PUBLIC" if row.registry_type == "ecr-public" else "ECR",
-            "imageDigest": row.image_digest,
-            "backfill": row.backfill,
-            "changes": [{"field": f, "before": b, "after": a} for f, (b, a) in sorted(row.changes.items())],
-            "tagsAdded": added,
-            "tagsRemoved": removed,
-            "syncRunId": row.sync_run_id,
-        }
-    )
+    return json.dumps(image_events.event_dict(row))
 
 
 # histories ---------------------------------------------------------------------------

@@ -4,8 +4,9 @@ Every process that serves ``/metrics`` (the API, each worker) reports the same
 fleet-wide ``inventory_*`` series, so any one of them tells the whole story; workers
 add their own ``inventory_worker_*`` series (see ``inventory.worker.metrics``).
 The fleet's series are read from the current-state rows the sync keeps (``region_status``
-per region, ``repositories.image_count``), never from the history in ``sync_runs`` nor by
-counting images: a scrape costs the same however long the history.
+per region, ``repositories.image_count``, ``webhook_endpoints``' counters and the pending
+deliveries), never from the history in ``sync_runs`` nor by counting images or events: a
+scrape costs the same however long the history.
 The queries are plain SQL run by the caller, sync or async, then turned into
 metric families here.
 """
@@ -19,17 +20,18 @@ from typing import Any
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import TextClause
+from sqlalchemy import Executable
 
 from inventory.status import REGION_STATUS, RegionStatus
-from inventory.tables import region_status, repositories
+from inventory.tables import region_status, repositories, webhook_endpoints
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
-QUERIES: Mapping[str, TextClause] = {
+QUERIES: Mapping[str, Executable] = {
     "runs": region_status.COUNTERS,
     "regions": REGION_STATUS,
     "images": repositories.IMAGE_COUNTS,
+    "webhooks": webhook_endpoints.listing(),
 }
 """What a scrape reads: run them all, and pass their rows to ``fleet_metrics`` by name."""
 
@@ -72,7 +74,29 @@ def fleet_metrics(rows: Mapping[str, Sequence[Any]], now: datetime | None = None
     images = GaugeMetricFamily("inventory_images", "Images present in the inventory.", labels=_REGION)
     for row in rows["images"]:
         images.add_metric([row.registry_name, row.region], int(row.images))
-    return [syncs, calls, throttled, lag, stale, images]
+    return [syncs, calls, throttled, lag, stale, images, *_webhook_metrics(rows["webhooks"], now)]
+
+
+def _webhook_metrics(rows: Sequence[Any], now: datetime) -> list[Metric]:
+    deliveries = CounterMetricFamily(
+        "inventory_webhook_deliveries",
+        "Webhook deliveries by outcome: delivered, failed (given up), retried (failed attempts tried again).",
+        labels=["webhook", "outcome"],
+    )
+    backlog = GaugeMetricFamily("inventory_webhook_backlog", "Webhook deliveries pending.", labels=["webhook"])
+    lag = GaugeMetricFamily(
+        "inventory_webhook_lag_seconds",
+        "Seconds since the event of the oldest pending delivery occurred (0: none pending).",
+        labels=["webhook"],
+    )
+    for row in rows:
+        deliveries.add_metric([row.name, "delivered"], row.delivered_total)
+        deliveries.add_metric([row.name, "failed"], row.failed_total)
+        deliveries.add_metric([row.name, "retried"], row.retried_total)
+        backlog.add_metric([row.name], row.backlog)
+        oldest = row.oldest_pending_at
+        lag.add_metric([row.name], max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0)
+    return [deliveries, backlog, lag]
 
 
 class _Families(Collector):

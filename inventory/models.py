@@ -25,6 +25,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     Text,
+    UniqueConstraint,
     false,
     func,
     text,
@@ -382,3 +383,91 @@ class HistoryHorizon(SQLModel, table=True):
     id: int = Field(default=1, primary_key=True, sa_type=Integer)
     since: datetime | None = _timestamp(nullable=False)
 
+
+class WebhookEndpoint(SQLModel, table=True):
+    """A webhook declared in the config: its place in the change feed, its lease, and its health.
+
+    The worker that holds the lease (``owner`` while ``lease_expires_at`` is in the future) is
+    the only one reading the feed for it and delivering to it. ``cursor_xid``/``cursor_id`` is
+    the feed position examined so far: every event up to it has its delivery (or was filtered
+    out). ``status`` is ``enabled`` or ``disabled`` (``disabled_reason``: ``gone`` after a 410,
+    ``failing`` after five days without a success); a row whose webhook the config no longer
+    declares is kept (``declared`` false) with its deliveries.
+    """
+
+    __tablename__ = "webhook_endpoints"
+
+    name: str = Field(primary_key=True, sa_type=Text)
+    url: str = Field(sa_type=Text)
+    declared: bool = Field(default=True, sa_type=Boolean, sa_column_kwargs={"server_default": text("true")})
+    status: str = Field(default="enabled", sa_type=Text, sa_column_kwargs={"server_default": text("'enabled'")})
+    disabled_reason: str | None = Field(default=None, sa_type=Text)
+    disabled_at: datetime | None = _timestamp()
+    cursor_xid: int = Field(sa_type=BigInteger)
+    cursor_id: int = Field(sa_type=BigInteger)
+    owner: str | None = Field(default=None, sa_type=Text)
+    lease_expires_at: datetime | None = _timestamp()
+    last_success_at: datetime | None = _timestamp()
+    last_failure_at: datetime | None = _timestamp()
+    failing_since: datetime | None = _timestamp()
+    """The first failure since the last success; null while the endpoint succeeds."""
+    recovered_at: datetime | None = _timestamp()
+    """When ``inventory webhooks recover`` last made failed deliveries pending again (the holder reloads them)."""
+    delivered_total: int = _big_counter()
+    failed_total: int = _big_counter()
+    """Deliveries given up on (the retry schedule ran out, or the endpoint was disabled)."""
+    retried_total: int = _big_counter()
+    """Failed attempts that were retried."""
+    created_at: datetime | None = _timestamp(nullable=False, now=True)
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One message to one webhook: an event of the feed (or a ``scope.backfilled`` summary, or a
+    ``webhook.ping``), its payload as sent, and where its delivery stands.
+
+    ``message_id`` is the ``webhook-id`` header, the same on every attempt. ``ordering_key`` is the
+    image (or repository) it is about: a webhook's deliveries of one key go out in ``id`` order.
+    ``state`` is ``pending``, ``delivered`` or ``failed``.
+    """
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        ForeignKeyConstraint(["webhook"], ["webhook_endpoints.name"], ondelete="CASCADE"),
+        UniqueConstraint("webhook", "message_id"),
+        Index("ix_webhook_deliveries_webhook_state_id", "webhook", "state", "id"),
+        Index("ix_webhook_deliveries_webhook_id", "webhook", "id"),
+        Index("ix_webhook_deliveries_finished_at", "finished_at", postgresql_where=text("finished_at IS NOT NULL")),
+    )
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigInteger)
+    webhook: str = Field(sa_type=Text)
+    message_id: str = Field(sa_type=Text)
+    type: str = Field(sa_type=Text)
+    event_id: int | None = Field(default=None, sa_type=BigInteger)
+    """The ``image_events`` row it tells of (no foreign key: retention prunes events)."""
+    ordering_key: str = Field(sa_type=Text)
+    occurred_at: datetime | None = _timestamp(nullable=False)
+    payload: str = Field(sa_type=Text)
+    state: str = Field(default="pending", sa_type=Text, sa_column_kwargs={"server_default": text("'pending'")})
+    attempts: int = _counter()
+    next_attempt_at: datetime | None = _timestamp(nullable=False, now=True)
+    created_at: datetime | None = _timestamp(nullable=False, now=True)
+    finished_at: datetime | None = _timestamp()
+
+
+class WebhookAttempt(SQLModel, table=True):
+    """One HTTP attempt at a delivery: its status code (null when none came back), time and error."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (
+        ForeignKeyConstraint(["delivery_id"], ["webhook_deliveries.id"], ondelete="CASCADE"),
+        Index("ix_webhook_attempts_delivery_id", "delivery_id", "id"),
+        Index("ix_webhook_attempts_at", "at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigInteger)
+    delivery_id: int = Field(sa_type=BigInteger)
+    at: datetime | None = _timestamp(nullable=False, now=True)
+    status_code: int | None = Field(default=None, sa_type=Integer)
+    duration_ms: int = Field(sa_type=Integer)
+    error: str | None = Field(default=None, sa_type=Text)

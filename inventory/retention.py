@@ -13,7 +13,7 @@ import psycopg
 from sqlalchemy import Engine
 
 from inventory.db import driver_connection
-from inventory.tables import image_events, image_versions, sync_runs
+from inventory.tables import image_events, image_versions, sync_runs, webhook_deliveries
 
 Prune = Callable[..., int]
 """A table's ``prune(older_than, *, connection, batch)``: delete one batch, return how many went."""
@@ -32,6 +32,12 @@ def prune_events(engine: Engine, older_than: float, *, batch: int = 1000, max_ba
         image_versions.advance_horizon(older_than, connection=driver_connection(connection))
     pruned = prune_in_batches(engine, image_events.prune, older_than, batch=batch, max_batches=max_batches)
     return pruned + prune_in_batches(engine, image_versions.prune, older_than, batch=batch, max_batches=max_batches)
+
+
+def prune_webhook_deliveries(engine: Engine, older_than: float, *, batch: int = 1000, max_batches: int = 100) -> int:
+    """Delete webhook attempts made, and deliveries finished, over ``older_than`` seconds ago (pending
+    deliveries stay); return how many went."""
+    return prune_in_batches(engine, webhook_deliveries.prune, older_than, batch=batch, max_batches=max_batches)
 
 
 def prune_in_batches(engine: Engine, prune: Prune, older_than: float, *, batch: int, max_batches: int) -> int:

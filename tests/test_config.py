@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from inventory.config import RegistryConfig, Settings, load_config
+from inventory.config import RegistryConfig, Settings, WebhookConfig, load_config, webhook_secrets
 from inventory.errors import ConfigError
 
 FULL = """
@@ -96,7 +96,7 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
         "registries[0] ('prod'): account_id: must be a string of 12 digits, got '1234'",
         "registries[0] ('prod'): flavour: unknown key",
         "registries[1] ('prod'): regions: ECR Public exists only in us-east-1",
-        "registries[2] ('third'): type: must be one of 'ecr', 'ecr-public', got 'gcr'",
+        "registries[2] ('third'): type: must be one of 'ecr' or 'ecr-public', got 'gcr'",
         "registries[2] ('third'): account_id: required key is missing",
         "registries[2] ('third'): regions: Value error, not an AWS region: 'moon-1'",
         "registries[2] ('third'): role_arn: not an IAM role ARN",
@@ -203,3 +203,86 @@ def test_validate_command_accepts_a_good_file(tmp_path: Path, monkeypatch: pytes
     result = run_inventory("validate", cwd=tmp_path, env=env)
     assert result.returncode == 1
     assert result.stderr.strip() == f"error: {tmp_path / 'missing.toml'}: no such file"
+
+
+WEBHOOKS = """
+[[registries]]
+name = "prod"
+account_id = "111111111111"
+regions = ["us-east-1"]
+
+[[webhooks]]
+name = "security"
+url = "https://hooks.example.com/inventory"
+secret_env = "SECURITY_WEBHOOK_SECRET"
+types = ["image.added", "image.changed"]
+registries = ["prod"]
+repositories = ["payments/*"]
+min_severity = "HIGH"
+
+[[webhooks]]
+name = "bad"
+url = "ftp://hooks.example.com"
+secret_env = "1NOT-A-NAME"
+types = ["image.exploded"]
+registries = ["prd"]
+min_severity = "SEVERE"
+concurrency = 0
+colour = "red"
+
+[[webhooks]]
+name = "security"
+url = "http://localhost:8080/"
+secret_env = "UNSET_SECRET"
+"""
+GOOD_SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+def test_webhooks_are_validated_with_the_rest_of_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, WEBHOOKS)
+    environ = {"SECURITY_WEBHOOK_SECRET": GOOD_SECRET}
+    with pytest.raises(ConfigError) as exc:
+        load_config(path, environ=environ)
+    problems = [p.removeprefix(f"{path}: ") for p in exc.value.problems]
+    assert problems == [
+        "webhooks[1] ('bad'): url: not an http(s) URL: 'ftp://hooks.example.com'",
+        "webhooks[1] ('bad'): secret_env: not an environment variable name: '1NOT-A-NAME'",
+        "webhooks[1] ('bad'): types.0: must be one of 'image.added', 'image.changed', 'image.restored', "
+        "'image.removed', 'repository.added', 'repository.removed' or 'scope.backfilled', got 'image.exploded'",
+        "webhooks[1] ('bad'): min_severity: must be one of 'CRITICAL', 'HIGH', 'MEDIUM', 'LOW', 'INFORMATIONAL' "
+        "or 'UNDEFINED', got 'SEVERE'",
+        "webhooks[1] ('bad'): concurrency: Input should be greater than or equal to 1",
+        "webhooks[1] ('bad'): colour: unknown key",
+        "webhooks[2] ('security'): secret_env: variable UNSET_SECRET is not set",
+        "webhooks: name 'security' is used by 2 webhooks",
+    ]
+    broken = WEBHOOKS.replace('registries = ["prod"]\n', 'registries = ["prd"]\n', 1)
+    with pytest.raises(ConfigError) as exc:
+        load_config(write(tmp_path, broken), environ=environ)
+    assert any("webhooks[0] ('security'): registries: no registry named 'prd' (declared: prod)" in p
+               for p in exc.value.problems)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "variable S: not a whsec_ secret (whsec_ then base64)"),
+        (f"{GOOD_SECRET} base64!", "variable S: secret 2 of 2: not a whsec_ secret (whsec_ then base64)"),
+        ("whsec_!!!!", "variable S: not a whsec_ secret (whsec_ then base64)"),
+        ("whsec_YWJj", "variable S: a whsec_ secret holds 24 to 64 bytes, this one 3"),
+        ("   ", "variable S is empty"),
+    ],
+)
+def test_a_bad_secret_is_named_never_shown(value: str, message: str) -> None:
+    hook = WebhookConfig(name="w", url="https://example.com", secret_env="S")
+    with pytest.raises(ValueError) as exc:
+        webhook_secrets(hook, {"S": value})
+    assert str(exc.value) == message
+    assert "MfKQ9r8" not in str(exc.value) and "YWJj" not in str(exc.value)
+
+
+def test_secrets_are_checked_only_when_asked(tmp_path: Path) -> None:
+    text = WEBHOOKS.split('[[webhooks]]\nname = "bad"')[0]
+    config = load_config(write(tmp_path, text))  # plan, status, serve: no secret needed
+    assert config.webhook("security").min_severity == "HIGH"
+    assert webhook_secrets(config.webhook("security"), {"SECURITY_WEBHOOK_SECRET": f"{GOOD_SECRET} {GOOD_SECRET}"})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, TypeVar
 
 from sqlalchemy import func, literal_column, select, tuple_
@@ -110,6 +111,10 @@ class Context:
         """Images by node id (which holds the registry type); None where there is none."""
         self.sync_runs: DataLoader[int, SyncRun | None] = DataLoader(self._load_sync_runs)
         """Sync runs by id; None once retention pruned them."""
+        from inventory.api.webhooks import load_attempts  # (which builds on this module)
+
+        self.webhook_attempts: DataLoader[int, list[Any]] = DataLoader(partial(load_attempts, self))
+        """A webhook delivery's attempts, by delivery id."""
 
     async def rows(self, statement: Any) -> list[Any]:
         """The statement's rows; a read that meets a connection the server dropped is run again on a new one."""

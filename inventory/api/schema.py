@@ -60,6 +60,7 @@ from inventory.api.types import (
     config_type_of,
     image_node_id,
 )
+from inventory.api.webhooks import Webhook, webhooks
 from inventory.models import Registry as RegistryRow
 
 log = logging.getLogger("inventory.api")
@@ -185,6 +186,10 @@ class Query:
         after: str | None = None,
     ) -> ImageDiffConnection:
         return await diff_connection(info.context, since, until, filter, first, after)
+
+    @strawberry.field(description="The webhooks declared in the inventory file, by name: status, backlog, deliveries.")
+    async def webhooks(self, info: Info[Context, None]) -> list[Webhook]:
+        return await webhooks(info.context)
 
     @strawberry.field(description="Sync runs, newest first: one per scope and sync.")
     async def sync_runs(

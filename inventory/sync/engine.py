@@ -453,6 +453,7 @@ class _ScopeWriter:
             image_events.write_repository(scope, self.run_id, "repository.removed", backfill=False,
                                           connection=connection)  # fmt: skip
         sync_runs.finish(self.run_id, stats, counts, connection=connection)
+        image_events.notify(connection=connection)
 
 
 def _counted(entries: Sequence[Entry]) -> Counts:

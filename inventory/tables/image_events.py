@@ -14,10 +14,11 @@ the feed back (events wait; none are lost).
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -26,7 +27,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import Text
 
 from inventory.globs import glob_regex
-from inventory.models import ImageEvent
+from inventory.models import Image, ImageEvent
 from inventory.sync.plan import Entry, Scope
 from inventory.sync.transform import TAGS
 
@@ -96,6 +97,16 @@ def write_repository(
             "VALUES (%s, %s, %s, %s, %s, %s, %s, '{}')",
             (run_id, *scope.key, type, backfill),
         )
+
+
+CHANNEL = "inventory_events"
+"""Notified by every transaction that writes events, when it commits: webhook senders wake at once."""
+
+
+def notify(*, connection: psycopg.Connection[Any]) -> None:
+    """Tell the listeners of ``CHANNEL`` there are new events (delivered when the transaction commits)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
 
 
 def prune(older_than: float, *, connection: psycopg.Connection[Any], batch: int = 1000) -> int:
@@ -194,6 +205,30 @@ def feed(f: EventFilter, after: Position | None, first: int) -> Select[Any]:
     return select(*COLUMNS).where(and_(*where)).order_by(events.c.xid, events.c.id).limit(first + 1)
 
 
+IMAGE = "image__"
+"""The prefix of the image's columns in ``feed_with_images``."""
+
+
+def feed_with_images(f: EventFilter, after: Position | None, first: int) -> Select[Any]:
+    """``feed``, each event with its image's current columns (``IMAGE`` + name; null for repository events)."""
+    images = Image.__table__  # type: ignore[attr-defined]
+    page = feed(f, after, first).subquery("page")
+    i, e = images.c, page.c
+    same = and_(*(i[k] == e[k] for k in ("registry_type", "registry_id", "region", "repository_name", "image_digest")))
+    image_columns = [column.label(IMAGE + column.name) for column in images.c if column.name != "fingerprint"]
+    return select(*page.c, *image_columns).select_from(page.outerjoin(images, same)).order_by(e.xid, e.id)
+
+
+def images_added(repository: tuple[str, str, str, str], sync_run_id: int) -> Select[Any]:
+    """How many images a sync run added to a repository (the events of its backfill)."""
+    c = events.c
+    return select(func.count()).where(
+        tuple_(c.registry_type, c.registry_id, c.region, c.repository_name) == tuple_(*repository),
+        c.sync_run_id == sync_run_id,
+        c.type == "image.added",
+    )
+
+
 def history(f: EventFilter, before: Position | None, first: int) -> Select[Any]:
     """``first + 1`` events before ``before``, newest first (an image's or a repository's history)."""
     where = conditions(f)
@@ -210,6 +245,49 @@ def touched(tag: str) -> ColumnElement[bool]:
     (``ix_image_events_tags`` answers it)."""
     held: ColumnElement[bool] = events.c.changes["image_tags"].op("@>")(cast(literal(json.dumps([[tag]])), JSONB))
     return held
+
+
+HORIZON = select(cast(cast(func.pg_snapshot_xmin(func.pg_current_snapshot()), Text), BigInteger))
+"""The oldest transaction still in progress: every event below it is visible to a read that follows,
+and none can appear there later."""
+_MAX_ID = 2**63 - 1
+
+
+def after_page(position: Position | None, horizon: int) -> Position:
+    """Where to read from after a page that held every visible event after ``position``, read after
+    ``HORIZON`` gave ``horizon``: past every event of the transactions older than it (not just the
+    last one that matched, so a narrow filter does not read again what it has passed)."""
+    return max(position or (0, 0), (horizon - 1, _MAX_ID))
+
+
+def event_dict(row: Any) -> dict[str, Any]:
+    """An event with the fields of GraphQL's ``ImageEvent`` (``syncRun`` as ``syncRunId``), and its position."""
+    added, removed = tag_changes(row.changes)
+    return {
+        "id": event_node_id(row.id),
+        "position": [row.xid, row.id],
+        "type": row.type,
+        "occurredAt": utc_text(row.occurred_at),
+        "registryId": row.registry_id,
+        "region": row.region,
+        "repositoryName": row.repository_name,
+        "registryType": "ECR_PUBLIC" if row.registry_type == "ecr-public" else "ECR",
+        "imageDigest": row.image_digest,
+        "backfill": row.backfill,
+        "changes": [{"field": f, "before": b, "after": a} for f, (b, a) in sorted(row.changes.items())],
+        "tagsAdded": added,
+        "tagsRemoved": removed,
+        "syncRunId": row.sync_run_id,
+    }
+
+
+def event_node_id(event_id: int) -> str:
+    """The event's GraphQL node id, as strawberry's relay spells a GlobalID: base64 of ``ImageEvent:<id>``."""
+    return base64.b64encode(f"ImageEvent:{event_id}".encode()).decode()
+
+
+def utc_text(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(UTC).isoformat()
 
 
 def tag_changes(changes: dict[str, Any]) -> tuple[list[str], list[str]]:

@@ -8,6 +8,9 @@ stalled past its lease and another took over) is cancelled. The config file is
 re-read when it changes. ``stop`` (SIGTERM, SIGINT) makes the loop claim
 nothing more: repositories already syncing finish, the rest are released at
 once for another worker, and ``run`` returns.
+
+The same worker delivers the webhooks it leases (``inventory.webhooks.service``, on a
+thread of its own), and prunes what retention lets go.
 """
 
 from __future__ import annotations
@@ -29,10 +32,11 @@ from inventory.aws.clients import ClientFactory
 from inventory.config import InventoryConfig, load_config
 from inventory.db import autocommit
 from inventory.errors import ConfigError
-from inventory.retention import prune_events, prune_sync_runs
+from inventory.retention import prune_events, prune_sync_runs, prune_webhook_deliveries
 from inventory.sync.engine import RegionSync
-from inventory.tables import registries, sync_scopes
+from inventory.tables import registries, sync_scopes, webhook_endpoints
 from inventory.tables.sync_scopes import Lease
+from inventory.webhooks.service import WebhookService
 from inventory.worker.metrics import WorkerMetrics
 from inventory.worker.region import RegionPool, RegionResult, ScopeReport
 
@@ -55,6 +59,8 @@ class WorkerOptions:
     rate: float = 50.0
     lock_timeout: float = 30.0
     aws_max_attempts: int = 5
+    webhook_timeout: float = 15.0
+    webhook_retry_scale: float = 1.0
 
 
 def worker_name() -> str:
@@ -86,6 +92,8 @@ class Worker:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._pruned_at = -PRUNE_SECONDS
+        self.webhooks = WebhookService(engine, self.name, lease=options.lease, timeout=options.webhook_timeout,
+                                       retry_scale=options.webhook_retry_scale)  # fmt: skip
 
     # the loop ------------------------------------------------------------------
 
@@ -96,6 +104,7 @@ class Worker:
         heartbeat_stop = threading.Event()
         heartbeat = threading.Thread(target=self._heartbeat, args=(heartbeat_stop,), name="heartbeat", daemon=True)
         heartbeat.start()
+        self.webhooks.start(self.config)
         log.info(
             "worker %s started: %d regions declared, interval %gs, concurrency %d, lease %gs",
             self.name, sum(len(r.regions) for r in self.config.registries), self.options.interval,
@@ -115,6 +124,7 @@ class Worker:
                 self._wake.wait(POLL_SECONDS * random.uniform(0.5, 1.5))  # workers out of step
                 self._wake.clear()
             self._drain()
+        self.webhooks.stop()
         heartbeat_stop.set()
         heartbeat.join()
         log.info("worker %s stopped", self.name)
@@ -191,6 +201,9 @@ class Worker:
             pruned = prune_events(self.engine, retention.events, max_batches=PRUNE_BATCHES)
             if pruned:
                 log.info("pruned %d change events older than the retention", pruned)
+        pruned = prune_webhook_deliveries(self.engine, retention.webhook_attempts, max_batches=PRUNE_BATCHES)
+        if pruned:
+            log.info("pruned %d webhook deliveries and attempts older than the retention", pruned)
 
     # leases ------------------------------------------------------------------------
 
@@ -229,12 +242,14 @@ class Worker:
         self._declare(config)  # should the database fail here, the next turn tries again
         self._config_signature = signature
         self.config = config
+        self.webhooks.config = config
         log.info("config reloaded: %d registries", len(config.registries))
 
     def _declare(self, config: InventoryConfig) -> None:
         with autocommit(self.engine) as connection:
             registries.upsert(config.registries, connection=connection)
             sync_scopes.reconcile(config, connection=connection)
+            webhook_endpoints.reconcile(config, connection=connection)
 
     def _report(self, report: ScopeReport) -> None:
         self.metrics.observe(report)

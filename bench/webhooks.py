@@ -1,0 +1,283 @@
+"""Webhooks benchmark: the dispatcher against a bare HTTP client, and the lag from commit to receipt.
+
+    python bench/webhooks.py [--events 50000] [--rate 200] [--seconds 15]
+
+A receiver (starlette on uvicorn, answering 204) runs in a process of its own. In the same run:
+
+1. the limit: a bare ``httpx.AsyncClient`` (4 kept-alive connections, 4 requests in flight) posts
+   the 50,000 payloads of the feed's events, already built and signed, to the receiver;
+2. the dispatcher (``inventory.webhooks.dispatch``, concurrency 4) delivers the same 50,000 events
+   from the feed: reading it, writing each delivery, signing, posting, recording outcomes;
+3. steady state: a writer commits 200 events a second, one per transaction (as small syncs do,
+   each notifying the dispatchers); each one's lag is from its commit to its arrival at the receiver.
+
+Prints the dispatcher's throughput ÷ the bare client's (goal >= 0.5), by wall time and by this
+process's CPU time per event, and the p99 lag ÷ the receiver's own p99 response time as the bare
+client saw it (goal <= 5).
+
+Uses INVENTORY_DATABASE_URL's server, else the embedded one; works in a scratch database.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# bench/graphql.py would shadow the graphql package: Python puts this file's folder first on the path.
+sys.path.remove(next(entry for entry in sys.path if Path(entry or ".").resolve() == Path(__file__).resolve().parent))
+
+import argparse
+import asyncio
+import base64
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from sqlalchemy import create_engine, make_url, text
+
+from inventory.config import InventoryConfig, RegistryConfig, Settings, WebhookConfig
+from inventory.db import create, database_url, driver_connection, migrate
+from inventory.tables import image_events
+from inventory.tables.image_events import event_node_id
+from inventory.webhooks.delivery import Signer
+from inventory.webhooks.dispatch import Dispatcher, Store
+from inventory.webhooks.payloads import event_message
+
+DATABASE = "inventory_bench_webhooks"
+ACCOUNT, REGION = "111111111111", "us-east-1"
+SECRET = "whsec_" + base64.b64encode(b"bench-secret-of-32-bytes-exactly").decode()
+CONCURRENCY = 4
+OWNER = "bench:1"
+
+RECEIVER = """
+import sys, time
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+import uvicorn
+
+arrivals = {}
+
+async def hook(request):
+    await request.body()
+    arrivals[request.headers["webhook-id"]] = time.time()
+    return Response(status_code=204)
+
+async def stats(request):
+    return JSONResponse(arrivals)
+
+async def reset(request):
+    arrivals.clear()
+    return Response(status_code=204)
+
+app = Starlette(routes=[Route("/hooks", hook, methods=["POST"]), Route("/stats", stats), Route("/reset", reset,
+                methods=["POST"])])
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)
+"""
+
+IMAGES = """
+INSERT INTO images (registry_type, registry_id, region, repository_name, image_digest, image_tags,
+  image_size_in_bytes, image_pushed_at, image_scan_status, finding_severity_counts, image_status)
+SELECT 'ecr', :account, :region, 'team-' || lpad((n % CAST(:repositories AS int))::text, 3, '0') || '/service',
+  'sha256:' || md5(n::text) || md5(n::text || 'x'), ARRAY['v' || n, 'build-' || n * 7], 1048576 + n,
+  now() - n * interval '1 second', 'COMPLETE', jsonb_build_object('HIGH', n % 3, 'LOW', n % 11), 'ACTIVE'
+FROM generate_series(CAST(:first AS int), CAST(:last AS int)) n
+"""
+EVENTS = """
+INSERT INTO image_events (sync_run_id, registry_type, registry_id, region, repository_name, image_digest, type,
+  backfill, changes)
+SELECT 1, 'ecr', :account, :region, 'team-' || lpad((n % CAST(:repositories AS int))::text, 3, '0') || '/service',
+  'sha256:' || md5(n::text) || md5(n::text || 'x'), 'image.added', false,
+  jsonb_build_object('image_tags', jsonb_build_array(NULL, jsonb_build_array('v' || n, 'build-' || n * 7)))
+FROM generate_series(CAST(:first AS int), CAST(:last AS int)) n ORDER BY n
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def setup(engine: Any, events: int, repositories: int) -> None:
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO registries (name, type, account_id, regions) "
+                                "VALUES ('bench', 'ecr', :a, ARRAY[:r])"), {"a": ACCOUNT, "r": REGION})  # fmt: skip
+        connection.execute(
+            text("INSERT INTO repositories (registry_type, registry_id, region, repository_name, registry_name) "
+                 "SELECT 'ecr', :a, :r, 'team-' || lpad(n::text, 3, '0') || '/service', 'bench' "
+                 "FROM generate_series(0, CAST(:n AS int) - 1) n"),
+            {"a": ACCOUNT, "r": REGION, "n": repositories},
+        )  # fmt: skip
+        connection.execute(text("INSERT INTO webhook_endpoints (name, url, cursor_xid, cursor_id, owner, "
+                                "lease_expires_at) VALUES ('bench', 'http://unused', 0, 0, :o, now() + interval "
+                                "'1 day')"), {"o": OWNER})  # fmt: skip
+    write(engine, 1, events, repositories)
+
+
+def write(engine: Any, first: int, last: int, repositories: int) -> None:
+    """Images first..last and their image.added events, in one transaction that notifies."""
+    params = {"account": ACCOUNT, "region": REGION, "repositories": repositories, "first": first, "last": last}
+    with engine.begin() as connection:
+        connection.execute(text(IMAGES), params)
+        connection.execute(text(EVENTS), params)
+        image_events.notify(connection=driver_connection(connection))
+
+
+def payloads(engine: Any) -> list[tuple[str, str]]:
+    """(message id, body) of every event, as the dispatcher will build them."""
+    with engine.connect() as connection:
+        rows = connection.execute(image_events.feed_with_images(image_events.EventFilter(), None, 10**9)).all()
+    return [(m.message_id, m.payload) for m in map(event_message, rows)]
+
+
+async def bare(url: str, messages: list[tuple[str, str]]) -> tuple[float, float, list[float]]:
+    """(wall seconds, CPU seconds, per-request seconds) of a bare client posting ``messages``."""
+    signer = Signer((SECRET,))
+    now = datetime.now(UTC)
+    prepared = [(body.encode(), signer.headers(message_id, now, body)) for message_id, body in messages]
+    latencies: list[float] = []
+    limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
+    async with httpx.AsyncClient(limits=limits) as client:
+        queue = iter(prepared)
+
+        async def lane() -> None:
+            for body, headers in queue:
+                started = time.perf_counter()
+                response = await client.post(url, content=body, headers=headers)
+                latencies.append(time.perf_counter() - started)
+                assert response.status_code == 204
+
+        wall, cpu = time.perf_counter(), time.process_time()
+        await asyncio.gather(*(lane() for _ in range(CONCURRENCY)))
+        return time.perf_counter() - wall, time.process_time() - cpu, latencies
+
+
+def received(base: str) -> dict[str, float]:
+    return httpx.get(f"{base}/stats", timeout=60).json()  # type: ignore[no-any-return]
+
+
+def dispatcher(engine: Any, url: str) -> Dispatcher:
+    config = InventoryConfig(
+        registries=(RegistryConfig(name="bench", account_id=ACCOUNT, regions=(REGION,)),),
+        webhooks=(WebhookConfig(name="bench", url=url, secret_env="UNUSED", concurrency=CONCURRENCY),),
+    )
+    return Dispatcher(Store(engine, config, config.webhooks[0], OWNER), Signer((SECRET,)), timeout=15, retry_scale=1)
+
+
+async def until_received(base: str, count: int, task: asyncio.Task[None], timeout: float = 600) -> dict[str, float]:
+    deadline = time.monotonic() + timeout
+    while len(got := await asyncio.to_thread(received, base)) < count:
+        assert time.monotonic() < deadline and not task.done(), "the dispatcher did not deliver in time"
+        await asyncio.sleep(0.1)
+    return got
+
+
+def steady(engine: Any, rate: float, seconds: float, first: int, repositories: int) -> dict[int, float]:
+    """Commit ``rate`` events a second, one per transaction; event id → commit time."""
+    committed: dict[int, float] = {}
+    n = first
+    interval = 1 / rate
+    next_at = time.perf_counter()
+    end = next_at + seconds
+    while next_at < end:
+        write(engine, n, n, repositories)
+        committed[n] = time.time()
+        n += 1
+        next_at += interval
+        time.sleep(max(0.0, next_at - time.perf_counter()))
+    return committed
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def run(url: str, base: str, engine: Any, args: argparse.Namespace) -> None:
+    messages = payloads(engine)
+    total = len(messages)
+    wall_bare, cpu_bare, latencies = await bare(url, messages)
+    httpx.post(f"{base}/reset")
+
+    sender = dispatcher(engine, url)
+    stop = asyncio.Event()
+    wall, cpu = time.perf_counter(), time.process_time()
+    task = asyncio.create_task(sender.run(stop))
+    await until_received(base, total, task)
+    wall_dispatch, cpu_dispatch = time.perf_counter() - wall, time.process_time() - cpu
+    httpx.post(f"{base}/reset")
+
+    # steady state, the dispatcher still running: one event per transaction, at the rate
+    with engine.connect() as connection:
+        last_event = connection.execute(text("SELECT max(id) FROM image_events")).scalar_one()
+    committed = await asyncio.to_thread(steady, engine, args.rate, args.seconds, args.events + 1, args.repositories)
+    got = await until_received(base, len(committed), task, timeout=120)
+    stop.set()
+    sender.wake.set()
+    await task
+    with engine.connect() as connection:
+        new = connection.execute(text("SELECT id FROM image_events WHERE id > :last ORDER BY id"),
+                                 {"last": last_event}).scalars().all()  # fmt: skip
+    # the writer's n-th event is the n-th new one (each its own transaction, committed in turn)
+    lags = [got[event_node_id(event_id)] - committed[n] for event_id, n in zip(new, sorted(committed), strict=True)]
+
+    rate_bare, rate_dispatch = total / wall_bare, total / wall_dispatch
+    receiver_p99 = percentile(latencies, 0.99)
+    print(f"events:                            {total:,} to a local receiver (uvicorn, 204), concurrency {CONCURRENCY}")
+    print(f"bare httpx client:                 {wall_bare:.1f} s, {rate_bare:,.0f} events/s; "
+          f"CPU {cpu_bare / total * 1e6:.0f} µs per event")  # fmt: skip
+    print(f"dispatcher (feed → outbox → POST): {wall_dispatch:.1f} s, {rate_dispatch:,.0f} events/s; "
+          f"CPU {cpu_dispatch / total * 1e6:.0f} µs per event")  # fmt: skip
+    print(f"dispatcher ÷ bare client:          {rate_dispatch / rate_bare:.2f} by wall time, "
+          f"{cpu_bare / cpu_dispatch:.2f} by CPU per event   (goal >= 0.5)")  # fmt: skip
+    print(f"receiver's response (bare client): p50 {percentile(latencies, 0.5) * 1000:.1f} ms, "
+          f"p99 {receiver_p99 * 1000:.1f} ms")  # fmt: skip
+    p50, p99 = statistics.median(lags) * 1000, percentile(lags, 0.99) * 1000
+    print(f"steady {args.rate:g} events/s for {args.seconds:g} s:  {len(committed):,} events; lag from commit to "
+          f"receipt p50 {p50:.1f} ms, p99 {p99:.1f} ms")  # fmt: skip
+    print(f"p99 lag ÷ receiver p99:            {percentile(lags, 0.99) / receiver_p99:.2f}   (goal <= 5)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--repositories", type=int, default=500)
+    parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--seconds", type=float, default=15.0)
+    args = parser.parse_args()
+    port = free_port()
+    receiver = subprocess.Popen([sys.executable, "-c", RECEIVER, str(port)])
+    base = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory(prefix="inventory-bench-") as scratch:
+        server = database_url(Settings(home=Path(scratch) / "home"))
+        admin = create_engine(server, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(text(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)"))
+            connection.execute(text(f"CREATE DATABASE {DATABASE}"))
+        engine = create(make_url(server).set(database=DATABASE).render_as_string(hide_password=False))
+        try:
+            migrate(engine)
+            setup(engine, args.events, args.repositories)
+            for _ in range(100):
+                try:
+                    httpx.get(f"{base}/stats")
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            asyncio.run(run(f"{base}/hooks", base, engine, args))
+        finally:
+            receiver.terminate()
+            engine.dispose()
+            with admin.connect() as connection:
+                connection.execute(text(f"DROP DATABASE {DATABASE} WITH (FORCE)"))
+            admin.dispose()
+
+
+if __name__ == "__main__":
+    main()
