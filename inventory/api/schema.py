@@ -11,7 +11,6 @@ from typing import Annotated
 import strawberry
 from graphql import ASTValidationRule, GraphQLError
 from graphql.validation import NoSchemaIntrospectionCustomRule
-from sqlalchemy import select
 from strawberry import relay
 from strawberry.extensions import (
     AddValidationRules,
@@ -27,6 +26,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import Info
 
 from inventory.api.context import Context
+from inventory.api.cost import QueryCost
 from inventory.api.describe import describe_images
 from inventory.api.diff import ImageDiffConnection, diff_connection
 from inventory.api.errors import invalid_parameter, is_expected
@@ -60,9 +60,9 @@ from inventory.api.types import (
     config_type_of,
     image_node_id,
 )
-from inventory.models import Registry as RegistryRow
 
 log = logging.getLogger("inventory.api")
+audit = logging.getLogger("inventory.api.audit")
 
 MAX_DEPTH = 10
 MAX_TOKENS = 2000
@@ -82,8 +82,7 @@ class Query:
 
     @strawberry.field(description="The registries declared in the config.")
     async def registries(self, info: Info[Context, None]) -> list[Registry]:
-        table = RegistryRow.__table__  # type: ignore[attr-defined]
-        return [Registry.from_row(row) for row in await info.context.rows(select(table).order_by(table.c.name))]
+        return await info.context.registries()
 
     @strawberry.field
     async def repositories(
@@ -246,6 +245,28 @@ class _ErrorCodes(SchemaExtension):
                 error.extensions = {**(error.extensions or {}), "code": code}
 
 
+class _Audit(SchemaExtension):
+    """One line per request: who asked (the token's name, never the token), which operation, at what cost."""
+
+    def on_operation(self):  # type: ignore[no-untyped-def]
+        yield
+        ec = self.execution_context
+        context = ec.context
+        token = context.principal.name if isinstance(context, Context) else None
+        cost = context.cost if isinstance(context, Context) else None
+        try:
+            operation = ec.operation_name
+        except Exception:  # an unparsable document has no operation
+            operation = None
+        audit.info(
+            "graphql token=%s operation=%s cost=%s",
+            token,
+            operation,
+            cost,
+            extra={"token_name": token, "operation": operation, "cost": cost},
+        )
+
+
 def build_schema(*, introspection: bool = True) -> strawberry.Schema:
     # The rules are made once, so that a query's validation is cached across requests (keyed by its rules).
     rules: list[type[ASTValidationRule]] = [
@@ -255,11 +276,13 @@ def build_schema(*, introspection: bool = True) -> strawberry.Schema:
     if not introspection:
         rules.append(NoSchemaIntrospectionCustomRule)
     extensions: list[object] = [
+        _Audit,
         _ErrorCodes,  # first in, last out: it sees the errors after masking
         partial(MaxTokensLimiter, max_token_count=MAX_TOKENS),
         partial(ParserCache, maxsize=CACHED_QUERIES),
         partial(AddValidationRules, rules),
         partial(ValidationCache, maxsize=CACHED_QUERIES),
+        QueryCost,  # after validation: a valid document only
         partial(MaskErrors, should_mask_error=_mask),
     ]
     built = _Schema(query=Query, extensions=extensions, config=StrawberryConfig(scalar_map={Long: LONG}))  # type: ignore[arg-type]
