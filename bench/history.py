@@ -354,7 +354,7 @@ async def measure(url: str, timed: dict[str, Request], count: int) -> dict[str, 
     """Samples taken in turns (one of each request per turn), so that a noisy moment hits them all."""
     api_engine = async_engine(url)
     samples: dict[str, list[float]] = {name: [] for name in timed}
-    transport = httpx.ASGITransport(app=create_app(api_engine))
+    transport = httpx.ASGITransport(app=create_app(api_engine, allow_anonymous=True))
     async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
         for warm_up in [True] * 5 + [False] * count:
             for name, (query, variables, check) in timed.items():

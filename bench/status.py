@@ -158,7 +158,7 @@ def measure(url: str, engine: Engine, config: InventoryConfig, config_path: Path
 
     async def through_the_api() -> dict[str, float]:
         api_engine = async_engine(url)
-        transport = httpx.ASGITransport(app=create_app(api_engine))
+        transport = httpx.ASGITransport(app=create_app(api_engine, allow_anonymous=True))
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
 
             async def scrape() -> None:

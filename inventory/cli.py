@@ -248,18 +248,41 @@ def _confirm() -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--dev", is_flag=True, help="Serve GraphiQL on GET /graphql.")
 @click.option("--no-introspection", is_flag=True, help="Refuse introspection queries.")
+@click.option(
+    "--allow-anonymous", is_flag=True,
+    help="Serve everything to anyone, without tokens (demos only; a warning is logged).",
+)  # fmt: skip
+@click.option(
+    "--statement-timeout", type=Duration(), default="10s", show_default=True,
+    help="How long one SQL statement of a request may run; past it the query fails with QUERY_TIMEOUT.",
+)  # fmt: skip
 @log_format_option
 @reports_errors
-def serve(host: str, port: int, dev: bool, no_introspection: bool, log_format: LogFormat) -> None:
-    """Serve the GraphQL API on /graphql, a health check on /healthz and Prometheus metrics on /metrics."""
+def serve(
+    host: str,
+    port: int,
+    dev: bool,
+    no_introspection: bool,
+    allow_anonymous: bool,
+    statement_timeout: float,
+    log_format: LogFormat,
+) -> None:
+    """Serve the GraphQL API on /graphql, a health check on /healthz and Prometheus metrics on /metrics.
+
+    /graphql and /metrics answer only `Authorization: Bearer <token>` (see `inventory tokens create`)."""
     from inventory.api.app import serve as serve_api
     from inventory.db import database_url, open_inventory
 
+    if statement_timeout < 0.001:
+        raise click.BadParameter(f"must be at least 1ms, got {statement_timeout:g}s", param_hint="--statement-timeout")
     configure_logs(log_format)
     settings = Settings()
     open_inventory(settings).dispose()  # migrated, and the embedded server kept up by this process
     click.echo(f"GraphQL API on http://{host}:{port}/graphql")
-    serve_api(database_url(settings), host, port, graphiql=dev, introspection=not no_introspection, own_logging=False)
+    serve_api(
+        database_url(settings), host, port, graphiql=dev, introspection=not no_introspection, own_logging=False,
+        allow_anonymous=allow_anonymous, statement_timeout=statement_timeout,
+    )  # fmt: skip
 
 
 @main.command()
@@ -598,6 +621,117 @@ def migrate() -> None:
     settings = Settings()
     open_inventory(settings).dispose()
     click.echo(f"inventory database at the latest schema: {describe(settings)}")
+
+
+# API tokens ----------------------------------------------------------------------------
+
+
+@main.group()
+def tokens() -> None:
+    """Create, list and revoke the API's bearer tokens."""
+
+
+@tokens.command("create")
+@click.argument("name")
+@click.option(
+    "--registries", metavar="NAME,NAME", default=None,
+    help="Limit the token to these registries (names in the inventory file); default: all.",
+)  # fmt: skip
+@click.option(
+    "--scope", "scopes", multiple=True, type=click.Choice(["read", "metrics", "admin"]),
+    help="read: the inventory; metrics: /metrics; admin: read, and webhooks (repeatable; default: read).",
+)  # fmt: skip
+@click.option(
+    "--expires", type=Duration(), default=None, metavar="DURATION", help="Expire after 30d, 12h… (default: never)."
+)
+@reports_errors
+def tokens_create(name: str, registries: str | None, scopes: tuple[str, ...], expires: float | None) -> None:
+    """Create a token and print it, once: only its hash is stored."""
+    from inventory.api.auth import new_token, token_hash
+    from inventory.db import driver_connection, open_inventory
+    from inventory.tables import api_tokens
+
+    names = None if registries is None else sorted({n.strip() for n in registries.split(",") if n.strip()})
+    if names is not None and not names:
+        raise click.BadParameter("give at least one registry name", param_hint="--registries")
+    if expires is not None and expires <= 0:
+        raise click.BadParameter(f"must be longer than zero, got {expires:g}s", param_hint="--expires")
+    token = new_token()
+    engine = open_inventory(Settings())
+    try:
+        with engine.begin() as connection:
+            if names is not None:
+                _check_registries(connection, names)
+            expires_at = None if expires is None else datetime.now(UTC) + timedelta(seconds=expires)
+            created = api_tokens.create(
+                name, token_hash(token), scopes=sorted(set(scopes or ("read",))), registries=names,
+                expires_at=expires_at, connection=driver_connection(connection),
+            )  # fmt: skip
+    finally:
+        engine.dispose()
+    if not created:
+        raise InventoryError(f"a token named {name!r} exists already: revoke it first, or choose another name")
+    click.echo(token)
+    click.echo(f"Token {name!r} created; it is shown only this once. Send it as 'Authorization: Bearer <token>'.",
+               err=True)  # fmt: skip
+
+
+def _check_registries(connection: Any, names: list[str]) -> None:
+    """Every name is a registry the inventory knows (from the inventory file, stored by each sync)."""
+    from sqlalchemy import text
+
+    known = {row[0] for row in connection.execute(text("SELECT name FROM registries"))}
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        listed = ", ".join(sorted(known)) or "none yet: run `inventory apply` first"
+        raise InventoryError(f"--registries: no registry named {', '.join(map(repr, unknown))} (registries: {listed})")
+
+
+@tokens.command("list")
+@reports_errors
+def tokens_list() -> None:
+    """Every token: name, scopes, registries, created, expires, last used, state (never the token itself).
+
+    One tab-separated line each, after a header line: easy to read, and to cut."""
+    from inventory.db import driver_connection, open_inventory
+    from inventory.tables import api_tokens
+
+    engine = open_inventory(Settings())
+    try:
+        with engine.connect() as connection:
+            rows = api_tokens.listed(connection=driver_connection(connection))
+    finally:
+        engine.dispose()
+    if not rows:
+        click.echo("No tokens: create one with `inventory tokens create NAME`.")
+        return
+    click.echo("\t".join(("name", "scopes", "registries", "created", "expires", "last used", "state")))
+    now = datetime.now(UTC)
+    for t in rows:
+        state = "revoked" if t.revoked_at else ("expired" if t.expires_at and t.expires_at <= now else "live")
+        registries = ",".join(t.registries) if t.registries is not None else "all"
+        fields = (t.name, ",".join(t.scopes), registries, _when(t.created_at), _when(t.expires_at),
+                  _when(t.last_used_at), state)  # fmt: skip
+        click.echo("\t".join(fields))
+
+
+@tokens.command("revoke")
+@click.argument("name")
+@reports_errors
+def tokens_revoke(name: str) -> None:
+    """Revoke a token: every API process refuses it within 5 seconds."""
+    from inventory.db import driver_connection, open_inventory
+    from inventory.tables import api_tokens
+
+    engine = open_inventory(Settings())
+    try:
+        with engine.begin() as connection:
+            revoked = api_tokens.revoke(name, connection=driver_connection(connection))
+    finally:
+        engine.dispose()
+    if not revoked:
+        raise InventoryError(f"no live token named {name!r} (see `inventory tokens list`)")
+    click.echo(f"Token {name!r} revoked.")
 
 
 @main.command()

@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Mapping
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -293,69 +293,63 @@ def parse_config(document: dict[str, Any], where: str, *, environ: Mapping[str, 
     """Validate a parsed document; ``where`` names its origin in messages."""
     known = ("registries", "webhooks", "retention")
     problems = [f"{where}: unknown key {key!r}" for key in document if key not in known]
-    entries = document.get("registries", [])
-    if not isinstance(entries, list):
-        problems.append(f"{where}: registries: must be an array of tables ([[registries]])")
-        entries = []
-
-    registries: list[RegistryConfig] = []
-    for index, entry in enumerate(entries):
-        label = _label("registries", index, entry)
-        if not isinstance(entry, dict):
-            problems.append(f"{where}: {label}: must be a table")
-            continue
-        try:
-            registries.append(RegistryConfig.model_validate(entry))
-        except ValidationError as exc:
-            problems.extend(f"{where}: {label}: {_describe(error)}" for error in exc.errors())
-
-    names = Counter(entry.get("name") for entry in entries if isinstance(entry, dict) and entry.get("name"))
-    for name, count in names.items():
-        if count > 1:
-            problems.append(f"{where}: registries: name {name!r} is used by {count} registries")
-
-    webhooks = _webhooks(document.get("webhooks", []), where, problems, names, environ)
+    registries = _tables(document, "registries", RegistryConfig, where, problems)
+    declared = {registry.name for _, registry in registries}
+    webhooks = [webhook for label, webhook in _tables(document, "webhooks", WebhookConfig, where, problems)
+                if _webhook_fits(webhook, f"{where}: {label}", declared, environ, problems)]  # fmt: skip
     retention = _retention(document.get("retention", {}), where, problems)
 
     if problems:
         raise ConfigError(where, problems)
-    return InventoryConfig(registries=tuple(registries), webhooks=webhooks, retention=retention)
+    return InventoryConfig(registries=tuple(r for _, r in registries), webhooks=tuple(webhooks), retention=retention)
 
 
-def _webhooks(
-    entries: object, where: str, problems: list[str], registries: Counter[Any], environ: Mapping[str, str] | None
-) -> tuple[WebhookConfig, ...]:
-    """The ``[[webhooks]]`` entries; their problems are added to ``problems``."""
+Table = TypeVar("Table", RegistryConfig, WebhookConfig)
+
+
+def _tables(
+    document: dict[str, Any], key: str, model: type[Table], where: str, problems: list[str]
+) -> list[tuple[str, Table]]:
+    """The valid entries of the array of tables ``key``, with their labels; every problem, and names
+    used twice, added to ``problems``."""
+    entries = document.get(key, [])
     if not isinstance(entries, list):
-        problems.append(f"{where}: webhooks: must be an array of tables ([[webhooks]])")
-        return ()
-    webhooks: list[WebhookConfig] = []
+        problems.append(f"{where}: {key}: must be an array of tables ([[{key}]])")
+        return []
+    found: list[tuple[str, Table]] = []
     for index, entry in enumerate(entries):
-        label = _label("webhooks", index, entry)
+        label = _label(key, index, entry)
         if not isinstance(entry, dict):
             problems.append(f"{where}: {label}: must be a table")
             continue
         try:
-            webhook = WebhookConfig.model_validate(entry)
+            found.append((label, model.model_validate(entry)))
         except ValidationError as exc:
             problems.extend(f"{where}: {label}: {_describe(error)}" for error in exc.errors())
-            continue
-        unknown = [name for name in webhook.registries or () if name not in registries]
-        if unknown:
-            declared = ", ".join(sorted(registries)) or "none"
-            problems.append(f"{where}: {label}: registries: no registry named "
-                            f"{', '.join(map(repr, unknown))} (declared: {declared})")  # fmt: skip
-        if environ is not None:
-            try:
-                webhook_secrets(webhook, environ)
-            except ValueError as exc:
-                problems.append(f"{where}: {label}: secret_env: {exc}")
-        webhooks.append(webhook)
     names = Counter(entry.get("name") for entry in entries if isinstance(entry, dict) and entry.get("name"))
     for name, count in names.items():
         if count > 1:
-            problems.append(f"{where}: webhooks: name {name!r} is used by {count} webhooks")
-    return tuple(webhooks)
+            problems.append(f"{where}: {key}: name {name!r} is used by {count} {key}")
+    return found
+
+
+def _webhook_fits(
+    webhook: WebhookConfig, where: str, registries: set[str], environ: Mapping[str, str] | None, problems: list[str]
+) -> bool:
+    """Whether the webhook names declared registries and (with ``environ``) has good secrets; else the
+    problems are added."""
+    before = len(problems)
+    unknown = [name for name in webhook.registries or () if name not in registries]
+    if unknown:
+        declared = ", ".join(sorted(registries)) or "none"
+        problems.append(f"{where}: registries: no registry named {', '.join(map(repr, unknown))} "
+                        f"(declared: {declared})")  # fmt: skip
+    if environ is not None:
+        try:
+            webhook_secrets(webhook, environ)
+        except ValueError as exc:
+            problems.append(f"{where}: secret_env: {exc}")
+    return len(problems) == before
 
 
 def _retention(table: object, where: str, problems: list[str]) -> RetentionConfig:

@@ -75,14 +75,15 @@ def run_demo(settings: Settings, *, serve: tuple[str, int] | None = None) -> Non
         url = f"http://{host}:{port}/graphql"
         body = json.dumps({"query": EXAMPLE})
         console.print(
-            f"GraphQL API on {url} (GraphiQL: open it in a browser). Try:\n"
+            f"GraphQL API on {url} (GraphiQL: open it in a browser), without authentication "
+            "(--allow-anonymous: anyone who can reach it reads everything; `inventory serve` asks for tokens). Try:\n"
             f"  curl -s {url} -H 'content-type: application/json' -d '{body}'\n"
             "Keep it converged while you push and delete images in the emulator, in another terminal:\n"
             f"  AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo inventory worker -c {path} --interval 10s\n"
             "Ctrl-C stops the demo (the inventory stays in .inventory/).",
             soft_wrap=True, highlight=False, markup=False,
         )  # fmt: skip
-        serve_api(database_url(settings), host, port, graphiql=True)
+        serve_api(database_url(settings), host, port, graphiql=True, allow_anonymous=True)
 
 
 def _summary(engine: Engine) -> Table:

@@ -471,3 +471,28 @@ class WebhookAttempt(SQLModel, table=True):
     status_code: int | None = Field(default=None, sa_type=Integer)
     duration_ms: int = Field(sa_type=Integer)
     error: str | None = Field(default=None, sa_type=Text)
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token of the API: only its SHA-256 is stored (the token is shown once, when created).
+
+    ``scopes`` are ``read``, ``metrics`` and ``admin``; ``registries`` the names of the registries it
+    may read (null: all of them). A revoked token keeps its row (``revoked_at``), so that ``tokens
+    list`` still shows it; its name may then be given to a new token.
+    """
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (
+        Index("ix_api_tokens_token_hash", "token_hash", unique=True),
+        Index("ix_api_tokens_live_name", "name", unique=True, postgresql_where=text("revoked_at IS NULL")),
+    )
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigInteger)
+    name: str = Field(sa_type=Text)
+    token_hash: bytes = Field(sa_type=LargeBinary)
+    scopes: list[str] = Field(sa_column=Column(ARRAY(Text), nullable=False))
+    registries: list[str] | None = Field(default=None, sa_column=Column(ARRAY(Text), nullable=True))
+    created_at: datetime | None = _timestamp(nullable=False, now=True)
+    expires_at: datetime | None = _timestamp()
+    last_used_at: datetime | None = _timestamp()
+    revoked_at: datetime | None = _timestamp()

@@ -12,6 +12,7 @@ from typing import Any
 
 import boto3
 import pytest
+from auth_fleet import fleet  # noqa: F401  (the multi-registry inventory of the access tests)
 from sqlalchemy import Engine, create_engine, make_url, text
 
 from inventory.config import Settings

@@ -77,7 +77,7 @@ def synced(admin: AdminClient, emulator: Emulator, db_url: str, tmp_path: Path, 
 
 @pytest.fixture
 def client(synced: str) -> Iterator[TestClient]:
-    with TestClient(create_app(async_engine(synced))) as test_client:
+    with TestClient(create_app(async_engine(synced), allow_anonymous=True)) as test_client:
         yield test_client
 
 
@@ -287,7 +287,7 @@ def test_no_n_plus_one(client: TestClient, synced: str) -> None:
     statements: list[str] = []
     counting = async_engine(synced)
     event.listen(counting.sync_engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
-    with TestClient(create_app(counting)) as counted:
+    with TestClient(create_app(counting, allow_anonymous=True)) as counted:
         nodes = data(counted, "{ images(first: 100) { nodes { repository { repositoryName imageCount } } } }")
     assert len(nodes["images"]["nodes"]) == 16
     assert len(statements) <= 3, statements  # the page, the repositories, the counts
@@ -302,7 +302,7 @@ def test_hardening(client: TestClient, synced: str) -> None:
     assert error_code(client, "{ images { nodes { nope } } }") == "GRAPHQL_VALIDATION_FAILED"
     assert client.post("/graphql", content=b"x" * (70 * 1024), headers={"content-type": "application/json"}
                        ).status_code == 413  # fmt: skip
-    with TestClient(create_app(async_engine(synced), introspection=False)) as closed:
+    with TestClient(create_app(async_engine(synced), introspection=False, allow_anonymous=True)) as closed:
         assert "introspection" in gql(closed, "{ __schema { types { name } } }")["errors"][0]["message"].lower()
     assert data(client, "{ __schema { queryType { name } } }")["__schema"]["queryType"]["name"] == "Query"
     assert client.get("/healthz").json() == {"status": "ok"}

@@ -65,7 +65,7 @@ def inventory(engine: Engine, db_url: str) -> Iterator[tuple[Engine, TestClient]
                         {"a": account, "r": region, "n": repository, "g": name},
                     )  # fmt: skip
     _insert(engine, random.Random(1), 120, "a")
-    with TestClient(create_app(async_engine(db_url))) as client:
+    with TestClient(create_app(async_engine(db_url), allow_anonymous=True)) as client:
         yield engine, client
 
 

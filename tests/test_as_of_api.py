@@ -158,7 +158,7 @@ def world(inventory: Inventory, db_url: str) -> Iterator[World]:
     api = seed(admin, STAGING, US, "app/api", 2)
     seed(admin, PROD, US, "tools/cli", 2, registry_type="ecr-public")
     seed(admin, PROD, US, "tools/gone", 2)
-    with TestClient(create_app(async_engine(db_url))) as client:
+    with TestClient(create_app(async_engine(db_url), allow_anonymous=True)) as client:
         found = World(inventory, client)
         found.apply_and_record()  # T0
 

@@ -253,8 +253,8 @@ def test_webhooks_are_validated_with_the_rest_of_the_file(tmp_path: Path) -> Non
         "or 'UNDEFINED', got 'SEVERE'",
         "webhooks[1] ('bad'): concurrency: Input should be greater than or equal to 1",
         "webhooks[1] ('bad'): colour: unknown key",
-        "webhooks[2] ('security'): secret_env: variable UNSET_SECRET is not set",
         "webhooks: name 'security' is used by 2 webhooks",
+        "webhooks[2] ('security'): secret_env: variable UNSET_SECRET is not set",
     ]
     broken = WEBHOOKS.replace('registries = ["prod"]\n', 'registries = ["prd"]\n', 1)
     with pytest.raises(ConfigError) as exc:

@@ -89,7 +89,7 @@ def world(
     admin.put_images(PROD, EU, "app/web", [image(E0, "v1")])
     admin.put_images(PROD, US, "app/web", [image(W0, "prod")], registry_type="ecr-public")
     engine = create(db_url)
-    with TestClient(create_app(async_engine(db_url))) as client:
+    with TestClient(create_app(async_engine(db_url), allow_anonymous=True)) as client:
         world = World(admin, aws, client, engine, config, [])
         world.apply()
 

@@ -98,7 +98,7 @@ def world(
     admin.put_images(PROD, EU, "app/web", [{"imageDigest": E0, "imageTags": ["v1"]}])
     admin.put_images(PROD, US, "app/web", [{"imageDigest": W0, "imageTags": ["prod"]}], registry_type="ecr-public")
     engine = create(db_url)
-    with TestClient(create_app(async_engine(db_url))) as client:
+    with TestClient(create_app(async_engine(db_url), allow_anonymous=True)) as client:
         found = World(admin, aws, client, engine, config)
         found.apply()
         yield found
@@ -339,7 +339,7 @@ def test_an_events_page_costs_one_statement_per_kind_of_object(world: World, db_
     statements: list[str] = []
     counting = async_engine(db_url)
     event.listen(counting.sync_engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
-    with TestClient(create_app(counting)) as counted:
+    with TestClient(create_app(counting, allow_anonymous=True)) as counted:
         found = data(counted, "{ events { nodes { syncRun { id } image { imageDigest repository { region } } } } }")
     assert len(found["events"]["nodes"]) == 14
     assert len({n["syncRun"]["id"] for n in found["events"]["nodes"]}) > 1

@@ -42,7 +42,7 @@ def engine(db_url: str) -> Iterator[Engine]:
 
 @pytest.fixture
 def client(db_url: str) -> Iterator[TestClient]:
-    with TestClient(create_app(async_engine(db_url))) as test_client:
+    with TestClient(create_app(async_engine(db_url), allow_anonymous=True)) as test_client:
         yield test_client
 
 

@@ -273,7 +273,7 @@ def fresh_inventory(
     monkeypatch.setenv("INVENTORY_DATABASE_URL", url)
     engine = create(url)
     try:
-        with TestClient(create_app(async_engine(url))) as client:
+        with TestClient(create_app(async_engine(url), allow_anonymous=True)) as client:
             yield Inventory(config, engine, client)
     finally:
         engine.dispose()

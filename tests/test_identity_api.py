@@ -67,7 +67,7 @@ def synced(admin: AdminClient, apply: Callable[[], None]) -> None:
 
 @pytest.fixture
 def client(synced: None, db_url: str) -> Iterator[TestClient]:
-    with TestClient(create_app(async_engine(db_url))) as test_client:
+    with TestClient(create_app(async_engine(db_url), allow_anonymous=True)) as test_client:
         yield test_client
 
 

@@ -237,7 +237,7 @@ def test_metrics_come_from_region_status_and_image_counts(fleet: Fleet) -> None:
 
 @pytest.fixture
 def client(db_url: str) -> Iterator[TestClient]:
-    with TestClient(create_app(async_engine(db_url))) as test:
+    with TestClient(create_app(async_engine(db_url), allow_anonymous=True)) as test:
         yield test
 
 

@@ -360,7 +360,7 @@ def test_operators_see_failures_recover_them_and_ping(hooks: Hooks, db_url: str)
         assert listed.exit_code == 0, listed.output
         assert "security" in listed.output and "failing" in listed.output
 
-        with TestClient(create_app(async_engine(db_url))) as client:
+        with TestClient(create_app(async_engine(db_url), allow_anonymous=True)) as client:
             [found] = data(client, WEBHOOKS_QUERY, outcome="FAILED")["webhooks"]
             assert found["name"] == "security" and found["status"] == "FAILING" and found["backlog"] == 0
             [delivery] = found["deliveries"]["nodes"]
@@ -468,3 +468,34 @@ def test_the_retry_schedule_is_the_standard_one() -> None:
     assert delays[-1] is None  # the tenth failure gives up
     throttled = Answer(at=datetime.now(UTC), status_code=429, duration_ms=1, error="HTTP 429", retry_after=30.0)
     assert next_attempt(1, throttled) == 30.0
+
+
+def test_retry_after_is_honoured(hooks: Hooks) -> None:
+    push(hooks, "app/web", "v1")
+    answers = iter([Reply(429, {"Retry-After": "2"}), Reply(503, {"Retry-After": "1"})])
+    with Receiver(lambda _: next(answers, Reply(204))) as receiver:
+        hooks.write(webhook("throttled", receiver.url, types=["image.added"], backfill=True))
+        hooks.start()  # its schedule compressed to milliseconds: only Retry-After spaces the attempts
+        wait_until(lambda: len(receiver.snapshot()) == 3, what="three attempts")
+    first, second, third = (request.at for request in receiver.snapshot())
+    assert second - first >= 1.9 and third - second >= 0.9
+
+
+def test_an_endpoint_failing_for_five_days_is_disabled(hooks: Hooks) -> None:
+    push(hooks, "app/web", "v0")
+    with Receiver(lambda _: Reply(500)) as receiver:
+        hooks.write(webhook("broken", receiver.url, types=["image.added"], backfill=True))
+        hooks.start(webhook_retry_scale=0.00001)  # five days are 4.3 s; the whole schedule 2.7 s
+        for i in range(1, 40):  # new events keep coming while it keeps failing
+            if hooks.rows("SELECT status FROM webhook_endpoints") == [("disabled",)]:
+                break
+            push(hooks, "app/web", f"v{i}")
+            threading.Event().wait(0.5)
+        wait_until(lambda: hooks.rows("SELECT status, disabled_reason FROM webhook_endpoints")
+                   == [("disabled", "failing")], what="disabled")  # fmt: skip
+        failing_since, disabled_at = hooks.rows("SELECT failing_since, disabled_at FROM webhook_endpoints")[0]
+        assert (disabled_at - failing_since).total_seconds() >= 4.3
+        assert hooks.scalar("SELECT last_success_at FROM webhook_endpoints") is None
+        attempts = len(receiver.snapshot())
+        threading.Event().wait(2)
+        assert len(receiver.snapshot()) == attempts  # nothing more is sent

@@ -7,14 +7,16 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar
 
-from sqlalchemy import func, literal_column, select, tuple_
-from sqlalchemy.exc import DBAPIError
+from psycopg.errors import QueryCanceled
+from sqlalchemy import ColumnElement, func, literal_column, select, tuple_
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.dataloader import DataLoader
 from strawberry.relay import PageInfo
 
 from inventory.api import cursors, past, search
-from inventory.api.errors import ApiError, history_not_retained, invalid_parameter
+from inventory.api.auth import ANONYMOUS, Principal
+from inventory.api.errors import ApiError, history_not_retained, invalid_parameter, query_timeout
 from inventory.api.types import (
     Image,
     ImageConnection,
@@ -35,7 +37,8 @@ from inventory.api.types import (
 from inventory.aws.semantics import DEFAULT_MAX_RESULTS, MAX_RESULTS
 from inventory.models import Registry as RegistryRow
 from inventory.models import SyncRun as SyncRunRow
-from inventory.status import REGION_STATUS, RegionStatus
+from inventory.status import RegionStatus
+from inventory.tables import region_status
 from inventory.tables.image_versions import horizon
 
 RepositoryKey = tuple[str, str, str, str]
@@ -53,7 +56,10 @@ def page_size(first: int | None) -> int:
     return first
 
 
-def image_filter(given: ImageFilterInput | None, repository: RepositoryKey | None = None) -> search.ImageFilter:
+def image_filter(
+    given: ImageFilterInput | None, repository: RepositoryKey | None = None, scope: tuple[str, ...] | None = None
+) -> search.ImageFilter:
+    """The search's filter of ``given``, limited to ``repository`` and to the registries of ``scope`` if given."""
     f = given or ImageFilterInput()
     if f.pushed_after and f.pushed_before and f.pushed_after >= f.pushed_before:
         raise invalid_parameter("filter: pushedAfter must be earlier than pushedBefore")
@@ -71,6 +77,7 @@ def image_filter(given: ImageFilterInput | None, repository: RepositoryKey | Non
         min_severity=f.min_severity.value if f.min_severity else None,
         include_removed=f.include_removed,
         repository=repository,
+        scope=scope,
     )
 
 
@@ -91,11 +98,19 @@ def _keyset_position(after: str, bound_to: str, length: int) -> list[Any]:
 
 
 class Context:
-    """What resolvers share during one request."""
+    """What resolvers share during one request.
 
-    def __init__(self, engine: AsyncEngine, request: Any = None) -> None:
+    ``scope`` is what the request's token may read: the names of its registries, or None for all.
+    Every query below applies it in SQL, so an object out of scope is read exactly as a missing one.
+    """
+
+    def __init__(self, engine: AsyncEngine, request: Any = None, principal: Principal = ANONYMOUS) -> None:
         self.engine = engine
         self.request = request
+        self.principal = principal
+        self.scope = principal.registries
+        self.cost: int | None = None
+        """The query's cost (``inventory.api.cost``), once computed."""
         self.repositories: DataLoader[RepositoryKey, Repository] = DataLoader(self._load_repositories)
         self.repositories_at: DataLoader[tuple[RepositoryKey, datetime], Repository] = DataLoader(
             self._load_repositories_at
@@ -126,8 +141,13 @@ class Context:
         return await self._rows(statement)
 
     async def _rows(self, statement: Any) -> list[Any]:
-        async with self.engine.connect() as connection:
-            return list(await connection.execute(statement))
+        try:
+            async with self.engine.connect() as connection:
+                return list(await connection.execute(statement))
+        except OperationalError as exc:
+            if isinstance(exc.orig, QueryCanceled):
+                raise query_timeout() from None
+            raise
 
     async def as_of(self, at: datetime | None, argument: str = "asOf") -> datetime | None:
         """``asOf`` (or the ``argument`` named) checked: not before the retained history (HistoryNotRetained),
@@ -155,7 +175,10 @@ class Context:
         source = search.repositories if as_of is None else past.repositories_at(as_of)
         c = source.c
         identity = tuple_(c.registry_type, c.registry_id, c.region, c.repository_name)
-        rows = await self.rows(select(source).where(identity.in_(list(keys)))) if keys else []
+        conditions = [identity.in_(list(keys))]
+        if self.scope is not None:
+            conditions.append(c.registry_name.in_(self.scope))
+        rows = await self.rows(select(source).where(*conditions)) if keys else []
         return {
             (row.registry_type, row.registry_id, row.region, row.repository_name): Repository.from_row(row, as_of)
             for row in rows
@@ -205,16 +228,16 @@ class Context:
 
     async def _load_region_statuses(self, names: Sequence[str]) -> list[list[RegionSyncStatus]]:
         found: dict[str, list[RegionSyncStatus]] = {name: [] for name in names}
-        for row in await self.rows(REGION_STATUS):
-            if row.registry_name in found:
-                status = RegionStatus.from_row(row)
-                found[row.registry_name].append(
-                    RegionSyncStatus(**{k: v for k, v in vars(status).items() if k != "registry_name"})
-                )
+        wanted = [name for name in names if self.scope is None or name in self.scope]
+        for row in await self.rows(region_status.DECLARED_BY.bindparams(names=wanted)):
+            status = RegionStatus.from_row(row)
+            found[row.registry_name].append(
+                RegionSyncStatus(**{k: v for k, v in vars(status).items() if k != "registry_name"})
+            )
         return [found[name] for name in names]
 
     async def _load_sync_runs(self, ids: Sequence[int]) -> list[SyncRun | None]:
-        rows = await self.rows(select(_sync_runs).where(_sync_runs.c.id.in_(list(ids))))
+        rows = await self.rows(select(_sync_runs).where(_sync_runs.c.id.in_(list(ids)), *self._runs_in_scope()))
         found = {row.id: SyncRun.from_row(row) for row in rows}
         return [found.get(run_id) for run_id in ids]
 
@@ -227,15 +250,31 @@ class Context:
         wanted = [key for key in keys if key is not None]
         identity = tuple_(c.registry_type, c.registry_id, c.region, c.repository_name, c.image_digest)
         columns = [c[column.name] for column in search.shown_images]
-        rows = await self.rows(select(*columns).where(identity.in_(wanted))) if wanted else []
+        conditions: list[ColumnElement[bool]] = [identity.in_(wanted)]
+        if self.scope is not None:
+            conditions.append(search.in_registries(c, self.scope))
+        rows = await self.rows(select(*columns).where(*conditions)) if wanted else []
         found = {
             (config_type_of(i.registry_type), i.registry_id, i.region, i.repository_name, i.image_digest): i
             for i in Image.from_rows(rows, as_of)
         }
         return [found.get(key) if key is not None else None for key in keys]
 
+    def registries_in_scope(self) -> list[ColumnElement[bool]]:
+        """The conditions on ``registries`` of the registries the token may see."""
+        return [] if self.scope is None else [_registries.c.name.in_(self.scope)]
+
+    def _runs_in_scope(self) -> list[ColumnElement[bool]]:
+        return [] if self.scope is None else [_sync_runs.c.registry_name.in_(self.scope)]
+
+    async def registries(self) -> list[Registry]:
+        """The registries the token may see, by name."""
+        statement = select(_registries).where(*self.registries_in_scope()).order_by(_registries.c.name)
+        return [Registry.from_row(row) for row in await self.rows(statement)]
+
     async def registries_by_name(self, names: Sequence[str]) -> list[Registry | None]:
-        rows = await self.rows(select(_registries).where(_registries.c.name.in_(list(names))))
+        wanted = _registries.c.name.in_(list(names))
+        rows = await self.rows(select(_registries).where(wanted, *self.registries_in_scope()))
         found = {row.name: Registry.from_row(row) for row in rows}
         return [found.get(name) for name in names]
 
@@ -253,7 +292,7 @@ class Context:
     ) -> ImageConnection:
         """A page of images; as they were at ``as_of`` when given (its cursors are bound to that time)."""
         size = page_size(first)
-        f = image_filter(given, repository)
+        f = image_filter(given, repository, self.scope)
         as_of = await self.as_of(as_of)
         order = search.ORDERS[order_by.value]
         source = search.images if as_of is None else past.images_at(as_of)
@@ -285,6 +324,7 @@ class Context:
             regions=g.regions,
             repository_names=g.repository_names,
             include_removed=g.include_removed,
+            scope=self.scope,
         )
         bound_to = cursors.binding("repositories", f, *_as_of_binding(as_of))
         position = _keyset_position(after, bound_to, len(search.REPOSITORY_ORDER)) if after is not None else None
@@ -305,12 +345,12 @@ class Context:
         size = page_size(first)
         g = given or SyncRunFilterInput()
         c = _sync_runs.c
-        conditions = []
+        conditions = self._runs_in_scope()
         if g.status is not None:
             conditions.append(c.status == g.status.value)
         if g.registry_name is not None:
             conditions.append(c.registry_name == g.registry_name)
-        bound_to = cursors.binding("syncRuns", g.status.value if g.status else None, g.registry_name)
+        bound_to = cursors.binding("syncRuns", g.status.value if g.status else None, g.registry_name, self.scope)
         page = select(_sync_runs).where(*conditions).order_by(c.id.desc()).limit(size + 1)
         if after is not None:
             position = cursors.decode(after, bound_to)

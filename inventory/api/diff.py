@@ -212,7 +212,7 @@ async def diff_connection(
     """A page of the images that differ between ``since`` and ``until``: both checked as ``asOf`` is (with
     an offset, not in the future, not before the retained history), ``since`` the earlier."""
     size = page_size(first)
-    f = image_filter(given)
+    f = image_filter(given, scope=context.scope)
     await context.as_of(until, argument="to")
     await context.as_of(since, argument="from")
     if since >= until:

@@ -34,6 +34,15 @@ def history_not_retained(since: datetime, argument: str = "asOf") -> ApiError:
     )
 
 
+def query_timeout() -> ApiError:
+    """A statement ran past the server's ``--statement-timeout`` and was cancelled."""
+    return ApiError(
+        "QUERY_TIMEOUT",
+        "the query ran past the server's statement timeout and was cancelled: "
+        "ask for smaller pages or narrower filters",
+    )
+
+
 def from_ecr(error: EcrError) -> ApiError:
     return ApiError(error.code, error.message)
 

@@ -10,6 +10,7 @@ null but ``pageInfo.endCursor`` is still a position to resume from later (the
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -101,7 +102,8 @@ class ImageEvent(relay.Node):
     ) -> list[ImageEvent | None]:
         wanted = [str(node_id) for node_id in node_ids]
         ids = [int(node_id) for node_id in wanted if node_id.isdigit()]
-        where = and_(*image_events.conditions(EventFilter()), image_events.events.c.id.in_(ids))
+        scope = EventFilter(registries=info.context.scope)
+        where = and_(*image_events.conditions(scope), image_events.events.c.id.in_(ids))
         rows = await info.context.rows(select(*image_events.COLUMNS).where(where)) if ids else []
         found = {str(row.id): cls.from_row(row) for row in rows}
         return [found.get(node_id) for node_id in wanted]
@@ -198,6 +200,7 @@ async def event_connection(
 ) -> EventConnection:
     """A page of the events ``f`` selects: oldest first (the feed), or newest first (a history)."""
     size = page_size(first)
+    f = replace(f, registries=context.scope)
     bound_to = cursors.binding("history" if newest_first else "events", f)
     position = _position(after, bound_to) if after is not None else None
     read = image_events.history if newest_first else image_events.feed
@@ -268,7 +271,8 @@ async def tag_history(
     """
     size = page_size(first)
     bound_to = cursors.binding("tagHistory", repository, tag)
-    found: list[Assignment] = tag_assignments(await context.rows(image_events.tag_events(repository, tag)), tag)
+    events = image_events.tag_events(repository, tag, context.scope)
+    found: list[Assignment] = tag_assignments(await context.rows(events), tag)
     if after is not None:
         since, digest = _assignment_key(after, bound_to)
         found = [a for a in found if (a.since, a.image_digest) < (since, digest)]

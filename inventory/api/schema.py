@@ -11,7 +11,6 @@ from typing import Annotated
 import strawberry
 from graphql import ASTValidationRule, GraphQLError
 from graphql.validation import NoSchemaIntrospectionCustomRule
-from sqlalchemy import select
 from strawberry import relay
 from strawberry.extensions import (
     AddValidationRules,
@@ -26,7 +25,9 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import Info
 
+from inventory.api.auth import require_scope
 from inventory.api.context import Context
+from inventory.api.cost import QueryCost
 from inventory.api.describe import describe_images
 from inventory.api.diff import ImageDiffConnection, diff_connection
 from inventory.api.errors import invalid_parameter, is_expected
@@ -61,9 +62,9 @@ from inventory.api.types import (
     image_node_id,
 )
 from inventory.api.webhooks import Webhook, webhooks
-from inventory.models import Registry as RegistryRow
 
 log = logging.getLogger("inventory.api")
+audit = logging.getLogger("inventory.api.audit")
 
 MAX_DEPTH = 10
 MAX_TOKENS = 2000
@@ -83,8 +84,7 @@ class Query:
 
     @strawberry.field(description="The registries declared in the config.")
     async def registries(self, info: Info[Context, None]) -> list[Registry]:
-        table = RegistryRow.__table__  # type: ignore[attr-defined]
-        return [Registry.from_row(row) for row in await info.context.rows(select(table).order_by(table.c.name))]
+        return await info.context.registries()
 
     @strawberry.field
     async def repositories(
@@ -187,8 +187,12 @@ class Query:
     ) -> ImageDiffConnection:
         return await diff_connection(info.context, since, until, filter, first, after)
 
-    @strawberry.field(description="The webhooks declared in the inventory file, by name: status, backlog, deliveries.")
+    @strawberry.field(
+        description="The webhooks declared in the inventory file, by name: status, backlog, deliveries "
+        "(tokens with the admin scope)."
+    )
     async def webhooks(self, info: Info[Context, None]) -> list[Webhook]:
+        require_scope(info, "admin")
         return await webhooks(info.context)
 
     @strawberry.field(description="Sync runs, newest first: one per scope and sync.")
@@ -251,6 +255,28 @@ class _ErrorCodes(SchemaExtension):
                 error.extensions = {**(error.extensions or {}), "code": code}
 
 
+class _Audit(SchemaExtension):
+    """One line per request: who asked (the token's name, never the token), which operation, at what cost."""
+
+    def on_operation(self):  # type: ignore[no-untyped-def]
+        yield
+        ec = self.execution_context
+        context = ec.context
+        token = context.principal.name if isinstance(context, Context) else None
+        cost = context.cost if isinstance(context, Context) else None
+        try:
+            operation = ec.operation_name
+        except Exception:  # an unparsable document has no operation
+            operation = None
+        audit.info(
+            "graphql token=%s operation=%s cost=%s",
+            token,
+            operation,
+            cost,
+            extra={"token_name": token, "operation": operation, "cost": cost},
+        )
+
+
 def build_schema(*, introspection: bool = True) -> strawberry.Schema:
     # The rules are made once, so that a query's validation is cached across requests (keyed by its rules).
     rules: list[type[ASTValidationRule]] = [
@@ -260,11 +286,13 @@ def build_schema(*, introspection: bool = True) -> strawberry.Schema:
     if not introspection:
         rules.append(NoSchemaIntrospectionCustomRule)
     extensions: list[object] = [
+        _Audit,
         _ErrorCodes,  # first in, last out: it sees the errors after masking
         partial(MaxTokensLimiter, max_token_count=MAX_TOKENS),
         partial(ParserCache, maxsize=CACHED_QUERIES),
         partial(AddValidationRules, rules),
         partial(ValidationCache, maxsize=CACHED_QUERIES),
+        QueryCost,  # after validation: a valid document only
         partial(MaskErrors, should_mask_error=_mask),
     ]
     built = _Schema(query=Query, extensions=extensions, config=StrawberryConfig(scalar_map={Long: LONG}))  # type: ignore[arg-type]

@@ -26,19 +26,13 @@ from sqlalchemy import BigInteger, ColumnElement, Select, and_, cast, false, fun
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import Text
 
+from inventory.config import EVENT_TYPES
 from inventory.globs import glob_regex
-from inventory.models import Image, ImageEvent
+from inventory.models import Image, ImageEvent, Repository
 from inventory.sync.plan import Entry, Scope
 from inventory.sync.transform import TAGS
 
-TYPES = (
-    "image.added",
-    "image.changed",
-    "image.restored",
-    "image.removed",
-    "repository.added",
-    "repository.removed",
-)
+TYPES = EVENT_TYPES
 _KEY = "registry_type, registry_id, region, repository_name"
 _COPY = f"COPY image_events (sync_run_id, {_KEY}, image_digest, type, backfill, changes) FROM STDIN"
 
@@ -123,6 +117,7 @@ def prune(older_than: float, *, connection: psycopg.Connection[Any], batch: int 
 # reading the feed ---------------------------------------------------------------------
 
 events = ImageEvent.__table__  # type: ignore[attr-defined]
+repositories = Repository.__table__  # type: ignore[attr-defined]
 
 Position = tuple[int, int]
 """A place in the feed: (the writing transaction's xid, the event's id)."""
@@ -161,6 +156,8 @@ class EventFilter:
     """One repository: (registry type, registry id, region, name)."""
     scopes: Sequence[EventScope] | None = None
     """Events in any of these (registry type, registry id, region, repository name); None: any region or name."""
+    registries: tuple[str, ...] | None = None
+    """Events of the repositories of these registries (by name: an API token's); None: of any."""
 
 
 def conditions(f: EventFilter) -> list[ColumnElement[bool]]:
@@ -191,6 +188,13 @@ def conditions(f: EventFilter) -> list[ColumnElement[bool]]:
         columns = (c.registry_type, c.registry_id, c.region, c.repository_name)
         each = [and_(*(column == v for column, v in zip(columns, s, strict=True) if v is not None)) for s in f.scopes]
         found.append(or_(*each) if each else false())
+    if f.registries is not None:
+        # The repository's row says whose it is: a semi-join on its primary key.
+        r = repositories.c
+        mine = select(r.registry_type, r.registry_id, r.region, r.repository_name).where(
+            r.registry_name.in_(f.registries)
+        )
+        found.append(tuple_(c.registry_type, c.registry_id, c.region, c.repository_name).in_(mine))
     return found
 
 
@@ -297,7 +301,10 @@ def tag_changes(changes: dict[str, Any]) -> tuple[list[str], list[str]]:
     return sorted(after - before), sorted(before - after)
 
 
-def tag_events(repository: tuple[str, str, str, str], tag: str) -> Select[Any]:
-    """Every event of the repository whose tags held ``tag`` before or after, oldest first."""
-    f = EventFilter(repository=repository, tags=[tag])
+def tag_events(
+    repository: tuple[str, str, str, str], tag: str, registries: tuple[str, ...] | None = None
+) -> Select[Any]:
+    """Every event of the repository whose tags held ``tag`` before or after, oldest first (none unless the
+    repository is of ``registries``, when given)."""
+    f = EventFilter(repository=repository, tags=[tag], registries=registries)
     return select(*COLUMNS).where(*conditions(f)).order_by(events.c.xid, events.c.id)

@@ -120,6 +120,16 @@ DECLARED = text(
 )
 """Every region the stored registries declare, synced or not (never synced: null columns)."""
 
+DECLARED_BY = text(
+    f"""
+    SELECT d.registry_name, d.region, {_STATUS_COLUMNS}
+    FROM (SELECT name AS registry_name, unnest(regions) AS region FROM registries WHERE name = ANY(:names)) d
+    LEFT JOIN region_status s USING (registry_name, region)
+    ORDER BY d.registry_name, d.region
+    """
+)
+"""``DECLARED`` of the registries named ``:names`` only."""
+
 COUNTERS = text(
     "SELECT registry_name, region, syncs_succeeded, syncs_failed, api_calls, throttled_calls "
     "FROM region_status ORDER BY registry_name, region"

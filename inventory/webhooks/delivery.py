@@ -118,6 +118,6 @@ def next_attempt(failed_attempts: int, answer: Answer, scale: float = 1.0) -> fl
     """Seconds until the next attempt after ``failed_attempts`` failures (this one included); None: give up."""
     if failed_attempts >= len(SCHEDULE):
         return None
-    if answer.retry_after is not None:
-        return answer.retry_after * scale
+    if answer.retry_after is not None:  # the endpoint's own word: as it says, never scaled
+        return answer.retry_after
     return SCHEDULE[failed_attempts] * scale * random.uniform(0.8, 1.2)

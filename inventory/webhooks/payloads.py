@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from inventory.config import SEVERITIES, WebhookConfig
+from inventory.config import EVENT_TYPES, SEVERITIES, WebhookConfig
 from inventory.tables.image_events import IMAGE, event_dict, utc_text
 from inventory.tables.webhook_deliveries import Message
 
@@ -24,10 +24,7 @@ MAX_PAYLOAD = 64 * 1024
 """Bytes: a payload stays under this."""
 PING = "webhook.ping"
 BACKFILLED = "scope.backfilled"
-TYPES = (
-    "image.added", "image.changed", "image.restored", "image.removed", "repository.added", "repository.removed",
-    BACKFILLED, PING,
-)  # fmt: skip
+TYPES = (*EVENT_TYPES, BACKFILLED, PING)
 """Every type a webhook can be sent (each has its schema in ``schema/webhooks/``)."""
 _TRUNCATED_DROPS = ("changes", "tagsAdded", "tagsRemoved", "image")
 
