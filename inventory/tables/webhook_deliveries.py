@@ -75,20 +75,26 @@ def insert(webhook: str, messages: Sequence[Message], *, connection: psycopg.Con
     """Write the messages as pending deliveries; the ones written (not those already there), in order."""
     if not messages:
         return []
-    with connection.cursor(row_factory=class_row(Pending)) as cursor:
+    with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO webhook_deliveries (webhook, message_id, type, event_id, ordering_key, occurred_at, payload) "
             "SELECT %s, message_id, type, event_id, ordering_key, occurred_at, payload "
             "FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::text[], %s::timestamptz[], %s::text[]) "
             "WITH ORDINALITY AS m(message_id, type, event_id, ordering_key, occurred_at, payload, n) ORDER BY n "
-            f"ON CONFLICT (webhook, message_id) DO NOTHING RETURNING {_PENDING}",
+            "ON CONFLICT (webhook, message_id) DO NOTHING RETURNING id, message_id, next_attempt_at",
             (
                 webhook, [m.message_id for m in messages], [m.type for m in messages],
                 [m.event_id for m in messages], [m.ordering_key for m in messages],
                 [m.occurred_at for m in messages], [m.payload for m in messages],
             ),
         )  # fmt: skip
-        return sorted(cursor.fetchall(), key=lambda p: p.id)
+        written = {message_id: (id_, due) for id_, message_id, due in cursor}  # not the payloads back again
+    found = [
+        Pending(written[m.message_id][0], m.message_id, m.type, m.ordering_key, m.occurred_at, m.payload, 0,
+                written[m.message_id][1])
+        for m in messages if m.message_id in written
+    ]  # fmt: skip
+    return sorted(found, key=lambda p: p.id)
 
 
 def pending(webhook: str, after_id: int, limit: int, *, connection: psycopg.Connection[Any]) -> list[Pending]:

@@ -46,6 +46,9 @@ WINDOW = 10_000
 """Pending deliveries held in memory at most; more wait in the database."""
 POLL_SECONDS = 1.0
 """How often the feed is read without being woken (a missed notification costs at most this)."""
+FLUSH_SECONDS = 0.1
+FLUSH_BATCH = 200
+"""Outcomes are written at most every FLUSH_SECONDS, or once FLUSH_BATCH of them wait."""
 
 
 class LeaseLost(Exception):
@@ -207,6 +210,7 @@ class Dispatcher:
         in_flight: set[asyncio.Task[tuple[Pending, Answer]]] = set()
         flushing: asyncio.Task[None] | None = None
         read_at = -POLL_SECONDS
+        flushed_at = time.monotonic()
         try:
             async with delivery.client(self.webhook.concurrency) as http:
                 await self._load()
@@ -218,10 +222,14 @@ class Dispatcher:
                     now = datetime.now(UTC)
                     while len(in_flight) < self.webhook.concurrency and (item := self.queue.take(now)):
                         in_flight.add(asyncio.create_task(self._send(http, item)))
-                    if self.outcomes and (flushing is None or flushing.done()):
+                    # Outcomes are written in batches, one at a time: at most every FLUSH_SECONDS, or
+                    # sooner once FLUSH_BATCH wait (a write per attempt would cost more than the attempt).
+                    ready = len(self.outcomes) >= FLUSH_BATCH or time.monotonic() - flushed_at >= FLUSH_SECONDS
+                    if self.outcomes and ready and (flushing is None or flushing.done()):
                         if flushing is not None:
                             flushing.result()  # a failed write is raised here
                         flushing = asyncio.create_task(self._flush())
+                        flushed_at = time.monotonic()
                     await self._wait(in_flight, stop)
                 for task in in_flight:
                     task.cancel()
@@ -236,7 +244,7 @@ class Dispatcher:
 
     async def _wait(self, in_flight: set[asyncio.Task[tuple[Pending, Answer]]], stop: asyncio.Event) -> None:
         """Until a send ends, a wake-up, the next due retry, or the poll."""
-        timeout = POLL_SECONDS
+        timeout = FLUSH_SECONDS if self.outcomes else POLL_SECONDS
         next_due = self.queue.next_due()
         if next_due is not None and len(in_flight) < self.webhook.concurrency:
             timeout = min(timeout, max(0.0, (next_due - datetime.now(UTC)).total_seconds()))
