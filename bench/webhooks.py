@@ -47,6 +47,7 @@ from inventory.tables.image_events import event_node_id
 from inventory.webhooks.delivery import Signer
 from inventory.webhooks.dispatch import Dispatcher, Store
 from inventory.webhooks.payloads import event_message
+from inventory.webhooks.service import listen
 
 DATABASE = "inventory_bench_webhooks"
 ACCOUNT, REGION = "111111111111", "us-east-1"
@@ -206,6 +207,7 @@ async def run(url: str, base: str, engine: Any, args: argparse.Namespace) -> Non
     httpx.post(f"{base}/reset")
 
     sender = dispatcher(engine, url)
+    listener = asyncio.create_task(listen(engine, sender.wake.set))  # as a worker wakes it: at each commit
     stop = asyncio.Event()
     wall, cpu = time.perf_counter(), time.process_time()
     task = asyncio.create_task(sender.run(stop))
@@ -221,6 +223,7 @@ async def run(url: str, base: str, engine: Any, args: argparse.Namespace) -> Non
     stop.set()
     sender.wake.set()
     await task
+    listener.cancel()
     with engine.connect() as connection:
         new = connection.execute(text("SELECT id FROM image_events WHERE id > :last ORDER BY id"),
                                  {"last": last_event}).scalars().all()  # fmt: skip

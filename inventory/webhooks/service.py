@@ -14,6 +14,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,21 @@ from inventory.webhooks.dispatch import Dispatcher, Store
 log = logging.getLogger("inventory.webhooks")
 
 TURN_SECONDS = 1.0
+
+
+async def listen(engine: Engine, wake: Callable[[], None]) -> None:
+    """Call ``wake`` at each commit that wrote events (and on connecting); reconnect when the connection drops."""
+    url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    while True:
+        try:
+            async with await psycopg.AsyncConnection.connect(url, autocommit=True) as connection:
+                await connection.execute(f"LISTEN {image_events.CHANNEL}")
+                wake()  # what was committed while not listening
+                async for _ in connection.notifies():
+                    wake()
+        except psycopg.Error as exc:
+            log.warning("webhooks: listening for new events failed (%s); polling meanwhile", exc)
+            await asyncio.sleep(TURN_SECONDS)
 
 
 @dataclass
@@ -134,18 +150,7 @@ class WebhookService:
             await asyncio.to_thread(self._db, webhook_endpoints.release, self.owner, ended)
 
     async def _listen(self) -> None:
-        """Wake every dispatcher at each commit that wrote events; reconnect when the connection drops."""
-        url = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        while True:
-            try:
-                async with await psycopg.AsyncConnection.connect(url, autocommit=True) as connection:
-                    await connection.execute(f"LISTEN {image_events.CHANNEL}")
-                    self._wake_all()  # what was committed while not listening
-                    async for _ in connection.notifies():
-                        self._wake_all()
-            except psycopg.Error as exc:
-                log.warning("webhooks: listening for new events failed (%s); polling meanwhile", exc)
-                await asyncio.sleep(TURN_SECONDS)
+        await listen(self.engine, self._wake_all)
 
     def _wake_all(self) -> None:
         for running in self._running.values():
