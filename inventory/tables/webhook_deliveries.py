@@ -154,20 +154,16 @@ def recover(webhook: str, since: datetime, *, connection: psycopg.Connection[Any
 def prune(older_than: float, *, connection: psycopg.Connection[Any], batch: int = 1000) -> int:
     """Delete at most ``batch`` attempts older than ``older_than`` seconds, then as many finished
     deliveries (with what remains of their attempts)."""
+    deleted = 0
     with connection.cursor() as cursor:
-        cursor.execute(
-            "DELETE FROM webhook_attempts WHERE id IN (SELECT id FROM webhook_attempts "
-            "WHERE at < now() - make_interval(secs => %s) ORDER BY at LIMIT %s FOR UPDATE SKIP LOCKED)",
-            (older_than, batch),
-        )
-        deleted = cursor.rowcount
-        cursor.execute(
-            "DELETE FROM webhook_deliveries WHERE id IN (SELECT id FROM webhook_deliveries "
-            "WHERE finished_at < now() - make_interval(secs => %s) ORDER BY finished_at LIMIT %s "
-            "FOR UPDATE SKIP LOCKED)",
-            (older_than, batch),
-        )
-        return deleted + cursor.rowcount
+        for table, at in (("webhook_attempts", "at"), ("webhook_deliveries", "finished_at")):
+            cursor.execute(
+                f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE {at} < now() - "
+                f"make_interval(secs => %s) ORDER BY {at} LIMIT %s FOR UPDATE SKIP LOCKED)",
+                (older_than, batch),
+            )
+            deleted += cursor.rowcount
+    return deleted
 
 
 # reads for GraphQL ----------------------------------------------------------------------

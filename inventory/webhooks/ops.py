@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from inventory.config import InventoryConfig, WebhookConfig, webhook_secrets
 from inventory.db import driver_connection
 from inventory.errors import InventoryError
+from inventory.feed import when
 from inventory.tables import image_events, webhook_deliveries, webhook_endpoints
 from inventory.tables.webhook_deliveries import Outcome
 from inventory.tables.webhook_endpoints import Endpoint
@@ -45,7 +46,7 @@ def endpoints(engine: Engine, config: InventoryConfig) -> list[Endpoint]:
 
 
 def _when(moment: datetime | None) -> str:
-    return "-" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    return "-" if moment is None else when(moment)
 
 
 def table(found: Sequence[Endpoint]) -> Table:
