@@ -22,7 +22,21 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-from sqlalchemy import BigInteger, ColumnElement, Select, and_, cast, false, func, literal, or_, select, tuple_
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    cast,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    tuple_,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import Text
 
@@ -202,25 +216,41 @@ def feed(f: EventFilter, after: Position | None, first: int) -> Select[Any]:
     """``first + 1`` events after ``after``, oldest first (the extra one says there are more)."""
     where = conditions(f)
     if after is not None:
-        where.append(
-            tuple_(events.c.xid, events.c.id)
-            > tuple_(cast(cast(literal(str(after[0])), Text), events.c.xid.type), after[1])
-        )
+        where.append(_after(literal(str(after[0])), literal(after[1])))
     return select(*COLUMNS).where(and_(*where)).order_by(events.c.xid, events.c.id).limit(first + 1)
+
+
+def _after(xid: ColumnElement[Any], id: ColumnElement[Any]) -> ColumnElement[bool]:
+    """Past the position (``xid`` as text: xid8 has no other way in)."""
+    return tuple_(events.c.xid, events.c.id) > tuple_(cast(cast(xid, Text), events.c.xid.type), id)
 
 
 IMAGE = "image__"
 """The prefix of the image's columns in ``feed_with_images``."""
 
 
-def feed_with_images(f: EventFilter, after: Position | None, first: int) -> Select[Any]:
-    """``feed``, each event with its image's current columns (``IMAGE`` + name; null for repository events)."""
+def feed_with_images(f: EventFilter) -> Select[Any]:
+    """``feed``, each event with its image's current columns (``IMAGE`` + name; null for repository events),
+    run with ``feed_parameters``. Built once per filter: building it costs several times running it.
+
+    Each image is one probe of the primary key (a lateral join): for a page of ``first`` events the
+    planner would otherwise hash-join the whole ``images`` table, a read that grows with the inventory
+    even when the page holds one event."""
     images = Image.__table__  # type: ignore[attr-defined]
-    page = feed(f, after, first).subquery("page")
+    where = [*conditions(f), _after(bindparam("after_xid", type_=Text), bindparam("after_id", type_=BigInteger))]
+    limit = bindparam("limit", type_=BigInteger)
+    page = select(*COLUMNS).where(and_(*where)).order_by(events.c.xid, events.c.id).limit(limit).subquery("page")
     i, e = images.c, page.c
     same = and_(*(i[k] == e[k] for k in ("registry_type", "registry_id", "region", "repository_name", "image_digest")))
     image_columns = [column.label(IMAGE + column.name) for column in images.c if column.name != "fingerprint"]
-    return select(*page.c, *image_columns).select_from(page.outerjoin(images, same)).order_by(e.xid, e.id)
+    image = select(*image_columns).where(same).limit(1).lateral("image")  # LIMIT: not flattened into a join
+    return select(*page.c, *image.c).select_from(page.outerjoin(image, true())).order_by(e.xid, e.id)
+
+
+def feed_parameters(after: Position | None, first: int) -> dict[str, Any]:
+    """``feed_with_images``'s parameters: ``first + 1`` events after ``after``."""
+    xid, id = after or (0, 0)
+    return {"after_xid": str(xid), "after_id": id, "limit": first + 1}
 
 
 def images_added(repository: tuple[str, str, str, str], sync_run_id: int) -> Select[Any]:

@@ -79,7 +79,7 @@ def insert(webhook: str, messages: Sequence[Message], *, connection: psycopg.Con
         cursor.execute(
             "INSERT INTO webhook_deliveries (webhook, message_id, type, event_id, ordering_key, occurred_at, payload) "
             "SELECT %s, message_id, type, event_id, ordering_key, occurred_at, payload "
-            "FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::text[], %s::timestamptz[], %s::text[]) "
+            "FROM unnest(%b::text[], %b::text[], %b::bigint[], %b::text[], %b::timestamptz[], %b::text[]) "
             "WITH ORDINALITY AS m(message_id, type, event_id, ordering_key, occurred_at, payload, n) ORDER BY n "
             "ON CONFLICT (webhook, message_id) DO NOTHING RETURNING id, message_id, next_attempt_at",
             (

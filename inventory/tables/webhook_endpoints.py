@@ -137,25 +137,19 @@ def advance(name: str, owner: str, position: Position, *, connection: psycopg.Co
 
 def record(
     name: str, *, delivered: int, failed: int, retried: int, succeeded_at: datetime | None,
-    failed_at: datetime | None, connection: psycopg.Connection[Any],
+    failed_at: datetime | None, failing_since: datetime | None, connection: psycopg.Connection[Any],
 ) -> None:  # fmt: skip
-    """Count outcomes and keep the health: a success clears ``failing_since``; a failure after the last
-    success starts it. Not fenced: what was attempted is written, whoever holds the lease now."""
+    """Count outcomes and keep the health, ``failing_since`` as the sender saw it (the first failure
+    after the last success). Not fenced: what was attempted is written, whoever holds the lease now."""
     with connection.cursor() as c:
         c.execute(
             "UPDATE webhook_endpoints SET delivered_total = delivered_total + %(delivered)s, "
             "failed_total = failed_total + %(failed)s, retried_total = retried_total + %(retried)s, "
             "last_success_at = greatest(last_success_at, %(succeeded_at)s), "
-            "last_failure_at = greatest(last_failure_at, %(failed_at)s), "
-            "failing_since = CASE "
-            "  WHEN %(failed_at)s::timestamptz IS NOT NULL "
-            "    AND (%(succeeded_at)s::timestamptz IS NULL OR %(failed_at)s > %(succeeded_at)s) "
-            "    THEN coalesce(failing_since, %(failed_at)s) "
-            "  WHEN %(succeeded_at)s::timestamptz IS NOT NULL THEN NULL "
-            "  ELSE failing_since END "
+            "last_failure_at = greatest(last_failure_at, %(failed_at)s), failing_since = %(failing_since)s "
             "WHERE name = %(name)s",
             {"delivered": delivered, "failed": failed, "retried": retried, "succeeded_at": succeeded_at,
-             "failed_at": failed_at, "name": name},
+             "failed_at": failed_at, "failing_since": failing_since, "name": name},
         )  # fmt: skip
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
+import aiohttp
 from sqlalchemy import Engine
 
 from inventory.config import InventoryConfig, WebhookConfig
@@ -47,8 +47,7 @@ WINDOW = 10_000
 POLL_SECONDS = 1.0
 """How often the feed is read without being woken (a missed notification costs at most this)."""
 FLUSH_SECONDS = 0.1
-FLUSH_BATCH = 200
-"""Outcomes are written at most every FLUSH_SECONDS, or once FLUSH_BATCH of them wait."""
+"""Outcomes are written in a batch every FLUSH_SECONDS while they come."""
 
 
 class LeaseLost(Exception):
@@ -73,7 +72,7 @@ class Store:
         self.webhook = webhook
         self.owner = owner
         self.labels = Labels(config)
-        self.where = event_filter(config, webhook)
+        self.feed = image_events.feed_with_images(event_filter(config, webhook))
 
     def enqueue(self, page: int = PAGE) -> tuple[list[Pending], bool, datetime | None]:
         """(the deliveries written from the next page of the feed, whether the feed has more now, when
@@ -84,7 +83,7 @@ class Store:
             position, recovered_at = webhook_endpoints.cursor(name, connection=raw)
             # The horizon before the page: every event below it is visible to the page's later snapshot.
             horizon = connection.execute(image_events.HORIZON).scalar_one()
-            rows = connection.execute(image_events.feed_with_images(self.where, position, page)).all()
+            rows = connection.execute(self.feed, image_events.feed_parameters(position, page)).all()
             more = len(rows) > page
             rows = rows[:page]
 
@@ -114,13 +113,18 @@ class Store:
             found = webhook_endpoints.endpoints([self.webhook.name], connection=connection)
         return found[0].failing_since if found else None
 
-    def record(self, outcomes: list[Outcome], health: Health, disable: str | None) -> None:
+    def record(
+        self, outcomes: list[Outcome], health: Health, failing_since: datetime | None, disable: str | None
+    ) -> None:
+        """Write outcomes, and the endpoint's health as the sender sees it (``failing_since``: the first
+        failure after the last success)."""
         with self.engine.begin() as connection:
             raw = driver_connection(connection)
             webhook_deliveries.record(outcomes, connection=raw)
             webhook_endpoints.record(
                 self.webhook.name, delivered=health.delivered, failed=health.failed, retried=health.retried,
-                succeeded_at=health.succeeded_at, failed_at=health.failed_at, connection=raw,
+                succeeded_at=health.succeeded_at, failed_at=health.failed_at, failing_since=failing_since,
+                connection=raw,
             )  # fmt: skip
             if disable is not None:  # its pending deliveries wait for ``inventory webhooks enable``
                 webhook_endpoints.disable(self.webhook.name, disable, connection=raw)
@@ -146,9 +150,10 @@ class Queue:
     """Heap of the heads not in flight: (when due, id, key)."""
     loaded_upto: int = 0
     """Every pending delivery with a lower or equal id is here (or done)."""
+    size: int = 0
 
     def __len__(self) -> int:
-        return sum(len(line) for line in self.lines.values())
+        return self.size
 
     def add(self, item: Pending) -> None:
         self.loaded_upto = max(self.loaded_upto, item.id)
@@ -158,6 +163,9 @@ class Queue:
             heapq.heappush(self.due, (item.next_attempt_at, item.id, item.ordering_key))
         elif all(p.id != item.id for p in line):
             line.append(item)
+        else:
+            return
+        self.size += 1
 
     def take(self, now: datetime) -> Pending | None:
         """The head due soonest, if it is due now (it is then in flight until ``done`` or ``retry``)."""
@@ -173,6 +181,7 @@ class Queue:
         """The head is delivered or given up on: the next of its line becomes sendable."""
         line = self.lines[item.ordering_key]
         line.popleft()
+        self.size -= 1
         if line:
             heapq.heappush(self.due, (line[0].next_attempt_at, line[0].id, item.ordering_key))
         else:
@@ -183,8 +192,22 @@ class Queue:
         heapq.heappush(self.due, (at, item.id, item.ordering_key))
 
 
+async def _end(tasks: set[asyncio.Task[None]]) -> None:
+    """Cancel the tasks and wait for them; the first one's failure, if any failed, is raised."""
+    for task in tasks:
+        task.cancel()
+    for result in await asyncio.gather(*tasks, return_exceptions=True):
+        if isinstance(result, Exception):
+            raise result
+
+
 class Dispatcher:
-    """Sends one webhook's deliveries until stopped, the lease lost, or the endpoint disabled."""
+    """Sends one webhook's deliveries until stopped, the lease lost, or the endpoint disabled.
+
+    ``concurrency`` lanes each send one delivery at a time, taking the next sendable head as
+    soon as an attempt ends; a flusher writes their outcomes; ``run`` reads the feed. A lane
+    or flusher that fails (a defect of ours) ends the dispatcher with its exception.
+    """
 
     def __init__(
         self, store: Store, signer: Signer, *, timeout: float, retry_scale: float,
@@ -197,64 +220,88 @@ class Dispatcher:
         self.retry_scale = retry_scale
         self.queue = Queue()
         self.wake = asyncio.Event()
+        """Set when the feed may have grown: the loop reads it."""
+        self.sendable = asyncio.Event()
+        """Set when the queue changed: idle lanes look again."""
+        self.settled = asyncio.Event()
+        """Set while outcomes wait to be written."""
         self.outcomes: list[Outcome] = []
         self.health = Health()
         self.disabled: str | None = None
         self.failing_since: datetime | None = None
         self.recovered_at: datetime | None = None
         self.on_change = on_change
+        self.flushing: asyncio.Task[None] | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         name = self.webhook.name
         self.failing_since = await asyncio.to_thread(self.store.failing_since)
-        in_flight: set[asyncio.Task[tuple[Pending, Answer]]] = set()
-        flushing: asyncio.Task[None] | None = None
-        read_at = -POLL_SECONDS
-        flushed_at = time.monotonic()
         try:
-            async with delivery.client(self.webhook.concurrency) as http:
+            async with delivery.client(self.webhook.url, self.webhook.concurrency) as http:
                 await self._load()
-                while not stop.is_set() and self.disabled is None:
-                    if self.wake.is_set() or time.monotonic() - read_at >= POLL_SECONDS:
-                        self.wake.clear()
-                        read_at = time.monotonic()
-                        await self._read_feed()
-                    now = datetime.now(UTC)
-                    while len(in_flight) < self.webhook.concurrency and (item := self.queue.take(now)):
-                        in_flight.add(asyncio.create_task(self._send(http, item)))
-                    # Outcomes are written in batches, one at a time: at most every FLUSH_SECONDS, or
-                    # sooner once FLUSH_BATCH wait (a write per attempt would cost more than the attempt).
-                    ready = len(self.outcomes) >= FLUSH_BATCH or time.monotonic() - flushed_at >= FLUSH_SECONDS
-                    if self.outcomes and ready and (flushing is None or flushing.done()):
-                        if flushing is not None:
-                            flushing.result()  # a failed write is raised here
-                        flushing = asyncio.create_task(self._flush())
-                        flushed_at = time.monotonic()
-                    await self._wait(in_flight, stop)
-                for task in in_flight:
-                    task.cancel()
+                tasks = {asyncio.create_task(self._lane(http)) for _ in range(self.webhook.concurrency)}
+                tasks.add(asyncio.create_task(self._flusher()))
+                try:
+                    await self._read(tasks, stop)
+                finally:
+                    await _end(tasks)  # an attempt in flight is dropped: its delivery stays pending
         except LeaseLost:
             log.warning("webhook %s: lease lost; another worker delivers it now", name)
         finally:
-            if flushing is not None and not flushing.done():
-                await asyncio.wait([flushing])
+            if self.flushing is not None and not self.flushing.done():
+                await asyncio.wait([self.flushing])
             if self.outcomes or self.disabled is not None:
                 await self._flush()
             log.info("webhook %s: stopped delivering%s", name, f" ({self.disabled})" if self.disabled else "")
 
-    async def _wait(self, in_flight: set[asyncio.Task[tuple[Pending, Answer]]], stop: asyncio.Event) -> None:
-        """Until a send ends, a wake-up, the next due retry, or the poll."""
-        timeout = FLUSH_SECONDS if self.outcomes else POLL_SECONDS
+    async def _read(self, tasks: set[asyncio.Task[None]], stop: asyncio.Event) -> None:
+        """Read the feed when woken (or every POLL_SECONDS) until stopped or disabled; a failure of one of
+        ``tasks`` (the lanes and the flusher) is raised."""
+        read_at = -POLL_SECONDS
+        while not stop.is_set() and self.disabled is None:
+            for task in tasks:
+                if task.done():
+                    task.result()
+            if self.wake.is_set() or time.monotonic() - read_at >= POLL_SECONDS:
+                self.wake.clear()
+                read_at = time.monotonic()
+                await self._read_feed()
+            waiters = {asyncio.create_task(self.wake.wait()), asyncio.create_task(stop.wait())}
+            await asyncio.wait(tasks | waiters, timeout=POLL_SECONDS, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def _flusher(self) -> None:
+        """Write the outcomes in batches, at most every FLUSH_SECONDS (a write per attempt would cost more
+        than the attempt). A write under way is shielded: stopping waits for it, then writes the rest."""
+        while True:
+            await self.settled.wait()
+            self.flushing = asyncio.create_task(self._flush())
+            await asyncio.shield(self.flushing)
+            await asyncio.sleep(FLUSH_SECONDS)
+
+    async def _lane(self, http: aiohttp.ClientSession) -> None:
+        """Send the sendable heads one at a time, until the endpoint is disabled."""
+        while self.disabled is None:
+            item = self.queue.take(datetime.now(UTC))
+            if item is None:
+                await self._until_sendable()
+                continue
+            answer = await delivery.attempt(http, self.webhook.url, self.signer, item.message_id, item.payload,
+                                            self.timeout)  # fmt: skip
+            self._settle(item, answer)
+            self.sendable.set()
+
+    async def _until_sendable(self) -> None:
+        """Until the queue changes or its next head falls due."""
+        self.sendable.clear()
         next_due = self.queue.next_due()
-        if next_due is not None and len(in_flight) < self.webhook.concurrency:
-            timeout = min(timeout, max(0.0, (next_due - datetime.now(UTC)).total_seconds()))
-        waiters = {asyncio.create_task(self.wake.wait()), asyncio.create_task(stop.wait())}
-        done, _ = await asyncio.wait(in_flight | waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        for waiter in waiters:
-            waiter.cancel()
-        for task in in_flight & done:
-            in_flight.discard(task)
-            self._settle(*task.result())
+        wait = None if next_due is None else max(0.0, (next_due - datetime.now(UTC)).total_seconds())
+        try:
+            async with asyncio.timeout(wait):
+                await self.sendable.wait()
+        except TimeoutError:
+            pass
 
     async def _load(self) -> None:
         """The pending deliveries left by the last holder of the lease (or by a failed window)."""
@@ -262,6 +309,7 @@ class Dispatcher:
             found = await asyncio.to_thread(self.store.pending, self.queue.loaded_upto, WINDOW)
             for item in found:
                 self.queue.add(item)
+            self.sendable.set()
             if len(found) < WINDOW:
                 return
 
@@ -272,16 +320,12 @@ class Dispatcher:
             for item in written:
                 self.queue.add(item)
             if written:
+                self.sendable.set()
                 self.on_change()
             if recovered_at != self.recovered_at:  # failed deliveries are pending again: read them in
                 self.recovered_at = recovered_at
                 self.queue.loaded_upto = 0
                 await self._load()
-
-    async def _send(self, http: httpx.AsyncClient, item: Pending) -> tuple[Pending, Answer]:
-        answer = await delivery.attempt(http, self.webhook.url, self.signer, item.message_id, item.payload,
-                                        self.timeout)  # fmt: skip
-        return item, answer
 
     def _settle(self, item: Pending, answer: Answer) -> None:
         """Decide what follows an attempt, in memory; ``_flush`` writes it."""
@@ -306,6 +350,7 @@ class Dispatcher:
             else:
                 state, next_at = "pending", answer.at + timedelta(seconds=delay)
                 health.retried += 1
+        self.settled.set()
         self.outcomes.append(Outcome(item.id, answer.at, answer.status_code, answer.duration_ms, answer.error,
                                      state, next_at))  # fmt: skip
         if state == "pending":
@@ -319,6 +364,7 @@ class Dispatcher:
 
     async def _flush(self) -> None:
         outcomes, self.outcomes = self.outcomes, []
+        self.settled.clear()
         health, self.health = self.health, Health()
-        await asyncio.to_thread(self.store.record, outcomes, health, self.disabled)
+        await asyncio.to_thread(self.store.record, outcomes, health, self.failing_since, self.disabled)
         self.on_change()

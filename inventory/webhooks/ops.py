@@ -70,7 +70,7 @@ def ping(engine: Engine, config: InventoryConfig, name: str, timeout: float) -> 
     message = payloads.ping_message(name, f"ping_{uuid.uuid4().hex}", now)
 
     async def send() -> Answer:
-        async with delivery.client(1) as http:
+        async with delivery.client(webhook.url, 1) as http:
             return await delivery.attempt(http, webhook.url, signer, message.message_id, message.payload, timeout)
 
     answer = asyncio.run(send())
