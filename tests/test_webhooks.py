@@ -6,6 +6,7 @@ against its JSON Schema in ``schema/webhooks/``.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import random
@@ -29,7 +30,7 @@ from inventory.db import create
 from inventory.retention import prune_webhook_deliveries
 from inventory.testing import AdminClient, Emulator
 from inventory.testing.receiver import Received, Receiver, Reply
-from inventory.webhooks.delivery import Answer, next_attempt, parse_retry_after
+from inventory.webhooks.delivery import Answer, Signer, attempt, client, next_attempt, parse_retry_after, proxy_for
 from inventory.webhooks.payloads import MAX_PAYLOAD, TYPES
 from inventory.worker.loop import Worker, WorkerOptions
 
@@ -474,6 +475,26 @@ def test_the_retry_schedule_is_the_standard_one() -> None:
     assert delays[-1] is None  # the tenth failure gives up
     throttled = Answer(at=datetime.now(UTC), status_code=429, duration_ms=1, error="HTTP 429", retry_after=30.0)
     assert next_attempt(1, throttled) == 30.0
+
+
+def test_deliveries_go_through_the_proxy_the_environment_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    target = "http://hooks.invalid/inventory"
+    for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    assert proxy_for(target) is None
+
+    async def post_once() -> Answer:
+        async with client(target, 1) as http:
+            return await attempt(http, target, Signer((SECRET,)), "msg_proxied", "{}", 5)
+
+    with Receiver() as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url.removesuffix("/hooks"))
+        answer = asyncio.run(post_once())
+    assert answer.status_code == 204, answer
+    [request] = proxy.snapshot()  # the proxy got it, for the webhook's host
+    assert request.headers["host"] == "hooks.invalid" and request.headers["webhook-id"] == "msg_proxied"
+    monkeypatch.setenv("NO_PROXY", "example.com,hooks.invalid")
+    assert proxy_for(target) is None and proxy_for("http://hooks.example.org/x") == proxy.url.removesuffix("/hooks")
 
 
 def test_retry_after_is_honoured(hooks: Hooks) -> None:

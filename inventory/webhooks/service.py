@@ -4,8 +4,9 @@ Each turn (about a second) it claims the declared, enabled webhooks whose lease 
 or expired (``webhook_endpoints.claim``: one worker serves a webhook at a time), renews
 the leases it holds (a lost one stops its dispatcher), and restarts a dispatcher whose
 webhook's config changed. One connection listens on ``image_events.CHANNEL``: every
-commit that writes events wakes every dispatcher at once. On stop, dispatchers finish
-their attempts in flight, write their outcomes, and the leases are given back.
+commit that writes events wakes every dispatcher at once. On stop, dispatchers drop
+their attempts in flight (those deliveries stay pending: the next holder sends them
+again), write the outcomes they have, and the leases are given back.
 """
 
 from __future__ import annotations
