@@ -11,9 +11,15 @@ A receiver (starlette on uvicorn, answering 204) runs in a process of its own. I
 3. steady state: a writer commits 200 events a second, one per transaction (as small syncs do,
    each notifying the dispatchers); each one's lag is from its commit to its arrival at the receiver.
 
+4. history: a steady-state poll (one new event: the feed read past the cursor, its delivery written,
+   its outcome recorded) and the backlog read (``webhooks list``, ``/metrics``), timed as the run
+   left the database, then again after bulk-loading ``--history`` more events, delivered deliveries
+   and their attempts, and ``--images`` images (VACUUM ANALYZE after each fill).
+
 Prints the dispatcher's throughput ÷ the bare client's (goal >= 0.5), by wall time and by this
-process's CPU time per event, and the p99 lag ÷ the receiver's own p99 response time as the bare
-client saw it (goal <= 5).
+process's CPU time per event, the p99 lag ÷ the receiver's own p99 response time as the bare
+client saw it (goal <= 5), and what a poll and the backlog read cost at ``--history`` rows of
+history ÷ before (goal <= 1.5: the same after a year as on day one). ``--history 0`` skips 4.
 
 Uses INVENTORY_DATABASE_URL's server, else the embedded one; works in a scratch database.
 """
@@ -47,10 +53,11 @@ from sqlalchemy import create_engine, make_url, text
 
 from inventory.config import InventoryConfig, RegistryConfig, Settings, WebhookConfig
 from inventory.db import create, database_url, driver_connection, migrate
-from inventory.tables import image_events
+from inventory.tables import image_events, webhook_endpoints
 from inventory.tables.image_events import event_node_id
+from inventory.tables.webhook_deliveries import Outcome
 from inventory.webhooks.delivery import Signer
-from inventory.webhooks.dispatch import Dispatcher, Store
+from inventory.webhooks.dispatch import Dispatcher, Health, Store
 from inventory.webhooks.payloads import event_message
 from inventory.webhooks.service import listen
 
@@ -59,6 +66,7 @@ ACCOUNT, REGION = "111111111111", "us-east-1"
 SECRET = "whsec_" + base64.b64encode(b"bench-secret-of-32-bytes-exactly").decode()
 CONCURRENCY = 4
 OWNER = "bench:1"
+HISTORY_TABLES = ("images", "image_events", "webhook_deliveries", "webhook_attempts")
 
 RECEIVER = """
 import sys, time
@@ -127,6 +135,21 @@ def setup(engine: Any, events: int, repositories: int) -> None:
                                 "lease_expires_at) VALUES ('bench', 'http://unused', 0, 0, :o, now() + interval "
                                 "'1 day')"), {"o": OWNER})  # fmt: skip
     write(engine, 1, events, repositories)
+
+
+# A history of deliveries made and attempts at them (payloads shorter than real ones: the size of a row
+# does not change an index probe, and 10,000,000 real ones would fill 15 GB).
+HISTORY = """
+WITH delivered AS (
+  INSERT INTO webhook_deliveries (webhook, message_id, type, event_id, ordering_key, occurred_at, payload, state,
+    attempts, finished_at)
+  SELECT 'bench', 'history_' || n, 'image.added', n, 'ecr/' || :account || '/' || :region || '/history@' || n,
+    now() - interval '20 days', repeat('x', 300), 'delivered', 1, now() - interval '20 days'
+  FROM generate_series(CAST(:first AS int), CAST(:last AS int)) n
+  RETURNING id, finished_at)
+INSERT INTO webhook_attempts (delivery_id, at, status_code, duration_ms) SELECT id, finished_at, 204, 3 FROM delivered
+"""
+FILL_BATCH = 1_000_000
 
 
 def write(engine: Any, first: int, last: int, repositories: int) -> None:
@@ -228,6 +251,77 @@ def steady(url: str, rate: float, seconds: float, first: int, repositories: int)
     return committed
 
 
+def fill(engine: Any, statement: str, first: int, count: int, repositories: int) -> None:
+    """Run ``statement`` over first..first + count - 1, a million rows a transaction."""
+    params = {"account": ACCOUNT, "region": REGION, "repositories": repositories}
+    for start in range(first, first + count, FILL_BATCH):
+        last = min(start + FILL_BATCH, first + count) - 1
+        with engine.begin() as connection:
+            connection.execute(text(statement), params | {"first": start, "last": last})
+        table = statement.split("INSERT INTO ")[1].split()[0]
+        print(f"  {table}: {last + 1 - first:,} of {count:,}", end="\r", flush=True)
+    print()
+
+
+def polls(engine: Any, store: Store, first: int, count: int, repositories: int) -> tuple[float, float, float]:
+    """Median wall and CPU seconds of a steady-state poll (one event written beforehand, untimed: its feed
+    read, delivery and outcome), and median wall seconds of the backlog read."""
+    poll_wall, poll_cpu, backlog_wall = [], [], []
+    for n in range(first, first + count):
+        write(engine, n, n, repositories)
+        wall, cpu = time.perf_counter(), time.process_time()
+        [written] = store.enqueue().written
+        now = datetime.now(UTC)
+        outcome = Outcome(written.id, now, 204, 1, None, "delivered")
+        store.record([outcome], Health(delivered=1, succeeded_at=now), None, None)
+        poll_wall.append(time.perf_counter() - wall)
+        poll_cpu.append(time.process_time() - cpu)
+        wall = time.perf_counter()
+        with engine.connect() as connection:
+            [endpoint] = webhook_endpoints.endpoints(["bench"], connection=connection)
+        backlog_wall.append(time.perf_counter() - wall)
+        assert endpoint.backlog == 0
+    return statistics.median(poll_wall), statistics.median(poll_cpu), statistics.median(backlog_wall)
+
+
+def history(engine: Any, store: Store, args: argparse.Namespace) -> None:
+    """Part 4: a poll and the backlog read on the run's database, then at ``--history`` more rows of history."""
+
+    def rows() -> str:
+        with engine.connect() as connection:
+            counts = [connection.execute(text(f"SELECT count(*) FROM {t}")).scalar_one() for t in HISTORY_TABLES]
+        return ", ".join(f"{t} {n:,}" for t, n in zip(HISTORY_TABLES, counts, strict=True))
+
+    def vacuum() -> None:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text(f"VACUUM ANALYZE {', '.join(HISTORY_TABLES)}"))
+
+    vacuum()
+    n = args.events + int(args.rate * args.seconds) + 10  # past the events written so far
+    before = rows()
+    few = polls(engine, store, n, args.polls, args.repositories)
+    n += args.polls
+    fill(engine, IMAGES, n, args.images, args.repositories)
+    fill(engine, EVENTS, n, args.history, args.repositories)
+    fill(engine, HISTORY, n, args.history, args.repositories)
+    n += args.history
+    with engine.begin() as connection:  # the loaded events were delivered: the cursor moves past them
+        raw = driver_connection(connection)
+        horizon = connection.execute(image_events.HORIZON).scalar_one()
+        position, _ = webhook_endpoints.cursor("bench", connection=raw)
+        assert webhook_endpoints.advance("bench", OWNER, image_events.after_page(position, horizon), connection=raw)
+    vacuum()
+    after = rows()
+    many = polls(engine, store, n, args.polls, args.repositories)
+    print(f"history before: {before}")
+    print(f"history after:  {after}")
+    print(f"steady-state poll (1 event):       {few[0] * 1000:.2f} → {many[0] * 1000:.2f} ms wall, "
+          f"{few[1] * 1000:.2f} → {many[1] * 1000:.2f} ms CPU: {many[0] / few[0]:.2f} by wall time, "
+          f"{many[1] / few[1]:.2f} by CPU   (goal <= 1.5)")  # fmt: skip
+    print(f"backlog read (webhooks list):      {few[2] * 1000:.2f} → {many[2] * 1000:.2f} ms wall: "
+          f"{many[2] / few[2]:.2f}   (goal <= 1.5)")  # fmt: skip
+
+
 def percentile(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -265,6 +359,7 @@ async def run(url: str, base: str, engine: Any, args: argparse.Namespace) -> Non
     sender.wake.set()
     await task
     listener.cancel()
+    await asyncio.gather(listener, return_exceptions=True)
     with engine.connect() as connection:
         new = connection.execute(text("SELECT id FROM image_events WHERE id > :last ORDER BY id"),
                                  {"last": last_event}).scalars().all()  # fmt: skip
@@ -294,6 +389,8 @@ async def run(url: str, base: str, engine: Any, args: argparse.Namespace) -> Non
           f"receipt p50 {lag_p50 * 1000:.1f} ms, p99 {lag_p99 * 1000:.1f} ms")  # fmt: skip
     print(f"p99 lag ÷ receiver p99:            {lag_p99 / receiver_p99:.2f} (httpx's), "
           f"{lag_p99 / receiver_p99_aiohttp:.2f} (aiohttp's)   (goal <= 5)")  # fmt: skip
+    if args.history:
+        history(engine, sender.store, args)
 
 
 def main() -> None:
@@ -302,6 +399,9 @@ def main() -> None:
     parser.add_argument("--repositories", type=int, default=500)
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--history", type=int, default=10_000_000, help="rows of history loaded for part 4 (0: skip)")
+    parser.add_argument("--images", type=int, default=1_000_000, help="images loaded for part 4")
+    parser.add_argument("--polls", type=int, default=200, help="polls timed before and after the load")
     args = parser.parse_args()
     port = free_port()
     receiver = subprocess.Popen([sys.executable, "-c", RECEIVER, str(port)])

@@ -11,6 +11,7 @@ import base64
 import json
 import random
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ import boto3
 import jsonschema
 import pytest
 from dbview import DatabaseView
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from standardwebhooks import Webhook
 from test_worker import wait_until
 
@@ -30,6 +31,7 @@ from inventory.db import create
 from inventory.retention import prune_webhook_deliveries
 from inventory.testing import AdminClient, Emulator
 from inventory.testing.receiver import Received, Receiver, Reply
+from inventory.webhooks import dispatch
 from inventory.webhooks.delivery import Answer, Signer, attempt, client, next_attempt, parse_retry_after, proxy_for
 from inventory.webhooks.payloads import MAX_PAYLOAD, TYPES
 from inventory.worker.loop import Worker, WorkerOptions
@@ -151,6 +153,26 @@ def test_a_first_sync_is_summarised_then_each_change_is_sent_signed(hooks: Hooks
         assert added["data"]["image"]["imageTags"] == ["v9"] and added["data"]["image"]["imageDigest"] == digest
         event_id = int(base64.b64decode(added["webhook-id"]).decode().split(":")[1])
         assert hooks.scalar("SELECT type FROM image_events WHERE id = :id", id=event_id) == "image.added"
+
+
+def test_an_event_held_back_by_an_older_transaction_is_sent_once_it_ends(hooks: Hooks) -> None:
+    """The feed hides an event while an older transaction is in progress; that one's end notifies no one
+    (it wrote no events), and no poll comes for an hour: the dispatcher's own re-reads find the event."""
+    hooks.monkeypatch.setattr(dispatch, "POLL_SECONDS", 3600.0)
+    push(hooks, "app/web", "v0")
+    with Receiver() as receiver:
+        hooks.write(webhook("held", receiver.url, types=["image.added"], backfill=True))
+        hooks.start()
+        wait_until(lambda: len(receiver.snapshot()) == 1, what="the first image")
+        with hooks.engine.connect() as older, older.begin():
+            older.execute(text("SELECT pg_current_xact_id()"))  # an xid older than the next sync's
+            digest = push(hooks, "app/web", "v1")
+            count = "SELECT count(*) FROM image_events WHERE image_digest = :digest"
+            wait_until(lambda: hooks.scalar(count, digest=digest) == 1, what="the sync's event")
+            time.sleep(0.5)  # the dispatcher was woken by the sync's commit, and read
+            assert hooks.scalar("SELECT count(*) FROM webhook_deliveries") == 1  # hidden, so not yet written
+        wait_until(lambda: len(receiver.snapshot()) == 2, what="the held-back event")
+    assert received_events(receiver)[1]["data"]["imageDigest"] == digest
 
 
 def deliveries(hooks: Hooks) -> list[Any]:

@@ -29,6 +29,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     cast,
+    exists,
     false,
     func,
     literal,
@@ -249,8 +250,18 @@ def feed_with_images(f: EventFilter) -> Select[Any]:
 
 def feed_parameters(after: Position | None, first: int) -> dict[str, Any]:
     """``feed_with_images``'s parameters: ``first + 1`` events after ``after``."""
+    return position_parameters(after) | {"limit": first + 1}
+
+
+def position_parameters(after: Position | None) -> dict[str, Any]:
     xid, id = after or (0, 0)
-    return {"after_xid": str(xid), "after_id": id, "limit": first + 1}
+    return {"after_xid": str(xid), "after_id": id}
+
+
+BEYOND = select(exists().where(_after(bindparam("after_xid", type_=Text), bindparam("after_id", type_=BigInteger))))
+"""Whether a committed event lies past a position (``position_parameters``). Past the position a read
+moved to (``after_page``), such an event waits behind a transaction still in progress: the feed shows
+it once that ends, and an end that writes no event notifies no one."""
 
 
 def images_added(repository: tuple[str, str, str, str], sync_run_id: int) -> Select[Any]:

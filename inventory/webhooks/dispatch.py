@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 from sqlalchemy import Engine
@@ -46,8 +46,24 @@ WINDOW = 10_000
 """Pending deliveries held in memory at most; more wait in the database."""
 POLL_SECONDS = 1.0
 """How often the feed is read without being woken (a missed notification costs at most this)."""
+HELD_BACK_SECONDS = 0.01
+"""How soon the feed is read again when events wait behind a transaction in progress; twice as long
+each time they still do, up to POLL_SECONDS."""
 FLUSH_SECONDS = 0.1
 """Outcomes are written in a batch every FLUSH_SECONDS while they come."""
+
+
+class Read(NamedTuple):
+    """What ``Store.enqueue`` did."""
+
+    written: list[Pending]
+    """The deliveries written from the page (not those already there), in feed order."""
+    more: bool
+    """The feed has more now."""
+    held_back: bool
+    """Committed events wait behind a transaction still in progress: read again soon."""
+    recovered_at: datetime | None
+    """When failed deliveries were last made pending again (``inventory webhooks recover``)."""
 
 
 class LeaseLost(Exception):
@@ -74,9 +90,8 @@ class Store:
         self.labels = Labels(config)
         self.feed = image_events.feed_with_images(event_filter(config, webhook))
 
-    def enqueue(self, page: int = PAGE) -> tuple[list[Pending], bool, datetime | None]:
-        """(the deliveries written from the next page of the feed, whether the feed has more now, when
-        failed deliveries were last made pending again)."""
+    def enqueue(self, page: int = PAGE) -> Read:
+        """Write the deliveries of the next page of the feed and move the cursor past it."""
         name = self.webhook.name
         with self.engine.begin() as connection:
             raw = driver_connection(connection)
@@ -95,9 +110,13 @@ class Store:
             written = webhook_deliveries.insert(name, messages, connection=raw)
             last = (rows[-1].xid, rows[-1].id) if rows else position
             after = last if more else image_events.after_page(last, horizon)
+            held_back = (
+                not more
+                and connection.execute(image_events.BEYOND, image_events.position_parameters(after)).scalar_one()
+            )
             if after != position and not webhook_endpoints.advance(name, self.owner, after, connection=raw):
                 raise LeaseLost(name)
-        return written, more, recovered_at
+        return Read(written, more, held_back, recovered_at)
 
     def _registry_of(self, row: Any) -> str:
         return self.labels.registry(row.registry_type, row.registry_id, row.region, row.repository_name)
@@ -255,19 +274,24 @@ class Dispatcher:
             log.info("webhook %s: stopped delivering%s", name, f" ({self.disabled})" if self.disabled else "")
 
     async def _read(self, tasks: set[asyncio.Task[None]], stop: asyncio.Event) -> None:
-        """Read the feed when woken (or every POLL_SECONDS) until stopped or disabled; a failure of one of
-        ``tasks`` (the lanes and the flusher) is raised."""
+        """Read the feed when woken, every POLL_SECONDS, and sooner while committed events wait behind a
+        transaction in progress (its end may notify no one), until stopped or disabled; a failure of one
+        of ``tasks`` (the lanes and the flusher) is raised."""
         read_at = -POLL_SECONDS
+        interval = POLL_SECONDS
+        held = 0
         while not stop.is_set() and self.disabled is None:
             for task in tasks:
                 if task.done():
                     task.result()
-            if self.wake.is_set() or time.monotonic() - read_at >= POLL_SECONDS:
+            if self.wake.is_set() or time.monotonic() - read_at >= interval:
                 self.wake.clear()
                 read_at = time.monotonic()
-                await self._read_feed()
+                held = min(held + 1, 16) if await self._read_feed() else 0
+                interval = min(HELD_BACK_SECONDS * 2 ** (held - 1), POLL_SECONDS) if held else POLL_SECONDS
             waiters = {asyncio.create_task(self.wake.wait()), asyncio.create_task(stop.wait())}
-            await asyncio.wait(tasks | waiters, timeout=POLL_SECONDS, return_when=asyncio.FIRST_COMPLETED)
+            timeout = max(0.0, read_at + interval - time.monotonic())
+            await asyncio.wait(tasks | waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             for waiter in waiters:
                 waiter.cancel()
 
@@ -313,19 +337,23 @@ class Dispatcher:
             if len(found) < WINDOW:
                 return
 
-    async def _read_feed(self) -> None:
-        more = True
-        while more and len(self.queue) < WINDOW:
-            written, more, recovered_at = await asyncio.to_thread(self.store.enqueue)
-            for item in written:
+    async def _read_feed(self) -> bool:
+        """Enqueue what the feed has, while fewer than WINDOW wait in memory; whether events wait behind a
+        transaction in progress."""
+        while len(self.queue) < WINDOW:
+            read = await asyncio.to_thread(self.store.enqueue)
+            for item in read.written:
                 self.queue.add(item)
-            if written:
+            if read.written:
                 self.sendable.set()
                 self.on_change()
-            if recovered_at != self.recovered_at:  # failed deliveries are pending again: read them in
-                self.recovered_at = recovered_at
+            if read.recovered_at != self.recovered_at:  # failed deliveries are pending again: read them in
+                self.recovered_at = read.recovered_at
                 self.queue.loaded_upto = 0
                 await self._load()
+            if not read.more:
+                return read.held_back
+        return False
 
     def _settle(self, item: Pending, answer: Answer) -> None:
         """Decide what follows an attempt, in memory; ``_flush`` writes it."""
