@@ -250,18 +250,8 @@ def feed_with_images(f: EventFilter) -> Select[Any]:
 
 def feed_parameters(after: Position | None, first: int) -> dict[str, Any]:
     """``feed_with_images``'s parameters: ``first + 1`` events after ``after``."""
-    return position_parameters(after) | {"limit": first + 1}
-
-
-def position_parameters(after: Position | None) -> dict[str, Any]:
     xid, id = after or (0, 0)
-    return {"after_xid": str(xid), "after_id": id}
-
-
-BEYOND = select(exists().where(_after(bindparam("after_xid", type_=Text), bindparam("after_id", type_=BigInteger))))
-"""Whether a committed event lies past a position (``position_parameters``). Past the position a read
-moved to (``after_page``), such an event waits behind a transaction still in progress: the feed shows
-it once that ends, and an end that writes no event notifies no one."""
+    return {"after_xid": str(xid), "after_id": id, "limit": first + 1}
 
 
 def images_added(repository: tuple[str, str, str, str], sync_run_id: int) -> Select[Any]:
@@ -292,9 +282,13 @@ def touched(tag: str) -> ColumnElement[bool]:
     return held
 
 
-HORIZON = select(cast(cast(func.pg_snapshot_xmin(func.pg_current_snapshot()), Text), BigInteger))
+_XMIN = func.pg_snapshot_xmin(func.pg_current_snapshot())
+HORIZON = select(cast(cast(_XMIN, Text), BigInteger))
 """The oldest transaction still in progress: every event below it is visible to a read that follows,
 and none can appear there later."""
+HORIZON_AND_HIDDEN = select(cast(cast(_XMIN, Text), BigInteger), exists().where(events.c.xid >= _XMIN))
+"""``HORIZON``, and whether committed events wait above it (of one snapshot: they committed while an older
+transaction is still in progress). The feed shows them once that one ends, which may notify no one."""
 _MAX_ID = 2**63 - 1
 
 

@@ -97,7 +97,7 @@ class Store:
             raw = driver_connection(connection)
             position, recovered_at = webhook_endpoints.cursor(name, connection=raw)
             # The horizon before the page: every event below it is visible to the page's later snapshot.
-            horizon = connection.execute(image_events.HORIZON).scalar_one()
+            horizon, hidden = connection.execute(image_events.HORIZON_AND_HIDDEN).one()
             rows = connection.execute(self.feed, image_events.feed_parameters(position, page)).all()
             more = len(rows) > page
             rows = rows[:page]
@@ -110,13 +110,9 @@ class Store:
             written = webhook_deliveries.insert(name, messages, connection=raw)
             last = (rows[-1].xid, rows[-1].id) if rows else position
             after = last if more else image_events.after_page(last, horizon)
-            held_back = (
-                not more
-                and connection.execute(image_events.BEYOND, image_events.position_parameters(after)).scalar_one()
-            )
             if after != position and not webhook_endpoints.advance(name, self.owner, after, connection=raw):
                 raise LeaseLost(name)
-        return Read(written, more, held_back, recovered_at)
+        return Read(written, more, not more and hidden, recovered_at)
 
     def _registry_of(self, row: Any) -> str:
         return self.labels.registry(row.registry_type, row.registry_id, row.region, row.repository_name)
