@@ -215,10 +215,14 @@ def conditions(f: EventFilter) -> list[ColumnElement[bool]]:
 
 def feed(f: EventFilter, after: Position | None, first: int) -> Select[Any]:
     """``first + 1`` events after ``after``, oldest first (the extra one says there are more)."""
-    where = conditions(f)
-    if after is not None:
-        where.append(_after(literal(str(after[0])), literal(after[1])))
-    return select(*COLUMNS).where(and_(*where)).order_by(events.c.xid, events.c.id).limit(first + 1)
+    past = None if after is None else _after(literal(str(after[0])), literal(after[1]))
+    return _page(f, past, first + 1)
+
+
+def _page(f: EventFilter, past: ColumnElement[bool] | None, limit: int | ColumnElement[Any]) -> Select[Any]:
+    """At most ``limit`` events matching ``f`` (and ``past``), oldest first."""
+    where = [*conditions(f), *([] if past is None else [past])]
+    return select(*COLUMNS).where(and_(*where)).order_by(events.c.xid, events.c.id).limit(limit)
 
 
 def _after(xid: ColumnElement[Any], id: ColumnElement[Any]) -> ColumnElement[bool]:
@@ -238,9 +242,8 @@ def feed_with_images(f: EventFilter) -> Select[Any]:
     planner would otherwise hash-join the whole ``images`` table, a read that grows with the inventory
     even when the page holds one event."""
     images = Image.__table__  # type: ignore[attr-defined]
-    where = [*conditions(f), _after(bindparam("after_xid", type_=Text), bindparam("after_id", type_=BigInteger))]
-    limit = bindparam("limit", type_=BigInteger)
-    page = select(*COLUMNS).where(and_(*where)).order_by(events.c.xid, events.c.id).limit(limit).subquery("page")
+    past = _after(bindparam("after_xid", type_=Text), bindparam("after_id", type_=BigInteger))
+    page = _page(f, past, bindparam("limit", type_=BigInteger)).subquery("page")
     i, e = images.c, page.c
     same = and_(*(i[k] == e[k] for k in ("registry_type", "registry_id", "region", "repository_name", "image_digest")))
     image_columns = [column.label(IMAGE + column.name) for column in images.c if column.name != "fingerprint"]
