@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -81,17 +82,39 @@ def validate(config_file: Path | None) -> None:
 
 
 class Duration(click.ParamType[float]):
-    """A duration option: ``30s``, ``15m``, ``1h``."""
+    """A duration option: ``30s``, ``15m``, ``1h``; no longer than ``maximum`` seconds when given."""
 
     name = "duration"
 
+    def __init__(self, maximum: float | None = None) -> None:
+        self.maximum = maximum
+
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
         if isinstance(value, int | float):
-            return float(value)
-        try:
-            return parse_duration(value)
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
+            seconds = float(value)
+        else:
+            try:
+                seconds = parse_duration(value)
+            except ValueError as exc:
+                self.fail(str(exc), param, ctx)
+        if self.maximum is not None and seconds > self.maximum:
+            self.fail(f"at most {self.maximum / 86400:g}d, got {value}", param, ctx)
+        return seconds
+
+
+class TokenName(click.ParamType[str]):
+    """A token's name: 1 to 64 of ``A-Z a-z 0-9 . _ -`` (it is written in logs and tables as is)."""
+
+    name = "name"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", value):
+            self.fail(f"must be 1 to 64 of the characters A-Z a-z 0-9 . _ -, got {value!r}", param, ctx)
+        return value
+
+
+TOKEN_LIFETIME = 100 * 365 * 86400.0
+"""The longest ``--expires`` (a hundred years: past it, a time is not one a clock reaches)."""
 
 
 class Since(click.ParamType[datetime]):
@@ -632,7 +655,7 @@ def tokens() -> None:
 
 
 @tokens.command("create")
-@click.argument("name")
+@click.argument("name", type=TokenName())
 @click.option(
     "--registries", metavar="NAME,NAME", default=None,
     help="Limit the token to these registries (names in the inventory file); default: all.",
@@ -642,7 +665,11 @@ def tokens() -> None:
     help="read: the inventory; metrics: /metrics; admin: read, and webhooks (repeatable; default: read).",
 )  # fmt: skip
 @click.option(
-    "--expires", type=Duration(), default=None, metavar="DURATION", help="Expire after 30d, 12h… (default: never)."
+    "--expires",
+    type=Duration(maximum=TOKEN_LIFETIME),
+    default=None,
+    metavar="DURATION",
+    help="Expire after 30d, 12h… (default: never).",
 )
 @reports_errors
 def tokens_create(name: str, registries: str | None, scopes: tuple[str, ...], expires: float | None) -> None:

@@ -35,6 +35,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from inventory import redact
 from inventory.durations import parse_duration
 from inventory.errors import ConfigError
 
@@ -147,7 +148,7 @@ class RegistryConfig(BaseModel):
     @classmethod
     def _endpoint_url(cls, value: str | None) -> str | None:
         if value is not None and not _ENDPOINT_URL.match(value):
-            raise ValueError(f"not an http(s) URL: {value!r}")
+            raise ValueError(f"not an http(s) URL: {redact.url(value)!r}")
         return value
 
     def covers(self, repository_name: str) -> bool:
@@ -189,7 +190,7 @@ class WebhookConfig(BaseModel):
     @classmethod
     def _url(cls, value: str) -> str:
         if not _ENDPOINT_URL.match(value):
-            raise ValueError(f"not an http(s) URL: {value!r}")
+            raise ValueError(f"not an http(s) URL: {redact.url(value)!r}")
         return value
 
     @field_validator("secret_env")

@@ -23,6 +23,7 @@ from sqlalchemy import Connection, Engine, create_engine, make_url, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
+from inventory import redact
 from inventory.config import Settings
 from inventory.errors import DatabaseUnavailable
 
@@ -47,11 +48,8 @@ def with_driver(url: str) -> str:
 
 
 def mask_password(url: str | URL) -> str:
-    """The URL fit for a message: the password replaced by ``***``."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", str(url))
+    """The URL fit for a message: the password, and query values named like one, replaced by ``***``."""
+    return redact.database_url(url.render_as_string(hide_password=False) if isinstance(url, URL) else url)
 
 
 def start_embedded(home: Path) -> str:

@@ -35,6 +35,21 @@ QUERIES: Mapping[str, Executable] = {
 }
 """What a scrape reads: run them all, and pass their rows to ``fleet_metrics`` by name."""
 
+
+def queries(registries: Sequence[str] | None = None) -> Mapping[str, Executable]:
+    """``QUERIES``, or what a reader limited to ``registries`` may see of them: those registries' series,
+    and no webhook's (a webhook carries the events of every registry)."""
+    if registries is None:
+        return QUERIES
+    names = list(registries)
+    return {
+        "runs": region_status.COUNTERS_OF.bindparams(names=names),
+        "regions": region_status.DECLARED_BY.bindparams(names=names),
+        "images": repositories.IMAGE_COUNTS_OF.bindparams(names=names),
+        "webhooks": webhook_endpoints.listing([]),
+    }
+
+
 _REGION = ("registry", "region")
 
 

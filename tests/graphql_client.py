@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from starlette.testclient import TestClient
@@ -9,7 +10,9 @@ from starlette.testclient import TestClient
 
 def gql(client: TestClient, query: str, **variables: Any) -> dict[str, Any]:
     """The whole response body."""
-    body: dict[str, Any] = client.post("/graphql", json={"query": query, "variables": variables}).json()
+    # Sent as ASCII JSON, so that any string (a lone surrogate included) reaches the server as written.
+    request = json.dumps({"query": query, "variables": variables}, separators=(",", ":"))
+    body: dict[str, Any] = client.post("/graphql", content=request, headers={"content-type": "application/json"}).json()
     return body
 
 

@@ -7,16 +7,18 @@ made with ``allow_anonymous``; ``/healthz`` is open.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+from cross_web import HTTPException
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
@@ -24,7 +26,8 @@ from strawberry.asgi import GraphQL
 from inventory.api.auth import READS_INVENTORY, Authenticator, AuthError, Principal
 from inventory.api.context import Context
 from inventory.api.schema import build_schema
-from inventory.metrics import CONTENT_TYPE, QUERIES, exposition, fleet_metrics
+from inventory.metrics import CONTENT_TYPE, exposition, fleet_metrics, queries
+from inventory.redact import AccessLogFilter
 
 MAX_BODY_BYTES = 64 * 1024
 STATEMENT_TIMEOUT = 10.0
@@ -34,37 +37,80 @@ PRINCIPAL = "inventory.principal"
 
 log = logging.getLogger("inventory.api")
 
-_PAGE = Principal("graphiql page", frozenset(), registries=())
-
 
 class _GraphQL(GraphQL):
+    """strawberry's view; every request it sees went through ``Authenticated``.
+
+    A request that is not a GraphQL request (a body that is not a JSON object, a ``query`` that is
+    not a string, ...) is answered HTTP 400 with a GraphQL-shaped error, code ``BAD_REQUEST``."""
+
     def __init__(self, engine: AsyncEngine, **options: Any) -> None:
         super().__init__(**options)
         self.engine = engine
 
     async def get_context(self, request: Any, response: Any) -> Context:  # type: ignore[override]
-        # Only the GraphiQL page comes without a principal (``Authenticated``): strawberry asks for a
-        # context before it renders the page; one that may read nothing.
-        return Context(self.engine, request, request.scope.get(PRINCIPAL, _PAGE))
+        return Context(self.engine, request, request.scope[PRINCIPAL])
+
+    async def parse_http_body(self, request: Any) -> Any:
+        if request.method == "POST" and "json" in (request.content_type or ""):
+            try:
+                body = json.loads(await request.get_body())
+            except ValueError:
+                raise HTTPException(400, "the request body is not JSON") from None
+            if not isinstance(body, dict):
+                raise HTTPException(400, f"the request body must be a JSON object, got {_json_kind(body)}")
+            name = body.get("operationName")
+            if not isinstance(name, str | None):
+                raise HTTPException(400, f"operationName must be a string or null, got {_json_kind(name)}")
+        return await super().parse_http_body(request)
+
+    async def execute_single(self, *args: Any, **kwargs: Any) -> Any:
+        context, request_data = kwargs["context"], kwargs["request_data"]
+        if isinstance(context, Context):
+            context.operation_name = request_data.operation_name
+        return await super().execute_single(*args, **kwargs)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            response = await self.run(Request(scope, receive=receive))
+        except HTTPException as refused:
+            response = bad_request(refused.reason, refused.status_code)
+        await response(scope, receive, send)
+
+
+def _json_kind(value: object) -> str:
+    kinds = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+    return kinds.get(type(value), "a number")
+
+
+def bad_request(message: str, status: int = 400) -> Response:
+    """A request that is not a GraphQL request: HTTP ``status``, a GraphQL-shaped error, code BAD_REQUEST."""
+    return JSONResponse({"data": None, "errors": [{"message": message, "extensions": {"code": "BAD_REQUEST"}}]},
+                        status)  # fmt: skip
 
 
 class Authenticated:
     """Lets through only requests whose bearer may do one of ``needs``; their ``Principal`` goes in the scope.
 
-    With ``open_page``, a browser's GET of the GraphiQL page itself (HTML, no query) is let through: it
-    holds no data, and a browser cannot send a token to load it; its queries need one (GraphiQL's
-    headers editor: ``{"Authorization": "Bearer inv_…"}``)."""
+    With ``page``, a browser's GET of the GraphiQL page itself (HTML, no query) is answered here with
+    that page, without a token: it holds no data, and a browser cannot send a token to load it; its
+    queries need one (GraphiQL's headers editor: ``{"Authorization": "Bearer inv_…"}``). Nothing else
+    reaches ``app`` without a token: the page is never served by ``app``, so no spelling of a request
+    (``%71uery=``, ...) can be both a page for this check and a query for ``app``."""
 
     def __init__(self, app: ASGIApp, authenticator: Authenticator, needs: frozenset[str], *,
-                 open_page: bool = False) -> None:  # fmt: skip
+                 page: str | None = None) -> None:  # fmt: skip
         self.app = app
         self.authenticator = authenticator
         self.needs = needs
-        self.open_page = open_page
+        self.page = page
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.open_page and _ide_page(scope):
-            await self.app(scope, receive, send)
+        if self.page is not None and _ide_page(scope):
+            await HTMLResponse(self.page)(scope, receive, send)
             return
         try:
             principal = await self.authenticator.principal(Headers(scope=scope), self.needs)
@@ -78,9 +124,9 @@ class Authenticated:
 
 
 def _ide_page(scope: Scope) -> bool:
-    """A GET for the GraphiQL page: HTML wanted, no query in the URL."""
-    accept = Headers(scope=scope).get("accept", "")
-    return scope.get("method") == "GET" and "text/html" in accept and b"query=" not in scope.get("query_string", b"")
+    """A GET for the GraphiQL page: HTML wanted, no parameter in the URL (as decoded)."""
+    request = Request(scope)
+    return request.method == "GET" and "text/html" in request.headers.get("accept", "") and not request.query_params
 
 
 def principal_of(request: Request) -> Principal:
@@ -180,17 +226,20 @@ def create_app(
 
     async def metrics(request: Request) -> Response:
         try:
-            await auth.principal(request.headers, frozenset({"metrics"}))
+            principal = await auth.principal(request.headers, frozenset({"metrics"}))
         except AuthError as refused:
             return refused.response()
         async with engine.connect() as connection:
-            rows = {name: list(await connection.execute(query)) for name, query in QUERIES.items()}
+            statements = queries(principal.registries).items()
+            rows = {name: list(await connection.execute(query)) for name, query in statements}
         return Response(exposition(fleet_metrics(rows)), media_type=CONTENT_TYPE)
 
     app = Starlette(
         routes=[
             Route(
-                "/graphql", Authenticated(graphql, auth, READS_INVENTORY, open_page=graphiql), methods=["GET", "POST"]
+                "/graphql",
+                Authenticated(graphql, auth, READS_INVENTORY, page=graphql.graphql_ide_html if graphiql else None),
+                methods=["GET", "POST"],
             ),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
@@ -221,6 +270,8 @@ def serve(
     if allow_anonymous:
         log.warning("serving without authentication (--allow-anonymous): anyone who can reach the API reads "
                     "every registry's inventory and /metrics")  # fmt: skip
+    # The access log writes each request's target: its query string never with a credential in it.
+    logging.getLogger("uvicorn.access").addFilter(AccessLogFilter())
     engine = async_engine(url, statement_timeout=statement_timeout)
     app = create_app(engine, graphiql=graphiql, introspection=introspection, allow_anonymous=allow_anonymous)
     uvicorn.run(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from functools import partial
@@ -17,6 +18,7 @@ from strawberry.relay import PageInfo
 from inventory.api import cursors, past, search
 from inventory.api.auth import ANONYMOUS, Principal
 from inventory.api.errors import ApiError, history_not_retained, invalid_parameter, query_timeout
+from inventory.api.limits import check_globs
 from inventory.api.types import (
     Image,
     ImageConnection,
@@ -61,6 +63,7 @@ def image_filter(
 ) -> search.ImageFilter:
     """The search's filter of ``given``, limited to ``repository`` and to the registries of ``scope`` if given."""
     f = given or ImageFilterInput()
+    check_globs(f.repository_names, "filter.repositoryNames")
     if f.pushed_after and f.pushed_before and f.pushed_after >= f.pushed_before:
         raise invalid_parameter("filter: pushedAfter must be earlier than pushedBefore")
     return search.ImageFilter(
@@ -90,11 +93,9 @@ def _as_of_binding(as_of: datetime | None) -> list[str]:
     return [] if as_of is None else [as_of.astimezone(UTC).isoformat()]
 
 
-def _keyset_position(after: str, bound_to: str, length: int) -> list[Any]:
-    position = cursors.decode(after, bound_to)
-    if len(position) != length:
-        raise invalid_parameter("after: not a cursor of this API")
-    return position
+def _image_position(after: str, bound_to: str, order: search.Order) -> list[Any]:
+    sort_key = cursors.size if order.name == "SIZE" else cursors.time_or_never
+    return cursors.decode(after, bound_to, [sort_key, *[cursors.text] * len(search.IDENTITY)])
 
 
 class Context:
@@ -109,6 +110,10 @@ class Context:
         self.request = request
         self.principal = principal
         self.scope = principal.registries
+        self.operation_name: str | None = None
+        """The ``operationName`` the request gave (None: none; set by the HTTP view)."""
+        self.request_id = uuid.uuid4().hex[:12]
+        """Names the request in the audit log, and in the error and log line of an unexpected failure."""
         self.cost: int | None = None
         """The query's cost (``inventory.api.cost``), once computed."""
         self.repositories: DataLoader[RepositoryKey, Repository] = DataLoader(self._load_repositories)
@@ -297,7 +302,7 @@ class Context:
         order = search.ORDERS[order_by.value]
         source = search.images if as_of is None else past.images_at(as_of)
         bound_to = cursors.binding("images", f, order.name, *_as_of_binding(as_of))
-        position = _keyset_position(after, bound_to, 1 + len(search.IDENTITY)) if after is not None else None
+        position = _image_position(after, bound_to, order) if after is not None else None
         rows = await self.rows(search.image_page(f, order, position, size, source))
 
         async def count() -> int:
@@ -317,6 +322,7 @@ class Context:
         as_of = await self.as_of(as_of)
         source = search.repositories if as_of is None else past.repositories_at(as_of)
         g = given or RepositoryFilterInput()
+        check_globs(g.repository_names, "filter.repositoryNames")
         f = search.RepositoryFilter(
             registry_names=g.registry_names,
             registry_types=_config_types(g.registry_types),
@@ -327,7 +333,8 @@ class Context:
             scope=self.scope,
         )
         bound_to = cursors.binding("repositories", f, *_as_of_binding(as_of))
-        position = _keyset_position(after, bound_to, len(search.REPOSITORY_ORDER)) if after is not None else None
+        shape = [cursors.text] * len(search.REPOSITORY_ORDER)
+        position = cursors.decode(after, bound_to, shape) if after is not None else None
         rows = await self.rows(search.repository_page(f, position, size, source))
 
         async def count() -> int:
@@ -353,10 +360,8 @@ class Context:
         bound_to = cursors.binding("syncRuns", g.status.value if g.status else None, g.registry_name, self.scope)
         page = select(_sync_runs).where(*conditions).order_by(c.id.desc()).limit(size + 1)
         if after is not None:
-            position = cursors.decode(after, bound_to)
-            if len(position) != 1 or not isinstance(position[0], int):
-                raise invalid_parameter("after: not a cursor of this API")
-            page = page.where(c.id < position[0])
+            (run_id,) = cursors.decode(after, bound_to, [cursors.integer])
+            page = page.where(c.id < run_id)
         rows = await self.rows(page)
 
         async def count() -> int:

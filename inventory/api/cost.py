@@ -6,7 +6,10 @@ product of the page sizes of the connections it is nested in; a query's cost is 
 over all its connections. ``images(first: 100) { nodes { history(first: 50) } }`` costs
 100 + 100 * 50 = 5,100. Fragments (inline and named) count where they are spread, and
 ``first: $n`` counts the variable's value (or its default). Lists that are not
-connections (``registries``, an image's tags) count once.
+connections (``registries``, an image's tags) count once. Each item of a list argument
+(``filter: {tags: [...]}``) counts one node too, times the page sizes the field is nested in.
+
+The same walk checks every argument's bounds (``inventory.api.limits``).
 
 Above ``MAX_COST`` nodes the query is refused before anything runs, with the code
 ``QUERY_TOO_COSTLY`` and the cost in the message.
@@ -28,6 +31,7 @@ from graphql import (
     GraphQLObjectType,
     GraphQLSchema,
     InlineFragmentNode,
+    OperationDefinitionNode,
     SelectionSetNode,
     Undefined,
     get_named_type,
@@ -35,10 +39,11 @@ from graphql import (
     validate,
     value_from_ast,
 )
-from graphql.execution.values import get_variable_values
+from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
 from strawberry.extensions import SchemaExtension
 
 from inventory.api.errors import ApiError
+from inventory.api.limits import checked_arguments
 from inventory.aws.semantics import DEFAULT_MAX_RESULTS
 
 MAX_COST = 500_000
@@ -53,7 +58,8 @@ def query_cost(
     variables: Mapping[str, Any] | None = None,
     operation_name: str | None = None,
 ) -> int:
-    """The cost of the operation ``operation_name`` of a validated ``document`` with ``variables``."""
+    """The cost of the operation ``operation_name`` of a validated ``document`` with ``variables``;
+    InvalidParameterException when an argument is out of bounds."""
     operation = get_operation_ast(document, operation_name)
     if operation is None:
         return 0
@@ -64,16 +70,17 @@ def query_cost(
     if root is None:
         return 0
     fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
-    return _Walk(schema, fragments, values.coerced).cost(root, operation.selection_set, 1)
+    return _Walk(schema, fragments, values).cost(root, operation.selection_set, 1)
 
 
 class _Walk:
     def __init__(
-        self, schema: GraphQLSchema, fragments: dict[str, FragmentDefinitionNode], variables: dict[str, Any]
+        self, schema: GraphQLSchema, fragments: dict[str, FragmentDefinitionNode], variables: VariableValues
     ) -> None:
         self.schema = schema
         self.fragments = fragments
-        self.variables = variables
+        self.variable_values = variables
+        self.variables = variables.coerced
 
     def cost(self, parent: GraphQLNamedType, selections: SelectionSetNode, multiplier: int) -> int:
         total = 0
@@ -82,6 +89,10 @@ class _Walk:
             if field is None:  # __typename and the like
                 continue
             inner = multiplier
+            if field.args:
+                arguments = get_argument_values(field, node, self.variable_values)
+                items = checked_arguments(arguments, {name: arg.type for name, arg in field.args.items()})
+                total += multiplier * items
             size = self._page_size(field, node)
             if size is not None:
                 total += multiplier * size
@@ -132,6 +143,20 @@ def too_costly(cost: int) -> ApiError:
     )
 
 
+def operation_chosen(document: DocumentNode, operation_name: str | None) -> None:
+    """Refuse a document whose operation to run is not told: several and no ``operationName``, or
+    an ``operationName`` it does not hold (OPERATION_RESOLUTION_FAILURE)."""
+    names = [d.name.value if d.name else None for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if operation_name is None and len(names) > 1:
+        raise ApiError(
+            "OPERATION_RESOLUTION_FAILURE",
+            f"the document holds {len(names)} operations: say which to run with operationName",
+        )
+    if operation_name is not None and operation_name not in names:
+        message = f"operationName: the document has no operation {operation_name!r}"
+        raise ApiError("OPERATION_RESOLUTION_FAILURE", message)
+
+
 class QueryCost(SchemaExtension):
     """Computes each query's cost once it is valid, before it runs; refuses it above ``MAX_COST``.
 
@@ -144,7 +169,14 @@ class QueryCost(SchemaExtension):
         if ec.pre_execution_errors is None and ec.graphql_document is not None:
             ec.pre_execution_errors = validate(ec.schema._schema, ec.graphql_document, ec.validation_rules)
         if not ec.pre_execution_errors and ec.graphql_document is not None:
-            cost = query_cost(ec.schema._schema, ec.graphql_document, ec.variables, ec.operation_name)
+            try:
+                # strawberry names the first operation when none was given: the request's own is on our context
+                operation_chosen(ec.graphql_document, getattr(ec.context, "operation_name", ec.operation_name))
+                cost = query_cost(ec.schema._schema, ec.graphql_document, ec.variables, ec.operation_name)
+            except ApiError as refused:
+                ec.pre_execution_errors = [refused]
+                yield
+                return
             if hasattr(ec.context, "cost"):
                 ec.context.cost = cost
             if cost > MAX_COST:

@@ -79,10 +79,12 @@ async def describe_images(
     if image_status != "ANY":
         conditions.append(func.coalesce(c.image_status, "ACTIVE") == image_status)
     sort = (func.coalesce(c.image_pushed_at, _NO_TIME), c.image_digest)
-    bound_to = cursors.binding("describeImages", kind, registry, region, name, tag_status, image_status)
+    bound_to = cursors.binding("describeImages", kind, registry, region, name, tag_status, image_status, context.scope)
     if next_token is not None:
-        key = cursors.decode(next_token, bound_to, argument="nextToken")
-        conditions.append(tuple_(*sort) > tuple_(cast(literal(key[0]), search.ORDERS["PUSHED_AT"].sql_type), key[1]))
+        pushed, digest = cursors.decode(
+            next_token, bound_to, [cursors.time_or_never, cursors.text], argument="nextToken"
+        )
+        conditions.append(tuple_(*sort) > tuple_(cast(literal(pushed), search.ORDERS["PUSHED_AT"].sql_type), digest))
     rows = await context.rows(select(*search.shown_images).where(and_(*conditions)).order_by(*sort).limit(limit + 1))
     page = rows[:limit]
     token = None

@@ -195,10 +195,7 @@ def image_diff(row: Any) -> ImageDiff:
 
 
 def _key(after: str, bound_to: str) -> list[Any]:
-    key = cursors.decode(after, bound_to)
-    if len(key) != len(KEY) or not all(isinstance(part, str) for part in key):
-        raise invalid_parameter("after: not a cursor of this API")
-    return key
+    return cursors.decode(after, bound_to, [cursors.text] * len(KEY))
 
 
 async def diff_connection(

@@ -9,6 +9,7 @@ null but ``pageInfo.endCursor`` is still a position to resume from later (the
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from strawberry.types import Info
 from inventory.api import cursors
 from inventory.api.context import RepositoryKey, page_size
 from inventory.api.errors import invalid_parameter
+from inventory.api.limits import check_globs
 from inventory.api.types import (
     EDGES,
     Image,
@@ -37,6 +39,8 @@ from inventory.history import tag_assignments
 from inventory.tables import image_events
 from inventory.tables.image_events import EventFilter, Position
 
+_EVENT_ID = re.compile(r"[0-9]{1,19}")
+"""An event's node id: its id, a bigint (any other is no event's)."""
 TYPES_DESCRIPTION = ", ".join(image_events.TYPES)
 
 
@@ -101,7 +105,7 @@ class ImageEvent(relay.Node):
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[ImageEvent | None]:
         wanted = [str(node_id) for node_id in node_ids]
-        ids = [int(node_id) for node_id in wanted if node_id.isdigit()]
+        ids = [int(node_id) for node_id in wanted if _EVENT_ID.fullmatch(node_id) and int(node_id) < 2**63]
         scope = EventFilter(registries=info.context.scope)
         where = and_(*image_events.conditions(scope), image_events.events.c.id.in_(ids))
         rows = await info.context.rows(select(*image_events.COLUMNS).where(where)) if ids else []
@@ -169,6 +173,7 @@ def _utc(value: datetime | None) -> datetime | None:
 
 def event_filter(given: EventFilterInput | None) -> EventFilter:
     g = given or EventFilterInput()
+    check_globs(g.repository_names, "filter.repositoryNames")
     since, until = _utc(g.since), _utc(g.until)
     if since is not None and until is not None and since >= until:
         raise invalid_parameter("filter: since must be earlier than until")
@@ -189,10 +194,8 @@ def event_filter(given: EventFilterInput | None) -> EventFilter:
 
 
 def _position(after: str, bound_to: str) -> Position:
-    key = cursors.decode(after, bound_to)
-    if len(key) != 2 or not all(type(part) is int and 0 <= part < 2**63 for part in key):
-        raise invalid_parameter("after: not a cursor of this API")
-    return key[0], key[1]
+    xid, event_id = cursors.decode(after, bound_to, [cursors.integer, cursors.integer])
+    return xid, event_id
 
 
 async def event_connection(
@@ -251,15 +254,8 @@ class TagAssignmentConnection:
 
 
 def _assignment_key(after: str, bound_to: str) -> tuple[datetime, str]:
-    key = cursors.decode(after, bound_to)
-    try:
-        since, digest = key
-        assert isinstance(since, str) and isinstance(digest, str)
-        parsed = datetime.fromisoformat(since)
-        assert parsed.tzinfo is not None
-        return parsed, digest
-    except (ValueError, AssertionError):
-        raise invalid_parameter("after: not a cursor of this API") from None
+    since, digest = cursors.decode(after, bound_to, [cursors.time, cursors.text])
+    return since, digest
 
 
 async def tag_history(
@@ -270,7 +266,7 @@ async def tag_history(
     Keyed by (from, digest): a page continues below its last assignment whatever newer ones appear.
     """
     size = page_size(first)
-    bound_to = cursors.binding("tagHistory", repository, tag)
+    bound_to = cursors.binding("tagHistory", repository, tag, context.scope)
     events = image_events.tag_events(repository, tag, context.scope)
     found: list[Assignment] = tag_assignments(await context.rows(events), tag)
     if after is not None:

@@ -9,7 +9,7 @@ from functools import partial
 from typing import Annotated
 
 import strawberry
-from graphql import ASTValidationRule, GraphQLError
+from graphql import ASTValidationRule, GraphQLError, GraphQLSyntaxError
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry import relay
 from strawberry.extensions import (
@@ -40,6 +40,7 @@ from inventory.api.events import (
     tag_history,
 )
 from inventory.api.execution import execution_context_class
+from inventory.api.limits import check_text
 from inventory.api.types import (
     LONG,
     AsOf,
@@ -76,6 +77,8 @@ CACHED_QUERIES = 256
 class Query:
     @strawberry.field(description="Any Image, Repository, Registry or ImageEvent by its global id.")
     async def node(self, info: Info[Context, None], id: relay.GlobalID) -> relay.Node | None:
+        check_text(id.type_name, "id")
+        check_text(id.node_id, "id")
         try:
             found: relay.Node | None = await id.resolve_node(info, required=False)
         except (ValueError, KeyError, TypeError):
@@ -234,25 +237,39 @@ class Query:
         )
 
 
-def _mask(error: GraphQLError) -> bool:
-    """Mask unexpected errors, and log them with an id the client can quote."""
-    if is_expected(error):
-        return False
-    request_id = uuid.uuid4().hex[:12]
-    log.error("unexpected error (request %s)", request_id, exc_info=error.original_error)
-    return True
+def _unexpected(error: GraphQLError) -> bool:
+    return not is_expected(error)
+
+
+class _MaskUnexpected(MaskErrors):
+    """Our own defects leave as INTERNAL_SERVER_ERROR with the request's id, which is also in the log line
+    that holds the traceback: a client can quote it."""
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        context = self.execution_context.context
+        request_id = context.request_id if isinstance(context, Context) else uuid.uuid4().hex[:12]
+        log.error("unexpected error (request %s)", request_id, exc_info=error.original_error,
+                  extra={"request_id": request_id})  # fmt: skip
+        masked = super().anonymise_error(error)
+        masked.extensions = {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id}
+        return masked
 
 
 class _ErrorCodes(SchemaExtension):
-    """Every error leaves with a code: GraphQL's own validation errors get GRAPHQL_VALIDATION_FAILED."""
+    """Every error leaves with a code: syntax errors get GRAPHQL_PARSE_FAILED, GraphQL's own validation
+    errors GRAPHQL_VALIDATION_FAILED."""
 
     def on_operation(self):  # type: ignore[no-untyped-def]
         yield
-        result = self.execution_context.result
-        for error in getattr(result, "errors", None) or []:
-            if error.extensions is None or "code" not in error.extensions:
-                code = "INTERNAL_SERVER_ERROR" if error.message == "Unexpected error." else "GRAPHQL_VALIDATION_FAILED"
-                error.extensions = {**(error.extensions or {}), "code": code}
+        with_codes(getattr(self.execution_context.result, "errors", None) or [])
+
+
+def with_codes(errors: list[GraphQLError]) -> None:
+    """Give each error without a code its own: GRAPHQL_PARSE_FAILED or GRAPHQL_VALIDATION_FAILED."""
+    for error in errors:
+        if error.extensions is None or "code" not in error.extensions:
+            code = "GRAPHQL_PARSE_FAILED" if isinstance(error, GraphQLSyntaxError) else "GRAPHQL_VALIDATION_FAILED"
+            error.extensions = {**(error.extensions or {}), "code": code}
 
 
 class _Audit(SchemaExtension):
@@ -268,12 +285,14 @@ class _Audit(SchemaExtension):
             operation = ec.operation_name
         except Exception:  # an unparsable document has no operation
             operation = None
+        request_id = context.request_id if isinstance(context, Context) else None
         audit.info(
-            "graphql token=%s operation=%s cost=%s",
+            "graphql request=%s token=%s operation=%s cost=%s",
+            request_id,
             token,
             operation,
             cost,
-            extra={"token_name": token, "operation": operation, "cost": cost},
+            extra={"request_id": request_id, "token_name": token, "operation": operation, "cost": cost},
         )
 
 
@@ -293,7 +312,7 @@ def build_schema(*, introspection: bool = True) -> strawberry.Schema:
         partial(AddValidationRules, rules),
         partial(ValidationCache, maxsize=CACHED_QUERIES),
         QueryCost,  # after validation: a valid document only
-        partial(MaskErrors, should_mask_error=_mask),
+        partial(_MaskUnexpected, should_mask_error=_unexpected),
     ]
     built = _Schema(query=Query, extensions=extensions, config=StrawberryConfig(scalar_map={Long: LONG}))  # type: ignore[arg-type]
     built.execution_context_class = execution_context_class(built._schema)
@@ -302,7 +321,11 @@ def build_schema(*, introspection: bool = True) -> strawberry.Schema:
 
 class _Schema(strawberry.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: object = None) -> None:
-        """Expected errors are answers, not incidents: only the others are logged (by ``_mask``)."""
+        """Expected errors are answers, not incidents: only the others are logged (by ``_MaskUnexpected``).
+
+        A document that does not parse ends here without the operation's extensions (the parser cache
+        raises before they run its end): its errors get their codes here."""
+        with_codes(errors)
 
 
 schema = build_schema()

@@ -15,9 +15,9 @@ import strawberry
 from strawberry import relay
 from strawberry.types import Info
 
+from inventory import redact
 from inventory.api import cursors
 from inventory.api.context import page_size
-from inventory.api.errors import invalid_parameter
 from inventory.api.events import _page
 from inventory.api.types import EDGES
 from inventory.tables import webhook_deliveries, webhook_endpoints
@@ -126,15 +126,20 @@ class Webhook:
             status = WebhookStatus.DISABLED
         else:
             status = WebhookStatus.FAILING if e.failing_since is not None else WebhookStatus.ENABLED
-        return cls(name=e.name, url=e.url, status=status, disabled_reason=e.disabled_reason, backlog=e.backlog,
-                   last_success_at=e.last_success_at, failing_since=e.failing_since)  # fmt: skip
+        return cls(
+            name=e.name,
+            url=redact.url(e.url),
+            status=status,
+            disabled_reason=e.disabled_reason,
+            backlog=e.backlog,
+            last_success_at=e.last_success_at,
+            failing_since=e.failing_since,
+        )
 
 
 def _delivery_id(after: str, bound_to: str) -> int:
-    key = cursors.decode(after, bound_to)
-    if len(key) != 1 or type(key[0]) is not int:
-        raise invalid_parameter("after: not a cursor of this API")
-    return key[0]
+    (delivery_id,) = cursors.decode(after, bound_to, [cursors.integer])
+    return int(delivery_id)
 
 
 async def webhooks(context: Any) -> list[Webhook]:

@@ -136,6 +136,12 @@ COUNTERS = text(
 )
 """The scope-sync counters of every region ever synced."""
 
+COUNTERS_OF = text(
+    "SELECT registry_name, region, syncs_succeeded, syncs_failed, api_calls, throttled_calls "
+    "FROM region_status WHERE registry_name = ANY(:names) ORDER BY registry_name, region"
+)
+"""``COUNTERS`` of the registries ``names``."""
+
 
 def of_regions(regions: Sequence[tuple[str, str]], *, connection: psycopg.Connection[Any]) -> list[Any]:
     """The status rows of ``regions`` ((registry name, region) pairs), in their order; null when never synced."""

@@ -16,6 +16,12 @@ IMAGE_COUNTS = text(
 )
 """Present images per registry region (``image_count`` is kept by each sync): as cheap as the fleet is small."""
 
+IMAGE_COUNTS_OF = text(
+    "SELECT registry_name, region, sum(image_count) AS images FROM repositories "
+    "WHERE removed_at IS NULL AND registry_name = ANY(:names) GROUP BY 1, 2 ORDER BY 1, 2"
+)
+"""``IMAGE_COUNTS`` of the registries ``names``."""
+
 _KEY = ("registry_type", "registry_id", "region", "repository_name")
 _IN_SCOPE = " AND ".join(f"{column} = %s" for column in _KEY)
 

@@ -23,6 +23,8 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 from standardwebhooks import Webhook
 
+from inventory import redact
+
 SCHEDULE = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 50400.0, 72000.0, 86400.0)
 """Seconds before attempt n + 1, after n attempts failed (the first is immediate): 10 attempts in all."""
 DISABLE_AFTER = timedelta(days=5)
@@ -121,7 +123,8 @@ async def attempt(
     except TimeoutError:  # before ClientError: aiohttp's own timeouts are both
         error = f"no answer within {timeout:g}s"
     except aiohttp.ClientError as exc:  # refused, reset, TLS, protocol: the endpoint's side
-        error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        # aiohttp may quote the URL (InvalidURL): as everywhere it is shown, without its credentials
+        error = f"{type(exc).__name__}: {str(exc).replace(url, redact.url(url))}" if str(exc) else type(exc).__name__
     duration = round((time.perf_counter() - started) * 1000)
     return Answer(at, status, duration, error, retry_after)
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from rich.table import Table
 from sqlalchemy import Engine
 
+from inventory import redact
 from inventory.config import InventoryConfig, WebhookConfig, webhook_secrets
 from inventory.db import driver_connection
 from inventory.errors import InventoryError
@@ -54,8 +55,16 @@ def table(found: Sequence[Endpoint]) -> Table:
     for column in ("webhook", "url", "status", "last success", "failing since", "backlog", "delivered", "failed"):
         view.add_column(column, justify="right" if column in ("backlog", "delivered", "failed") else "left")
     for e in found:
-        view.add_row(e.name, e.url, status_of(e), _when(e.last_success_at), _when(e.failing_since), str(e.backlog),
-                     str(e.delivered_total), str(e.failed_total))  # fmt: skip
+        view.add_row(
+            e.name,
+            redact.url(e.url),
+            status_of(e),
+            _when(e.last_success_at),
+            _when(e.failing_since),
+            str(e.backlog),
+            str(e.delivered_total),
+            str(e.failed_total),
+        )
     return view
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import psycopg
 from sqlalchemy import Engine
 
+from inventory import redact
 from inventory.config import InventoryConfig, WebhookConfig, webhook_secrets
 from inventory.db import autocommit
 from inventory.tables import image_events, webhook_endpoints
@@ -131,7 +132,7 @@ class WebhookService:
             stop = asyncio.Event()
             task = asyncio.create_task(dispatcher.run(stop), name=f"webhook {name}")
             self._running[name] = _Running(webhook, dispatcher, stop, task)
-            log.info("webhook %s: delivering to %s", name, webhook.url)
+            log.info("webhook %s: delivering to %s", name, redact.url(webhook.url))
 
     async def _renew(self) -> None:
         held = set(self._running)
