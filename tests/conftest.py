@@ -135,3 +135,10 @@ def aws(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Any:
         return boto3.client(service, **options)  # type: ignore[call-overload]
 
     return client
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--fuzz-examples", type=int, default=300,
+        help="examples of tests/test_fuzz.py's schema-driven fuzzing (default 300; more for a longer run)",
+    )  # fmt: skip

@@ -1,0 +1,185 @@
+"""Abuse benchmark: does the costliest request the limits allow stall the API?
+
+    python bench/abuse.py [--images 20000] [--clients 4] [--seconds 20]
+
+Runs ``inventory serve`` as a process (uvicorn, its one event loop) on a scratch database of
+``--images`` images, and a read token. Measures ``/healthz`` (one request at a time) idle, then
+while ``--clients`` clients send, back to back, the costliest requests the limits allow: 15
+aliases (the most) of ``images(first: 1000)`` with 100 tags and 100 globs (the longest lists)
+and every field, and the same of ``events``. Prints /healthz p99 loaded ÷ p99 idle (goal <= 3),
+how many costly requests were answered, and the server's CPU seconds over the loaded phase.
+Uses INVENTORY_DATABASE_URL's server, else the embedded one; works in a scratch database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, make_url, text
+
+from inventory.api.auth import new_token, token_hash
+from inventory.api.cost import MAX_COST, query_cost
+from inventory.api.schema import MAX_ALIASES, schema
+from inventory.config import Settings
+from inventory.db import create, database_url, driver_connection, migrate
+from inventory.tables import api_tokens
+
+FILL = """
+INSERT INTO registries (name, type, account_id, regions) VALUES ('bench', 'ecr', '111111111111', '{us-east-1}');
+INSERT INTO repositories (registry_type, registry_id, region, repository_name, registry_name)
+  SELECT 'ecr', '111111111111', 'us-east-1', 'team-' || r || '/service', 'bench' FROM generate_series(0, 99) r;
+INSERT INTO images (registry_type, registry_id, region, repository_name, image_digest, image_tags,
+                    image_size_in_bytes, image_pushed_at, image_status, finding_severity_counts)
+  SELECT 'ecr', '111111111111', 'us-east-1', 'team-' || (i % 100) || '/service',
+         'sha256:' || lpad(to_hex(i), 64, '0'), ARRAY['v' || i, 'build-' || (i % 97)], 1048576 + i * 37,
+         timestamptz '2026-01-01' + (i * interval '17 seconds'), 'ACTIVE', '{"LOW": 3, "HIGH": 1}'
+  FROM generate_series(1, :n) i;
+ANALYZE images;
+"""
+
+TAGS = [f"build-{i}" for i in range(97)] + ["v1", "v2", "v3"]
+GLOBS = [f"team-{i}/*" for i in range(100)]
+IMAGE_FIELDS = """id registryType registryId region repositoryName imageDigest imageTags imageSizeInBytes
+  imagePushedAt imageManifestMediaType artifactMediaType imageScanStatus { status description }
+  imageScanFindingsSummary { findingSeverityCounts { severity count } } lastRecordedPullTime imageStatus
+  firstSeenAt lastSeenAt removedAt"""
+
+
+def _costliest() -> list[str]:
+    """The requests: the lists in variables (literal ones would pass the document's token limit first)."""
+    where = "filter: {tags: $tags, repositoryNames: $globs}"
+    images = " ".join(
+        f"i{n}: images(first: 1000, {where}) {{ nodes {{ {IMAGE_FIELDS} }} }}" for n in range(MAX_ALIASES)
+    )
+    events = " ".join(f"e{n}: events(first: 1000, {where}) {{ nodes {{ id type }} }}" for n in range(MAX_ALIASES))
+    declared = "query($tags: [String!], $globs: [String!])"
+    return [f"{declared} {{ {images} }}", f"{declared} {{ {events} }}"]
+
+
+VARIABLES = {"tags": TAGS, "globs": GLOBS}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def healthz_samples(url: str, seconds: float) -> list[float]:
+    samples = []
+    with httpx.Client(base_url=url) as client:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            started = time.perf_counter()
+            assert client.get("/healthz").status_code == 200
+            samples.append(time.perf_counter() - started)
+            time.sleep(0.01)
+    return samples
+
+
+def p99(samples: list[float]) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=20_000)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    args = parser.parse_args()
+    queries = _costliest()
+    from graphql import parse
+
+    costs = [query_cost(schema._schema, parse(q), VARIABLES) for q in queries]
+    print(f"costliest requests: cost {costs[0]:,} and {costs[1]:,} (limit {MAX_COST:,})")
+    with tempfile.TemporaryDirectory(prefix="inventory-bench-") as scratch:
+        server = database_url(Settings(home=Path(scratch) / "home"))
+        admin = create_engine(server, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(text("DROP DATABASE IF EXISTS inventory_bench_abuse WITH (FORCE)"))
+            connection.execute(text("CREATE DATABASE inventory_bench_abuse"))
+        db = make_url(server).set(database="inventory_bench_abuse").render_as_string(hide_password=False)
+        engine = create(db)
+        migrate(engine)
+        token = new_token()
+        with engine.begin() as connection:
+            for statement in FILL.split(";\n"):
+                if statement.strip():
+                    connection.execute(text(statement), {"n": args.images})
+            api_tokens.create("abuse", token_hash(token), scopes=["read"], registries=None, expires_at=None,
+                              connection=driver_connection(connection))  # fmt: skip
+        engine.dispose()
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        env = {**os.environ, "INVENTORY_DATABASE_URL": db, "INVENTORY_HOME": str(Path(scratch) / "home")}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "inventory", "serve", "--port", str(port)],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            for _ in range(600):
+                try:
+                    if httpx.get(f"{url}/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            idle = healthz_samples(url, args.seconds / 2)
+            stop = threading.Event()
+            answered: list[float] = []
+
+            def abuse(n: int) -> None:
+                headers = {"Authorization": f"Bearer {token}"}
+                with httpx.Client(base_url=url, headers=headers, timeout=120) as client:
+                    while not stop.is_set():
+                        started = time.perf_counter()
+                        asked = {"query": queries[n % len(queries)], "variables": VARIABLES}
+                        response = client.post("/graphql", json=asked)
+                        assert response.status_code == 200 and "errors" not in response.json(), response.text[:300]
+                        answered.append(time.perf_counter() - started)
+
+            clients = [threading.Thread(target=abuse, args=(n,), daemon=True) for n in range(args.clients)]
+            cpu_before = cpu_seconds(process.pid)
+            for client in clients:
+                client.start()
+            time.sleep(1)  # the load is on
+            loaded = healthz_samples(url, args.seconds)
+            cpu = cpu_seconds(process.pid) - cpu_before
+            stop.set()
+            for client in clients:
+                client.join(timeout=120)
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+        with admin.connect() as connection:
+            connection.execute(text("DROP DATABASE inventory_bench_abuse WITH (FORCE)"))
+        admin.dispose()
+
+    ms = 1000
+    print(f"/healthz idle:   p50 {statistics.median(idle) * ms:.1f} ms, p99 {p99(idle) * ms:.1f} ms ({len(idle)})")
+    print(
+        f"/healthz loaded: p50 {statistics.median(loaded) * ms:.1f} ms, p99 {p99(loaded) * ms:.1f} ms ({len(loaded)})"
+    )
+    print(f"costly requests answered: {len(answered)}, p50 {statistics.median(answered or [0]):.2f} s; "
+          f"server CPU {cpu:.1f} s over the loaded {args.seconds:g} s")  # fmt: skip
+    print(f"/healthz p99 loaded ÷ idle: {p99(loaded) / p99(idle):.2f}   (goal <= 3)")
+
+
+if __name__ == "__main__":
+    main()
