@@ -27,12 +27,6 @@ Uses INVENTORY_DATABASE_URL's server, else the embedded one; works in a scratch 
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# bench/graphql.py would shadow the graphql package: Python puts this file's folder first on the path.
-sys.path.remove(next(entry for entry in sys.path if Path(entry or ".").resolve() == Path(__file__).resolve().parent))
-
 import argparse
 import asyncio
 import statistics
@@ -40,6 +34,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx

@@ -14,23 +14,18 @@ fill). Prints each median and each ratio, many ÷ few (goal <= 1.5 each).
 Uses INVENTORY_DATABASE_URL's server, else the embedded one; works in a scratch database.
 """
 
-# ruff: noqa: E402  (the imports follow the sys.path fix below)
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# bench/graphql.py is named like the graphql package, and Python puts this folder first on the path.
-sys.path = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
 
 import argparse
 import asyncio
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx

@@ -26,12 +26,6 @@ Uses INVENTORY_DATABASE_URL's server, else the embedded one; works in a scratch 
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# bench/graphql.py would shadow the graphql package: Python puts this file's folder first on the path.
-sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
-
 import argparse
 import asyncio
 import base64
@@ -40,11 +34,13 @@ import multiprocessing
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import aiohttp

@@ -42,8 +42,10 @@ SCALARS = {
 }
 HOSTILE_TEXT = st.text(max_size=60) | st.sampled_from(["", "*", "[!]", "[z-a]", "a\x00b", "\ud800", "x" * 3000])
 
+NULL = st.none()
 
-def _value(type_: graphql.GraphQLInputType, nullable: st.SearchStrategy[Any] = st.none()) -> st.SearchStrategy[Any]:
+
+def _value(type_: graphql.GraphQLInputType, nullable: st.SearchStrategy[Any] = NULL) -> st.SearchStrategy[Any]:
     """JSON values for a variable of ``type_``: mostly of its type, sometimes out of its bounds, now and then not."""
     if isinstance(type_, graphql.GraphQLNonNull):
         return _value(type_.of_type, st.nothing())

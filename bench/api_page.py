@@ -1,6 +1,6 @@
 """GraphQL benchmark: images(first: 100) on an inventory of 1,000,000 images.
 
-    python bench/graphql.py [--images 1000000] [--requests 60]
+    python bench/api_page.py [--images 1000000] [--requests 60]
 
 Through the ASGI app (httpx, no network), with a token limited to the registry
 ``bench`` (another registry, ``other``, holds a tenth as many images interleaved
@@ -13,17 +13,12 @@ works in a scratch database.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# This file is named like the graphql package, and Python puts its folder first on the path.
-sys.path = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
-
 import argparse
 import asyncio
 import statistics
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
