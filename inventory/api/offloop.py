@@ -55,8 +55,14 @@ class OffLoop:
         return _Relayed(self, app)
 
     async def relay(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
-        """Run ``app`` on this loop for a request of the server's loop, relaying its messages."""
+        """Run ``app`` on this loop for a request of the server's loop, relaying its messages.
+
+        Each crossing between the loops costs a wake-up of the other thread: the request's body is read
+        here before the app starts, and the answer's start goes with its first body message."""
         server = asyncio.get_running_loop()
+        received: list[Message] = []
+        while not received or (received[-1]["type"] == "http.request" and received[-1].get("more_body")):
+            received.append(await receive())
 
         def on_server(call: Callable[[], Awaitable[T]]) -> Awaitable[T]:
             async def relayed() -> T:
@@ -65,10 +71,21 @@ class OffLoop:
             return asyncio.wrap_future(asyncio.run_coroutine_threadsafe(relayed(), server))
 
         async def relayed_receive() -> Message:
-            return await on_server(receive)
+            return received.pop(0) if received else await on_server(receive)
+
+        held: list[Message] = []
+
+        async def sends() -> None:
+            for message in held:
+                await send(message)
 
         async def relayed_send(message: Message) -> None:
-            await on_server(lambda: send(message))
+            held.append(message)
+            if message["type"] != "http.response.start":
+                try:
+                    await on_server(sends)
+                finally:
+                    held.clear()
 
         await asyncio.wrap_future(self.submit(app(scope, relayed_receive, relayed_send)))
 
