@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import re
 import urllib.parse
+from collections.abc import Callable
 
 REDACTED = "***"
 _SECRET_NAME = re.compile(r"token|key|secret|passw|pwd|auth|signature|credential|session", re.IGNORECASE)
@@ -55,30 +56,35 @@ def path(target: str) -> str:
 
 def url(value: str) -> str:
     """A URL with its userinfo and every query value redacted (fit to show wherever a webhook is shown)."""
-    try:
-        parts = urllib.parse.urlsplit(value)
-    except ValueError:
-        return REDACTED
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = f"{REDACTED}@{netloc.rpartition('@')[2]}"
-    query = parts.query and _joined([(name, None if v is None else REDACTED) for name, v in _pairs(parts.query)])
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+    def every_value(query: str) -> str:
+        return _joined([(name, None if v is None else REDACTED) for name, v in _pairs(query)])
+
+    return _redacted(value, lambda userinfo: REDACTED, every_value, keep_fragment=False)
 
 
 def database_url(value: str) -> str:
     """A database URL with its password, and every query value named like a secret, redacted."""
+
+    def password(userinfo: str) -> str:
+        user, colon, _ = userinfo.partition(":")
+        return f"{user}:{REDACTED}" if colon else userinfo
+
+    return _redacted(value, password, query_string, keep_fragment=True)
+
+
+def _redacted(value: str, userinfo: Callable[[str], str], query: Callable[[str], str], *, keep_fragment: bool) -> str:
+    """``value`` with its userinfo and its query string each rewritten; ``***`` if it is no URL."""
     try:
         parts = urllib.parse.urlsplit(value)
     except ValueError:
         return REDACTED
-    netloc = parts.netloc
-    userinfo, at, host = netloc.rpartition("@")
-    if at and ":" in userinfo:
-        netloc = f"{userinfo.partition(':')[0]}:{REDACTED}@{host}"
-    pairs = _pairs(parts.query) if parts.query else []
-    query = _joined([(n, REDACTED if v is not None and _secret(n, v) else v) for n, v in pairs])
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    who, at, host = parts.netloc.rpartition("@")
+    netloc = f"{userinfo(who)}@{host}" if at else host
+    fragment = parts.fragment if keep_fragment else ""
+    return urllib.parse.urlunsplit(
+        (parts.scheme, netloc, parts.path, query(parts.query) if parts.query else "", fragment)
+    )
 
 
 class AccessLogFilter(logging.Filter):
