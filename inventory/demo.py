@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import sys
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine, text
 
+from inventory.api.app import listen
 from inventory.api.app import serve as serve_api
 from inventory.config import Settings, load_config
 from inventory.db import database_url, describe, open_inventory
-from inventory.sync.render import render_applied, summary_line
+from inventory.sync.render import applied_line, render_applied, summary_line
 from inventory.sync.runner import sync_fleet
 from inventory.testing import Emulator
 from inventory.testing.seed import demo_config, seed_demo
@@ -46,6 +50,7 @@ def run_demo(settings: Settings, *, serve: tuple[str, int] | None = None) -> Non
     """Start everything on embedded defaults, apply the demo fleet, print what was stored, then serve the API
     at ``serve`` (host, port) with the emulator still up, until interrupted."""
     console = Console()
+    sock = listen(*serve) if serve is not None else None  # a busy port fails first
     for key, value in _DEMO_CREDENTIALS.items():
         os.environ.setdefault(key, value)
     with console.status("starting the inventory database"):
@@ -59,31 +64,65 @@ def run_demo(settings: Settings, *, serve: tuple[str, int] | None = None) -> Non
         path.write_text(demo_config(emulator.url), encoding="utf-8")
         console.print(f"demo configuration written to {path}\n")
         config = load_config(path)
+        # Each scope printed once, as applied: the live display (on a terminal) and never the log lines too.
         result = sync_fleet(
-            engine, config, aws_max_attempts=settings.aws_max_attempts, interactive=console.is_terminal,
+            engine, config, aws_max_attempts=settings.aws_max_attempts, interactive=True,
             on_scope=lambda scope: render_applied(scope, console.print),
         )  # fmt: skip
-        applied = result.counts
-        console.print(f"\n{summary_line(applied)}")
-        console.print(f"Apply complete: {applied.add} added, {applied.change} changed, {applied.remove} removed.\n")
+        for failure in result.failures:
+            console.print(f"Error: {failure.label}: {failure.code}: {failure.message}", highlight=False, markup=False)
+        summary = summary_line(result.counts, result.failures, result.scopes)
+        console.print(f"\n{summary}" if result.counts.total or result.failures else summary)  # a blank line, once
+        console.print(applied_line(result.counts, result.failures, result.scopes) + "\n")
         console.print(_summary(engine))
         engine.dispose()
+        inventory = program()
         if serve is None:
-            console.print("Run it again: the inventory has converged, so the plan says `No changes.`")
+            if not result.failures:  # the emulator is seeded alike each run: it holds what the inventory now does
+                console.print(f"Run it again (`{inventory} demo --no-serve`): the inventory has converged, "
+                              "so it says `No changes.`", soft_wrap=True, highlight=False, markup=False)  # fmt: skip
             return
         host, port = serve
+        assert sock is not None
         url = f"http://{host}:{port}/graphql"
         body = json.dumps({"query": EXAMPLE})
         console.print(
             f"GraphQL API on {url} (GraphiQL: open it in a browser), without authentication "
-            "(--allow-anonymous: anyone who can reach it reads everything; `inventory serve` asks for tokens). Try:\n"
-            f"  curl -s {url} -H 'content-type: application/json' -d '{body}'\n"
-            "Keep it converged while you push and delete images in the emulator, in another terminal:\n"
-            f"  AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo inventory worker -c {path} --interval 10s\n"
-            "Ctrl-C stops the demo (the inventory stays in .inventory/).",
+            f"(--allow-anonymous: anyone who can reach it reads everything; `{inventory} serve` asks for tokens). "
+            f"Try:\n  curl -s {url} -H 'content-type: application/json' -d '{body}'\n"
+            "Keep it converged while you push and delete images in the emulator, from another terminal in this "
+            f"directory{' with the same INVENTORY_DATABASE_URL' if settings.database_url else ''}:\n"
+            f"  {_worker(settings, inventory, path)}\n"
+            f"Ctrl-C stops the demo; the inventory stays ({describe(settings)}).",
             soft_wrap=True, highlight=False, markup=False,
         )  # fmt: skip
-        serve_api(database_url(settings), host, port, graphiql=True, allow_anonymous=True)
+        serve_api(database_url(settings), sock, graphiql=True, allow_anonymous=True)
+
+
+def program() -> str:
+    """The running program as a command to type in this directory: its path, relative when under it, since
+    ``inventory`` is on PATH only where its virtualenv is activated (``make demo`` runs ``.venv/bin/inventory``)."""
+    if Path(sys.argv[0]).name == "__main__.py":  # python -m inventory
+        return f"{_typed(sys.executable)} -m inventory"
+    return _typed(sys.argv[0])
+
+
+def _typed(path: str) -> str:
+    absolute = Path(os.path.abspath(path))  # not resolved: a virtualenv's python links out of it
+    if not absolute.is_relative_to(Path.cwd()):
+        return shlex.quote(str(absolute))
+    relative = absolute.relative_to(Path.cwd())
+    return shlex.quote(str(relative) if len(relative.parts) > 1 else f"./{relative}")
+
+
+def _worker(settings: Settings, inventory: str, path: Path) -> str:
+    """The worker's command line: against the emulator, on this inventory's database (its home said unless the
+    default one)."""
+    credentials = " ".join(f"{key}={value}" for key, value in _DEMO_CREDENTIALS.items())
+    command = f"{credentials} {inventory} worker -c {shlex.quote(str(path))} --interval 10s"
+    if settings.home != Settings.model_fields["home"].default:
+        command = f"INVENTORY_HOME={shlex.quote(str(settings.home))} {command}"
+    return command
 
 
 def _summary(engine: Engine) -> Table:

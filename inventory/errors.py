@@ -2,7 +2,8 @@
 
     InventoryError              -- anything the CLI reports as one clear line and exit code 1
      ├── ConfigError            -- the declarative file is missing or invalid (all problems at once)
-     ├── DatabaseUnavailable    -- the database URL is wrong or the server cannot be reached
+     ├── DatabaseUrlInvalid     -- the database URL is not a PostgreSQL URL
+     ├── DatabaseUnavailable    -- the server cannot be reached (refused, timed out, shutting down)
      ├── TargetError            -- a --target names nothing the config or the inventory knows
      ├── PlanFileError          -- a saved plan cannot be read (missing, truncated, another version)
      └── ScopeFailed            -- one scope could not be synced; recorded as a failed sync run
@@ -11,7 +12,8 @@
           │    │                   retries, ServerException, an expired nextToken, a timeout...)
           │    └── MalformedResponse -- AWS answered something that is not what its API documents
           ├── StalePlan         -- a saved plan's scope changed since the plan was made
-          └── ScopeLocked       -- another apply held the scope past --lock-timeout
+          ├── ScopeLocked       -- another apply held the scope past --lock-timeout
+          └── LeaseLost         -- a worker's lease on the region lapsed before it wrote (rolled back)
 
 Anything else raised during a sync is a defect of ours: ``plan``/``apply`` stop
 with the traceback (exit 1); a worker records the scope as failed with code
@@ -37,6 +39,10 @@ class ConfigError(InventoryError):
         self.path = path
         self.problems = problems
         super().__init__("\n".join(problems))
+
+
+class DatabaseUrlInvalid(InventoryError):
+    """The inventory database URL is not valid."""
 
 
 class DatabaseUnavailable(InventoryError):
@@ -82,3 +88,9 @@ class ScopeLocked(ScopeFailed):
     """another apply holds this scope"""
 
     code = "LockTimeout"
+
+
+class LeaseLost(ScopeFailed):
+    """this worker's lease on the region lapsed before the scope was written; nothing was written"""
+
+    code = "LeaseLost"

@@ -15,7 +15,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.measure import Measurement
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy import Engine
 
 from inventory.config import InventoryConfig, RegistryConfig, is_region
@@ -227,8 +230,8 @@ def image_history(engine: Engine, config: InventoryConfig, subject: Subject) -> 
             before = (rows[PAGE - 1].xid, rows[PAGE - 1].id)
 
 
-def history_view(engine: Engine, config: InventoryConfig, subject: Subject) -> Table | str:
-    """The subject's history as a table, or a line saying there is none."""
+def history_view(engine: Engine, config: InventoryConfig, subject: Subject) -> RenderableType | str:
+    """The subject's history as a heading over a table, or a line saying there is none."""
     if subject.tag is not None:
         assignments = tag_history(engine, config, subject)
         return (
@@ -240,29 +243,60 @@ def history_view(engine: Engine, config: InventoryConfig, subject: Subject) -> T
     return image_table(subject, rows) if rows else f"No events of {subject.image_digest} in {subject.repository}."
 
 
-def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]], *, wrapped: str = "") -> Table:
-    """A table whose columns (all but ``wrapped``) are never cut: digests and times are meant to be copied,
-    so a narrow terminal wraps the line rather than shorten them."""
-    table = Table(title=title)
+SHORTEST_DIGEST = len("sha256:1234…cdef")
+
+
+def short_digest(digest: str, width: int) -> str:
+    """``digest`` if it fits ``width``, else shortened in the middle: ``sha256:1234…cdef`` at the shortest."""
+    if len(digest) <= width:
+        return digest
+    algorithm, _, hex_digits = digest.partition(":")
+    kept = max(width, SHORTEST_DIGEST) - len(algorithm) - 2  # the colon and the ellipsis
+    return f"{algorithm}:{hex_digits[: kept - kept // 2]}…{hex_digits[len(hex_digits) - kept // 2 :]}"
+
+
+class _Digest:
+    """The digest in full when its line has room, else shortened in the middle; ``before`` and ``after`` it."""
+
+    def __init__(self, digest: str, before: str = "", after: str = "") -> None:
+        self.digest, self.before, self.after = digest, before, after
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        around = len(self.before) + len(self.after)
+        return Measurement(around + min(SHORTEST_DIGEST, len(self.digest)), around + len(self.digest))
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        room = options.max_width - len(self.before) - len(self.after)
+        yield Text(self.before + short_digest(self.digest, room) + self.after)
+
+
+def _table(
+    heading: RenderableType, columns: Sequence[str], rows: Sequence[Sequence[str | _Digest]], *, fits: str
+) -> Group:
+    """A heading over a table whose columns but ``fits`` are never cut or wrapped (times are meant to be
+    copied): the ``fits`` one takes the width left on a narrow terminal (changes wrap, digests shorten)."""
+    table = Table()
     for index, column in enumerate(columns):
-        if column == wrapped:
-            table.add_column(column)
+        if column == fits:
+            table.add_column(column, min_width=SHORTEST_DIGEST if column == "digest" else None)
         else:
-            width = max(len(column), *(len(row[index]) for row in rows))
+            width = max(len(column), *(len(str(row[index])) for row in rows))
             table.add_column(column, no_wrap=True, min_width=width)
     for row in rows:
         table.add_row(*row)
-    return table
+    return Group(heading, table)  # not the table's title: that wraps at the table's width, a digest too
 
 
-def tag_table(subject: Subject, assignments: Sequence[TagAssignment]) -> Table:
-    rows = [(a.image_digest, when(a.since), when(a.until) if a.until else "now") for a in assignments]
-    return _table(f"{subject}: where the tag pointed, newest first", ("digest", "from", "until"), rows)
+def tag_table(subject: Subject, assignments: Sequence[TagAssignment]) -> Group:
+    rows = [(_Digest(a.image_digest), when(a.since), when(a.until) if a.until else "now") for a in assignments]
+    heading = Text(f"{subject}: where the tag pointed, newest first")
+    return _table(heading, ("digest", "from", "until"), rows, fits="digest")
 
 
-def image_table(subject: Subject, events: Sequence[Any]) -> Table:
+def image_table(subject: Subject, events: Sequence[Any]) -> Group:
     rows = [
         (when(e.occurred_at), e.type + (" (backfill)" if e.backfill else ""), change_summary(e.changes, "\n"))
         for e in events
     ]
-    return _table(f"{subject}: events, newest first", ("when", "type", "changes"), rows, wrapped="changes")
+    heading = _Digest(subject.image_digest or "", "Events of ", f" in {subject.repository}, newest first")
+    return _table(heading, ("when", "type", "changes"), rows, fits="changes")

@@ -10,9 +10,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from queue import Empty, Queue
 
 import httpx
 import pytest
@@ -107,6 +109,23 @@ def free_port() -> int:
         return port
 
 
+def run_until(command: str, wanted: str, *, cwd: Path, env: dict[str, str], timeout: float = 60) -> str:
+    """Run a shell command line until a line of its output holds ``wanted`` (or it exits, or ``timeout``),
+    then SIGINT it; its output."""
+    process = subprocess.Popen(["bash", "-c", command], cwd=cwd, env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    assert process.stdout is not None
+    lines: Queue[str] = Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout or ()], daemon=True).start()
+    output, deadline = [], time.monotonic() + timeout
+    while not any(wanted in line for line in output) and time.monotonic() < deadline:
+        with contextlib.suppress(Empty):
+            output.append(lines.get(timeout=0.5))
+    process.send_signal(signal.SIGINT)
+    process.wait(timeout=30)
+    return "".join(output)
+
+
 def test_demo_applies_the_fleet_and_serves_the_api(inventory_env: dict[str, str], tmp_path: Path) -> None:
     port = free_port()
     process = subprocess.Popen(
@@ -130,7 +149,17 @@ def test_demo_applies_the_fleet_and_serves_the_api(inventory_env: dict[str, str]
         assert re.search(r"prod\s+│ ecr\s+│ us-east-1\s+│\s+9 │\s+1664 │", shown), shown
         assert re.search(r"public\s+│ ecr-public │ us-east-1\s+│\s+4 │\s+232 │", shown)
         assert (tmp_path / "home" / "demo-inventory.toml").exists()
-        curl = next(line.strip() for line in process.stdout if line.strip().startswith("curl "))
+        # stdout and stderr together: each repository once (not again as a progress log line)
+        repositories = re.findall(r"^(\w+/[a-z]+-[a-z]+-\d/\S+): ", shown, re.MULTILINE)
+        assert len(repositories) == len(set(repositories)) == 29, shown
+        curl, keep, worker = (process.stdout.readline().strip() for _ in range(3))
+        assert curl.startswith("curl ") and keep.endswith("with the same INVENTORY_DATABASE_URL:"), (curl, keep)
+        # as printed: this run's home (not the default), the program that runs (`inventory` is not on PATH)
+        assert worker == (
+            f"INVENTORY_HOME={tmp_path / 'home'} AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo "
+            f"{sys.executable} -m inventory worker -c {tmp_path / 'home' / 'demo-inventory.toml'} --interval 10s"
+        )
+        assert "region synced" in run_until(worker, "region synced", cwd=tmp_path, env=inventory_env)
         query = json.loads(curl.split(" -d ", 1)[1].strip("'"))
         url = f"http://127.0.0.1:{port}"
         for _ in range(100):  # uvicorn binds just after the banner
@@ -150,4 +179,5 @@ def test_demo_applies_the_fleet_and_serves_the_api(inventory_env: dict[str, str]
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert again.returncode == 0, again.stderr
-    assert "\nNo changes.\n" in again.stdout
+    assert "\nNo changes.\n" in again.stdout  # the emulator is seeded alike each run
+    assert f"Run it again (`{sys.executable} -m inventory demo --no-serve`)" in again.stdout

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from inventory.config import RegistryConfig, Settings, WebhookConfig, load_config, webhook_secrets
+from inventory.config import RegistryConfig, RetentionConfig, Settings, WebhookConfig, load_config, webhook_secrets
 from inventory.errors import ConfigError
 
 FULL = """
@@ -125,11 +125,11 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
         ),
         (
             '[[registries]]\nname="a"\naccount_id="111111111111"\nregions=["us-east-1"]\nexclude=[""]',
-            "exclude.0: Value error, a glob must not be empty",
+            "exclude[0]: a glob must not be empty",
         ),
         (
             '[[registries]]\nname="a"\naccount_id=111111111111\nregions=["us-east-1"]',
-            "account_id: must be a string of 12 digits",
+            "account_id: must be a string of 12 digits, got 111111111111",
         ),
         (
             '[[registries]]\nname="a"\naccount_id="111111111111"\nregions=["us-east-1"]\nendpoint_url="ftp://x"',
@@ -143,9 +143,119 @@ def test_single_problems(tmp_path: Path, text: str, fragment: str) -> None:
     assert any(fragment.replace("Value error, ", "") in p for p in exc.value.problems), exc.value.problems
 
 
-def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="no such file"):
-        load_config(tmp_path / "absent.toml")
+def test_missing_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("INVENTORY_HOME", raising=False)
+    path = tmp_path / "absent.toml"
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    assert exc.value.problems == [
+        f"{path}: no such file; name one with -c FILE or $INVENTORY_CONFIG "
+        "(`inventory demo` writes a sample to .inventory/demo-inventory.toml)"
+    ]
+
+
+REGISTRY = '[[registries]]\nname = "a"\naccount_id = "111111111111"\nregions = ["us-east-1"]\n'
+WEBHOOK = '[[webhooks]]\nname = "w"\nurl = "https://example.com"\nsecret_env = "S"\n'
+R, W = "registries[0] ('a'): ", "webhooks[0] ('w'): "
+ROLE = "arn:aws:iam::111111111111:role/r"
+
+
+def problems_of(tmp_path: Path, text: str) -> list[str]:
+    """The problems of ``text`` as a file, without the file's name; none if it is valid."""
+    path = write(tmp_path, text)
+    try:
+        load_config(path)
+    except ConfigError as exc:
+        assert all(p.startswith(f"{path}: ") for p in exc.problems)
+        return [p.removeprefix(f"{path}: ") for p in exc.problems]
+    return []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            REGISTRY.replace('["us-east-1"]', '["us-east-1", "us-east-1", "mars-1"]'),
+            [
+                "registries[0] ('a'): regions: not an AWS region: 'mars-1'",
+                "registries[0] ('a'): regions: listed more than once: 'us-east-1'",
+            ],
+        ),
+        (
+            REGISTRY.replace('["us-east-1"]', "[]") + 'external_id = "xyz"',
+            [
+                "registries[0] ('a'): regions: must not be empty",
+                "registries[0] ('a'): external_id: only meaningful together with role_arn",
+            ],
+        ),
+        (
+            REGISTRY.replace('["us-east-1"]', '["moon-1"]')
+            + 'type = "ecr-public"\nexternal_id = "xyz"\nrole_arn = "nope"',
+            [
+                "registries[0] ('a'): role_arn: not an IAM role ARN (arn:aws:iam::<account>:role/<name>): 'nope'",
+                "registries[0] ('a'): regions: not an AWS region: 'moon-1'",
+                "registries[0] ('a'): regions: ECR Public exists only in us-east-1, got ['moon-1']",
+            ],
+        ),
+    ],
+)
+def test_every_problem_of_a_registry_is_reported(tmp_path: Path, text: str, expected: list[str]) -> None:
+    assert problems_of(tmp_path, text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (REGISTRY + 'repositories = "app/*"', f"{R}repositories: must be a list of globs, got a string"),
+        (REGISTRY + "exclude = [3]", f"{R}exclude[0]: must be a string, got an integer"),
+        (REGISTRY.replace('["us-east-1"]', '"us-east-1"'), f"{R}regions: must be a list of regions, got a string"),
+        (REGISTRY.replace('"a"', "3"), "registries[0]: name: must be a string, got an integer"),
+        (REGISTRY + "endpoint_url = true", f"{R}endpoint_url: must be a string, got a boolean"),
+        (REGISTRY + "role_arn = { arn = 1 }", f"{R}role_arn: must be a string, got a table"),
+        (REGISTRY + f'external_id = "x"\nrole_arn = "{ROLE}"', f"{R}external_id: must be at least 2 characters long"),
+        (REGISTRY.replace('"111111111111"', "[1]"), f"{R}account_id: must be a string of 12 digits, got an array"),
+        (REGISTRY + "type = 2024-01-01", f"{R}type: must be one of 'ecr' or 'ecr-public', got a date"),
+        (WEBHOOK + 'concurrency = "4"', f"{W}concurrency: must be an integer, got a string"),
+        (WEBHOOK + "concurrency = 4.0", f"{W}concurrency: must be an integer, got a float"),
+        (WEBHOOK + "concurrency = 65", f"{W}concurrency: must be at most 64, got 65"),
+        (WEBHOOK + 'backfill = "yes"', f"{W}backfill: must be a boolean (true or false), got a string"),
+        (WEBHOOK + 'types = "image.added"', f"{W}types: must be a list of event types, got a string"),
+        (WEBHOOK + "types = [1]", f"{W}types[0]: must be one of 'image.added', 'image.changed', 'image.restored', "
+         "'image.removed', 'repository.added', 'repository.removed' or 'scope.backfilled', got 1"),
+        (WEBHOOK + 'registries = "prod"', f"{W}registries: must be a list of registry names, got a string"),
+        (WEBHOOK.replace('"https://example.com"', "1"), f"{W}url: must be a string, got an integer"),
+        ("[retention]\nevents = 30", 'retention: events: must be a duration string such as "30d", got 30'),
+        ("retention = 3", "retention: must be a table ([retention]), got an integer"),
+        ("registries = 3", "registries: must be an array of tables ([[registries]]), got an integer"),
+        ('registries = ["prod"]', "registries[0]: must be a table, got a string"),
+    ],
+)  # fmt: skip
+def test_a_wrong_type_is_named_in_toml_words(tmp_path: Path, text: str, expected: str) -> None:
+    assert problems_of(tmp_path, text) == [expected]
+
+
+WRONG = {"a string": '"x"', "an integer": "7", "a float": "1.5", "a boolean": "true", "an array": "[[1]]",
+         "a table": "{ k = 1 }", "a date-time": "1979-05-27T07:32:00Z"}  # fmt: skip
+TABLES = {"registries": REGISTRY, "webhooks": WEBHOOK, "retention": "[retention]\n"}
+KEYS = [
+    *(("registries", key) for key in RegistryConfig.model_fields),
+    *(("webhooks", key) for key in WebhookConfig.model_fields),
+    *(("retention", key) for key in RetentionConfig.model_fields),
+]
+
+
+@pytest.mark.parametrize(("table", "key"), KEYS, ids=[f"{table}.{key}" for table, key in KEYS])
+def test_no_wrong_value_is_described_in_pydantic_words(tmp_path: Path, table: str, key: str) -> None:
+    for given, value in WRONG.items():
+        lines = [line for line in TABLES[table].splitlines() if not line.startswith(f"{key} =")]
+        if key == "role_arn":  # an external_id with it, so that every problem is about role_arn
+            lines.append('external_id = "xyz"')
+        problems = problems_of(tmp_path, "\n".join([*lines, f"{key} = {value}"]))
+        for problem in problems:
+            assert problem.split(": ")[1].startswith(key), problems
+            assert not any(words in problem for words in ("Input should", "Value error", "valid tuple")), problems
+        if problems and given != "a string" and key != "role_arn":
+            assert any(problem.endswith((f"got {given}", f"got {value}")) for problem in problems), problems
 
 
 def test_include_and_exclude_globs() -> None:
@@ -202,7 +312,8 @@ def test_validate_command_accepts_a_good_file(tmp_path: Path, monkeypatch: pytes
     env["INVENTORY_CONFIG"] = str(tmp_path / "missing.toml")
     result = run_inventory("validate", cwd=tmp_path, env=env)
     assert result.returncode == 1
-    assert result.stderr.strip() == f"error: {tmp_path / 'missing.toml'}: no such file"
+    assert result.stderr.strip().startswith(f"error: {tmp_path / 'missing.toml'}: no such file; name one with -c FILE")
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 WEBHOOKS = """
@@ -247,11 +358,11 @@ def test_webhooks_are_validated_with_the_rest_of_the_file(tmp_path: Path) -> Non
     assert problems == [
         "webhooks[1] ('bad'): url: not an http(s) URL: 'ftp://hooks.example.com'",
         "webhooks[1] ('bad'): secret_env: not an environment variable name: '1NOT-A-NAME'",
-        "webhooks[1] ('bad'): types.0: must be one of 'image.added', 'image.changed', 'image.restored', "
+        "webhooks[1] ('bad'): types[0]: must be one of 'image.added', 'image.changed', 'image.restored', "
         "'image.removed', 'repository.added', 'repository.removed' or 'scope.backfilled', got 'image.exploded'",
         "webhooks[1] ('bad'): min_severity: must be one of 'CRITICAL', 'HIGH', 'MEDIUM', 'LOW', 'INFORMATIONAL' "
         "or 'UNDEFINED', got 'SEVERE'",
-        "webhooks[1] ('bad'): concurrency: Input should be greater than or equal to 1",
+        "webhooks[1] ('bad'): concurrency: must be at least 1, got 0",
         "webhooks[1] ('bad'): colour: unknown key",
         "webhooks: name 'security' is used by 2 webhooks",
         "webhooks[2] ('security'): secret_env: variable UNSET_SECRET is not set",

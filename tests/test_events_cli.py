@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -190,7 +191,8 @@ def test_follow_prints_the_feed_then_each_new_event_once_and_stops_on_sigint(
     assert [o["position"] for o in printed] == sorted(o["position"] for o in printed)
 
 
-def test_history_of_a_tag_and_of_an_image(changed: Changed) -> None:
+def test_history_of_a_tag_and_of_an_image(changed: Changed, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # room for whole digests
     fleet, web = changed.fleet, changed.web
     result = fleet.run("history", "prod/us-east-1/app/web:app-web-0")
     assert result.exit_code == 0, result.output
@@ -223,6 +225,39 @@ def test_history_of_a_tag_and_of_an_image(changed: Changed) -> None:
         pruned.stderr
         == "note: events older than [retention] events (400d) are pruned: what happened before is not shown\n"
     )
+
+
+MOMENT = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
+
+
+def test_histories_fit_80_columns_digests_shortened_in_the_middle(
+    changed: Changed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    fleet, web = changed.fleet, changed.web
+    result = fleet.run("history", "prod/us-east-1/app/web:app-web-0")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines), result.stdout
+    assert lines[0] == "prod/us-east-1/app/web:app-web-0: where the tag pointed, newest first"
+    assert re.fullmatch(r"┃ digest +┃ from {17}┃ until {16}┃", lines[2]), lines[2]
+    rows = [[cell.strip() for cell in line.split("│")[1:4]] for line in lines if "sha256:" in line]
+    for (digest, since, _), full in zip(rows, (web[1], web[0]), strict=True):
+        head, ellipsis, tail = digest.partition("…")  # shortened in the middle
+        assert ellipsis and full.startswith(head) and full.endswith(tail) and len(head + tail) >= 16, digest
+        assert re.fullmatch(MOMENT, since), since  # times whole
+    assert rows[0][2] == "now" and re.fullmatch(MOMENT, rows[1][2]), rows
+
+    result = fleet.run("history", f"prod/us-east-1/app/web@{web[1]}")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines), result.stdout
+    assert re.fullmatch(rf"Events of {web[1][:13]}\w*…\w*{web[1][-4:]} in prod/us-east-1/app/web, newest first",
+                        lines[0]), lines[0]  # fmt: skip
+    assert re.fullmatch(r"┃ when {17}┃ type +┃ changes +┃", lines[2]), lines[2]
+    rows = [line for line in lines if "image." in line]
+    assert len(rows) == 2 and all(re.match(rf"│ {MOMENT} │ image\.", row) for row in rows), result.stdout
+    assert "image.added (backfill)" in rows[1] and "tags +app-web-1" in rows[1]
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -342,7 +343,7 @@ def test_retention_problems_are_reported_with_the_rest(tmp_path: Path) -> None:
             '[retention]\nsync_runs = "-1d"\n',
             "retention: sync_runs: not a duration: '-1d' (expected e.g. 30s, 15m, 1h, 30d)",
         ),
-        ("retention = 30\n", "retention: must be a table ([retention])"),
+        ("retention = 30\n", "retention: must be a table ([retention]), got an integer"),
     ],
 )
 def test_single_retention_problems(tmp_path: Path, text: str, fragment: str) -> None:
@@ -367,7 +368,8 @@ def test_status_command_shows_the_regions_the_file_declares(fleet: Fleet, db_url
     assert result.exit_code == 0, result.output
     lines = [line for line in result.output.splitlines() if line.startswith("│")]
     assert len(lines) == 3, result.output
-    assert "prod" in lines[0] and EU in lines[0] and "stale" in lines[0] and "AccessDeniedException: denied" in lines[0]
+    assert "prod" in lines[0] and EU in lines[0] and "stale" in lines[0] and "AccessDeniedException" in lines[0]
+    assert result.output.endswith("┘\nlast error of prod/eu-west-1: AccessDeniedException: denied\n")  # in full
     assert "new" in lines[1] and "never synced" in lines[1]  # declared, never synced
     assert "prod" in lines[2] and US in lines[2] and "fresh" in lines[2]
 
@@ -375,6 +377,33 @@ def test_status_command_shows_the_regions_the_file_declares(fleet: Fleet, db_url
     assert long.exit_code == 0 and long.output == result.output
     empty = CliRunner().invoke(main, ["status", "-c", str(write(tmp_path, ""))], env=env)
     assert empty.exit_code == 0 and "No registries declared in" in empty.output
+
+
+def test_status_fits_80_columns_and_cuts_nothing(fleet: Fleet, db_url: str, tmp_path: Path) -> None:
+    from inventory.cli import main
+
+    new = '[[registries]]\nname = "new"\naccount_id = "222222222222"\nregions = ["us-east-1"]\n'
+    path = write(tmp_path, REGISTRY + "\n" + new)
+    fleet.record(outcome(US, succeeded=1), outcome(EU, succeeded=1))
+    message = "User: arn:aws:sts::111111111111:assumed-role/inventory/x is not authorized to perform: ecr:ListImages"
+    fleet.record(outcome(EU, failed=1, error=("AccessDeniedException", message)))
+    env = {"INVENTORY_DATABASE_URL": db_url, "INVENTORY_HOME": str(tmp_path / "home")}
+    moment = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ"
+    for columns in (80, 81, 82, 83, 84, 85, 90, 100, 108, 109, 120):
+        result = CliRunner().invoke(main, ["status", "-c", str(path)], env={**env, "COLUMNS": str(columns)})
+        assert result.exit_code == 0, result.output
+        lines = result.output.splitlines()
+        assert all(len(line) <= columns for line in lines), result.output
+        header = next(line for line in lines if "registry" in line)
+        assert all(f" {name} " in header for name in ("region", "state", "last success", "stale since")), header
+        rows = [line for line in lines if line.startswith("│") and line[2] != " "]  # a row's first line
+        assert [row.split("│")[1].strip() for row in rows] == ["prod", "new", "prod"], result.output
+        assert [len(re.findall(moment, row)) for row in rows] == [2, 0, 1], result.output  # every time whole
+        below = lines[lines.index(next(line for line in lines if line.startswith("└"))) + 1 :]
+        assert below[0].startswith("last error of prod/eu-west-1: AccessDeniedException: User:"), result.output
+        assert " ".join(below).split() == f"last error of prod/eu-west-1: AccessDeniedException: {message}".split()
+        assert ("last error" in header) is (columns >= 109)  # the codes when all fits unwrapped: 90 + 19 borders
+    assert "AccessDeniedException" in rows[0]
 
 
 def test_status_command_refuses_a_bad_file(db_url: str, tmp_path: Path) -> None:

@@ -400,7 +400,9 @@ def test_operators_see_failures_recover_them_and_ping(hooks: Hooks, db_url: str)
             failing = False
             recovered = cli("webhooks", "recover", "security", "--since", "1h")
             assert recovered.exit_code == 0, recovered.output
-            assert recovered.output.strip() == "security: 1 failed deliveries queued again"
+            assert (
+                recovered.output.strip() == "security: 0 waiting for a retry sent now, 1 failed delivery queued again"
+            )
             wait_until(lambda: [r.state for r in deliveries(hooks)] == ["delivered"], what="the recovered delivery")
             [found] = data(client, WEBHOOKS_QUERY, outcome=None)["webhooks"]
             assert found["status"] == "ENABLED" and found["failingSince"] is None and found["lastSuccessAt"]
@@ -419,6 +421,86 @@ def test_operators_see_failures_recover_them_and_ping(hooks: Hooks, db_url: str)
     attempts = hooks.scalar("SELECT count(*) FROM webhook_attempts")
     assert prune_webhook_deliveries(hooks.engine, 0.001) == attempts + 2  # retention: every attempt, both deliveries
     assert hooks.scalar("SELECT count(*) FROM webhook_deliveries") == 0
+
+
+WAITING = (
+    "SELECT count(*) FROM webhook_deliveries WHERE state = 'pending' AND attempts = 1 "
+    "AND next_attempt_at > now() + interval '5 minutes'"
+)
+"""Deliveries waiting for a retry at least 5 minutes away, after one failed attempt."""
+
+
+def three_in_backoff(hooks: Hooks, receiver: Receiver) -> None:
+    """Three deliveries refused once, each waiting minutes for its retry; the first written 2 hours ago."""
+    push(hooks, "app/web", "v0")
+    hooks.write(webhook("security", receiver.url, types=["image.added"], backfill=True))
+    hooks.start(webhook_retry_scale=120.0)  # after one failure, the next attempt in 8 to 12 minutes
+    wait_until(lambda: hooks.scalar(WAITING) == 1, what="the first delivery in backoff")
+    with hooks.engine.begin() as connection:  # before the window of --since 1h
+        connection.execute(text("UPDATE webhook_deliveries SET created_at = now() - interval '2 hours'"))
+    for tag in ("v1", "v2"):
+        push(hooks, "app/web", tag)
+    wait_until(lambda: hooks.scalar(WAITING) == 3, what="three deliveries in backoff")
+    assert len(receiver.snapshot()) == 3
+
+
+def sent_twice_but_the_first(hooks: Hooks, receiver: Receiver) -> bool:
+    """The two in the window delivered (each sent again after its refusal), the first not sent again."""
+    first, *recovered = deliveries(hooks)
+    sent = Counter(request.headers["webhook-id"] for request in receiver.snapshot())
+    return (
+        [r.state for r in recovered] == ["delivered", "delivered"]
+        and all(sent[r.message_id] >= 2 for r in recovered)
+        and (first.state, sent[first.message_id]) == ("pending", 1)
+    )
+
+
+def recover_cli(hooks: Hooks, db_url: str, *args: str) -> str:
+    from click.testing import CliRunner
+
+    from inventory.cli import main
+
+    hooks.monkeypatch.setenv("INVENTORY_DATABASE_URL", db_url)
+    recovered = CliRunner().invoke(main, ["webhooks", "recover", "-c", str(hooks.config), *args])
+    assert recovered.exit_code == 0, recovered.output
+    return str(recovered.output.strip())
+
+
+def test_recover_sends_now_what_waits_for_a_retry(hooks: Hooks, db_url: str) -> None:
+    """After an outage, deliveries in backoff are sent at once by ``webhooks recover``, by the worker
+    running; the one written before ``--since`` keeps its schedule."""
+    failing = True
+    with Receiver(lambda _: Reply(500 if failing else 204)) as receiver:
+        three_in_backoff(hooks, receiver)
+        failing = False
+        started = time.monotonic()
+        line = recover_cli(hooks, db_url, "security", "--since", "1h")
+        assert line == "security: 2 waiting for a retry sent now, 0 failed deliveries queued again"
+        wait_until(lambda: sent_twice_but_the_first(hooks, receiver), timeout=20, what="the two sent now")
+        assert time.monotonic() - started < 20  # not at their retry, 8 minutes away at least
+        assert hooks.scalar(WAITING) == 1  # the first keeps its schedule
+
+
+def test_recover_makes_what_waits_for_a_retry_due_now(hooks: Hooks, db_url: str) -> None:
+    """The same while no worker runs: recover counts and makes due the deliveries in backoff written in
+    the window (not the older one, nor again), and the next worker sends them at once."""
+    failing = True
+    with Receiver(lambda _: Reply(500 if failing else 204)) as receiver:
+        three_in_backoff(hooks, receiver)
+        hooks.stop()
+        failing = False
+        line = recover_cli(hooks, db_url, "security", "--since", "1h")
+        assert line == "security: 2 waiting for a retry sent now, 0 failed deliveries queued again"
+        due = "SELECT count(*) FROM webhook_deliveries WHERE state = 'pending' AND next_attempt_at <= now()"
+        assert hooks.scalar(due) == 2 and hooks.scalar(WAITING) == 1
+        assert [r.attempts for r in deliveries(hooks)] == [1, 1, 1]  # their schedule goes on from there
+        line = recover_cli(hooks, db_url, "security", "--since", "1h")
+        assert line == "security: 0 waiting for a retry sent now, 0 failed deliveries queued again"
+        started = time.monotonic()
+        hooks.start(webhook_retry_scale=120.0)
+        wait_until(lambda: sent_twice_but_the_first(hooks, receiver), timeout=20, what="the two sent now")
+        assert time.monotonic() - started < 20
+        assert hooks.scalar(WAITING) == 1
 
 
 def test_a_killed_worker_s_webhook_is_taken_over_after_its_lease(

@@ -11,6 +11,7 @@ import contextlib
 import gc
 import json
 import logging
+import socket
 import sys
 from collections.abc import AsyncIterator
 from typing import Any
@@ -26,11 +27,14 @@ from starlette.routing import Route, request_response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 
+from inventory.api import reads
 from inventory.api.auth import READS_INVENTORY, Authenticator, AuthError, Principal
 from inventory.api.context import Context
 from inventory.api.offloop import OffLoop, encode_json
 from inventory.api.schema import build_schema
+from inventory.errors import InventoryError
 from inventory.metrics import CONTENT_TYPE, exposition, fleet_metrics, queries
+from inventory.outage import quiet
 from inventory.redact import AccessLogFilter
 
 MAX_BODY_BYTES = 64 * 1024
@@ -38,6 +42,8 @@ STATEMENT_TIMEOUT = 10.0
 """Seconds a statement of the API may run (``--statement-timeout``); past it the query fails with QUERY_TIMEOUT."""
 PRINCIPAL = "inventory.principal"
 """The ASGI scope key under which ``Authenticated`` leaves the request's ``Principal``."""
+CONTEXT = "inventory.context"
+"""The ASGI scope key under which the GraphQL view leaves the request's ``Context``."""
 
 log = logging.getLogger("inventory.api")
 
@@ -56,7 +62,9 @@ class _GraphQL(GraphQL):
         return encode_json(data)
 
     async def get_context(self, request: Any, response: Any) -> Context:  # type: ignore[override]
-        return Context(self.engine, request, request.scope[PRINCIPAL])
+        context = Context(self.engine, request, request.scope[PRINCIPAL])
+        request.scope[CONTEXT] = context
+        return context
 
     async def parse_http_body(self, request: Any) -> Any:
         if request.method == "POST" and "json" in (request.content_type or ""):
@@ -85,6 +93,10 @@ class _GraphQL(GraphQL):
             response = await self.run(Request(scope, receive=receive))
         except HTTPException as refused:
             response = bad_request(refused.reason, refused.status_code)
+        context = scope.get(CONTEXT)
+        if isinstance(context, Context) and context.unavailable:  # a resolver met an outage: DATABASE_UNAVAILABLE
+            response.status_code = 503
+            response.headers["Retry-After"] = str(reads.RETRY_AFTER_SECONDS)
         await response(scope, receive, send)
 
 
@@ -142,6 +154,23 @@ def principal_of(request: Request) -> Principal:
     return principal
 
 
+class AnswersOutages:
+    """A request that meets a database outage before its answer starts (its token's lookup, say) is
+    answered HTTP 503, code DATABASE_UNAVAILABLE, with ``Retry-After``; the outage is logged once
+    (``inventory.api.reads``), not with a traceback per request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except reads.Unavailable as exc:
+            body = {"data": None, "errors": [{"message": str(exc), "extensions": {"code": "DATABASE_UNAVAILABLE"}}]}
+            headers = {"Retry-After": str(reads.RETRY_AFTER_SECONDS)}
+            await JSONResponse(body, 503, headers=headers)(scope, receive, send)
+
+
 class BodyLimit:
     """Refuse request bodies over ``limit`` bytes with 413, declared or streamed."""
 
@@ -197,11 +226,14 @@ def async_engine(url: str, *, statement_timeout: float = STATEMENT_TIMEOUT) -> A
     Without JIT or parallel workers: a page reads a few hundred rows through indexes, and compiling
     its plan or starting workers (which the planner decides on from estimated costs, large when a
     history's tables are) took longer than running it. Each statement runs under ``statement_timeout``
-    seconds (the request's query fails with QUERY_TIMEOUT past it).
+    seconds (the request's query fails with QUERY_TIMEOUT past it). (A connection gives up after the
+    URL's ``connect_timeout``, ``inventory.db.database_url``; the request is then answered 503.)
     """
     timeout = max(1, round(statement_timeout * 1000))
     options = f"-c timezone=UTC -c jit=off -c max_parallel_workers_per_gather=0 -c statement_timeout={timeout}"
-    return create_async_engine(url, isolation_level="AUTOCOMMIT", connect_args={"options": options})
+    engine = create_async_engine(url, isolation_level="AUTOCOMMIT", connect_args={"options": options})
+    quiet(engine.sync_engine.pool)
+    return engine
 
 
 def create_app(
@@ -221,6 +253,7 @@ def create_app(
     # server's loop, which answers /healthz, reads with an engine of its own (``inventory.api.offloop``).
     offloop = OffLoop()
     own = create_async_engine(engine.url, isolation_level="AUTOCOMMIT", pool_size=2, max_overflow=2)
+    quiet(own.sync_engine.pool)
     graphql = _GraphQL(
         engine,
         schema=build_schema(introspection=introspection),
@@ -241,22 +274,19 @@ def create_app(
             principal = await auth.principal(request.headers, frozenset({"metrics"}))
         except AuthError as refused:
             return refused.response()
-        async with engine.connect() as connection:
-            statements = queries(principal.registries).items()
-            rows = {name: list(await connection.execute(query)) for name, query in statements}
+        rows = {name: await reads.rows(engine, query) for name, query in queries(principal.registries).items()}
         return Response(exposition(fleet_metrics(rows)), media_type=CONTENT_TYPE)
 
+    page = graphql.graphql_ide_html if graphiql else None
     app = Starlette(
         routes=[
             Route(
                 "/graphql",
-                offloop.runs(
-                    Authenticated(graphql, auth, READS_INVENTORY, page=graphql.graphql_ide_html if graphiql else None)
-                ),
+                offloop.runs(AnswersOutages(Authenticated(graphql, auth, READS_INVENTORY, page=page))),
                 methods=["GET", "POST"],
             ),
             Route("/healthz", healthz, methods=["GET"]),
-            Route("/metrics", offloop.runs(request_response(metrics)), methods=["GET"]),
+            Route("/metrics", offloop.runs(AnswersOutages(request_response(metrics))), methods=["GET"]),
         ],
         lifespan=lambda _: _closing(offloop, engine, own),
     )
@@ -264,10 +294,22 @@ def create_app(
     return app
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host``:``port``, for ``serve``: a busy port fails here, before anything is
+    announced (``InventoryError`` naming the address)."""
+    try:
+        info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        sock = socket.socket(info[0], info[1], info[2])
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(info[4])
+    except OSError as exc:
+        raise InventoryError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
+
+
 def serve(
     url: str,
-    host: str,
-    port: int,
+    sock: socket.socket,
     *,
     graphiql: bool,
     introspection: bool = True,
@@ -275,7 +317,7 @@ def serve(
     allow_anonymous: bool = False,
     statement_timeout: float = STATEMENT_TIMEOUT,
 ) -> None:
-    """Serve the API with uvicorn until SIGINT or SIGTERM, then shut down gracefully.
+    """Serve the API on ``sock`` (``listen``) with uvicorn until SIGINT or SIGTERM, then shut down gracefully.
 
     ``own_logging=False`` leaves logging as the caller configured it (``--log-format``)."""
     import uvicorn
@@ -294,7 +336,10 @@ def serve(
     # Objects made so far (modules, the schema) live as long as the process: a full collection need not
     # scan them, and it stops every thread meanwhile (~100 ms per full collection without this).
     gc.freeze()
-    uvicorn.run(
-        app, host=host, port=port, log_level="info", timeout_graceful_shutdown=10,
-        log_config=LOGGING_CONFIG if own_logging else None,
-    )  # fmt: skip
+    config = uvicorn.Config(app, log_level="info", timeout_graceful_shutdown=10,
+                            log_config=LOGGING_CONFIG if own_logging else None)  # fmt: skip
+    server = uvicorn.Server(config)
+    with contextlib.suppress(KeyboardInterrupt):  # SIGINT, raised again once the server has shut down
+        server.run(sockets=[sock])
+    if not server.started:
+        raise InventoryError("the API server did not start (its log above says why)")

@@ -10,14 +10,20 @@ from typing import Any, TypeVar
 
 from psycopg.errors import QueryCanceled
 from sqlalchemy import ColumnElement, func, literal_column, select, tuple_
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.dataloader import DataLoader
 from strawberry.relay import PageInfo
 
-from inventory.api import cursors, past, search
+from inventory.api import cursors, past, reads, search
 from inventory.api.auth import ANONYMOUS, Principal
-from inventory.api.errors import ApiError, history_not_retained, invalid_parameter, query_timeout
+from inventory.api.errors import (
+    ApiError,
+    database_unavailable,
+    history_not_retained,
+    invalid_parameter,
+    query_timeout,
+)
 from inventory.api.limits import check_globs
 from inventory.api.types import (
     Image,
@@ -116,6 +122,8 @@ class Context:
         """Names the request in the audit log, and in the error and log line of an unexpected failure."""
         self.cost: int | None = None
         """The query's cost (``inventory.api.cost``), once computed."""
+        self.unavailable = False
+        """Whether a read met a database outage (the view then answers HTTP 503)."""
         self.repositories: DataLoader[RepositoryKey, Repository] = DataLoader(self._load_repositories)
         self.repositories_at: DataLoader[tuple[RepositoryKey, datetime], Repository] = DataLoader(
             self._load_repositories_at
@@ -137,18 +145,13 @@ class Context:
         """A webhook delivery's attempts, by delivery id."""
 
     async def rows(self, statement: Any) -> list[Any]:
-        """The statement's rows; a read that meets a connection the server dropped is run again on a new one."""
+        """The statement's rows (``inventory.api.reads``): QUERY_TIMEOUT past the statement timeout,
+        DATABASE_UNAVAILABLE (the request is then answered 503) when the database cannot be reached."""
         try:
-            return await self._rows(statement)
-        except DBAPIError as exc:
-            if not exc.connection_invalidated:
-                raise
-        return await self._rows(statement)
-
-    async def _rows(self, statement: Any) -> list[Any]:
-        try:
-            async with self.engine.connect() as connection:
-                return list(await connection.execute(statement))
+            return await reads.rows(self.engine, statement)
+        except reads.Unavailable as exc:
+            self.unavailable = True
+            raise database_unavailable() from exc
         except OperationalError as exc:
             if isinstance(exc.orig, QueryCanceled):
                 raise query_timeout() from None

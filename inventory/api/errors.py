@@ -43,6 +43,11 @@ def query_timeout() -> ApiError:
     )
 
 
+def database_unavailable() -> ApiError:
+    """The database cannot be reached: the request is answered HTTP 503 with ``Retry-After``."""
+    return ApiError("DATABASE_UNAVAILABLE", "the inventory database is unavailable; retry in a few seconds")
+
+
 def from_ecr(error: EcrError) -> ApiError:
     return ApiError(error.code, error.message)
 

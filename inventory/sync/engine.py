@@ -37,7 +37,7 @@ from inventory.aws.errors import aws_calls
 from inventory.aws.paging import image_pages, repository_pages
 from inventory.config import RegistryConfig
 from inventory.db import autocommit, driver_connection
-from inventory.errors import ScopeFailed, ScopeLocked, ScopeUnobservable, StalePlan
+from inventory.errors import LeaseLost, ScopeFailed, ScopeLocked, ScopeUnobservable, StalePlan
 from inventory.sync.plan import (
     Counts,
     Entry,
@@ -53,7 +53,7 @@ from inventory.sync.plan import (
 )
 from inventory.sync.planfile import PlanWriter
 from inventory.sync.transform import image_values
-from inventory.tables import image_events, images, region_status, repositories, sync_runs
+from inventory.tables import image_events, images, region_status, repositories, sync_runs, sync_scopes
 from inventory.tables.region_status import RegionOutcome
 from inventory.tables.sync_runs import FinishedRun
 
@@ -342,7 +342,8 @@ class RegionSync:
         listing: ScopeStats | None = None,
     ) -> None:
         """Record a region's round in one transaction: the runs of the scopes that wrote nothing,
-        ``failures`` that are not scopes' own (the region's listing), last-synced times, the status."""
+        ``failures`` that are not scopes' own (the region's listing), last-synced times, the status;
+        nothing when it runs for a worker whose lease on the region lapsed."""
         registry_name, region_name = region
         runs = [
             FinishedRun(r.scope.registry_name, r.scope.registry_id, r.scope.region, r.scope.repository_name,
@@ -367,6 +368,8 @@ class RegionSync:
         )
         with self.engine.begin() as connection:
             raw = driver_connection(connection)
+            if self.worker is not None and not sync_scopes.hold(self.worker, *region, connection=raw):
+                return  # the lease lapsed: the region is another worker's to record
             sync_runs.insert_finished(runs, worker=self.worker, connection=raw)
             unchanged = [r.scope for r in results if not r.written and r.failure is None]
             repositories.touch(unchanged, connection=raw)
@@ -405,6 +408,7 @@ class _ScopeWriter:
         self.connection = connection
         self.scope = unit.scope
         self.repository = unit.repository
+        self.worker = worker
         self._copy: images.NewImages | None = None
         self.run_id = sync_runs.start(self.scope, worker=worker, connection=connection)
         self.backfill = False
@@ -452,6 +456,9 @@ class _ScopeWriter:
         if self.repository is None and repositories.mark_removed(scope, connection=connection):
             image_events.write_repository(scope, self.run_id, "repository.removed", backfill=False,
                                           connection=connection)  # fmt: skip
+        if self.worker is not None and not sync_scopes.hold(self.worker, scope.registry_name, scope.region,
+                                                            connection=connection):  # fmt: skip
+            raise LeaseLost  # rolled back: another worker may hold the region by now
         sync_runs.finish(self.run_id, stats, counts, connection=connection)
         image_events.notify(connection=connection)
 

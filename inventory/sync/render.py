@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+from inventory.errors import ScopeLocked, StalePlan
 from inventory.sync.engine import ScopeResult
-from inventory.sync.plan import Counts, Entry
+from inventory.sync.plan import Counts, Entry, ScopeFailure
 from inventory.sync.planfile import PlanReader
 from inventory.sync.transform import FIELDS, Values
 
@@ -52,14 +54,39 @@ def counts_phrase(counts: Counts) -> str:
     return f"{counts.add} to add, {counts.change} to change, {counts.remove} to remove"
 
 
-def summary_line(counts: Counts) -> str:
-    return f"Plan: {counts_phrase(counts)}." if counts.total else "No changes."
+_NOT_APPLIED = {StalePlan.code: "stale plan", ScopeLocked.code: "lock timeout"}
+"""The failures of a scope that was observed but not written; any other failure left it unobserved."""
+
+
+def failures_phrase(failures: Sequence[ScopeFailure], scopes: int) -> str:
+    """``2 of 5 scopes failed (not observed)``, each reason counted when they differ.
+
+    ``scopes``: those attempted, each repository and each region whose repositories could not be listed."""
+    reasons = Counter(_NOT_APPLIED.get(failure.code, "not observed") for failure in failures)
+    why = ", ".join(f"{n} {reason}" for reason, n in reasons.items()) if len(reasons) > 1 else next(iter(reasons))
+    return f"{len(failures)} of {scopes} {'scope' if scopes == 1 else 'scopes'} failed ({why})"
+
+
+def summary_line(counts: Counts, failures: Sequence[ScopeFailure] = (), scopes: int = 0) -> str:
+    """``Plan: …`` or ``No changes.``; never a bare ``No changes.`` when a scope failed."""
+    if not failures:
+        return f"Plan: {counts_phrase(counts)}." if counts.total else "No changes."
+    head = f"Plan: {counts_phrase(counts)}" if counts.total else "No changes in the observed scopes"
+    return f"{head}; {failures_phrase(failures, scopes)}."
+
+
+def applied_line(counts: Counts, failures: Sequence[ScopeFailure] = (), scopes: int = 0) -> str:
+    """``Apply complete: N added, M changed, K removed.``, and how many scopes failed."""
+    head = f"Apply complete: {counts.add} added, {counts.change} changed, {counts.remove} removed"
+    return f"{head}; {failures_phrase(failures, scopes)}." if failures else f"{head}."
 
 
 def render_plan(reader: PlanReader, echo: Callable[[str], None], *, verbose: bool = False) -> Counts:
-    """Print the plan; return its totals. The last line is the ``Plan:`` / ``No changes.`` line."""
+    """Print the plan, then each failure once; return its totals. The last line is ``summary_line``'s."""
+    observed = 0
     if verbose or reader.counts.total <= DETAIL_LIMIT:
         for planned in reader.scopes():
+            observed += 1
             lines = [line for entry in planned.entries for line in entry_lines(entry)]
             if lines:
                 echo(f"{planned.scope.label}:")
@@ -67,13 +94,14 @@ def render_plan(reader: PlanReader, echo: Callable[[str], None], *, verbose: boo
                     echo(line)
     else:
         for planned in reader.scopes(entries=False):
+            observed += 1
             counts = planned.counts
             if counts.total:
                 echo(f"{planned.scope.label}: {counts_phrase(counts)}")
     for failure in reader.failures:
         echo(f"Error: {failure.label}: {failure.code}: {failure.message}")
     echo("")
-    echo(summary_line(reader.counts))
+    echo(summary_line(reader.counts, reader.failures, observed + len(reader.failures)))
     return reader.counts
 
 

@@ -18,7 +18,7 @@ from inventory.aws.clients import ClientFactory
 from inventory.config import InventoryConfig
 from inventory.db import autocommit
 from inventory.errors import TargetError
-from inventory.sync.engine import Listing, Region, RegionSync, ScopeResult
+from inventory.sync.engine import Region, RegionSync, ScopeResult
 from inventory.sync.plan import Counts, Scope, ScopeFailure, ScopeStats
 from inventory.sync.planfile import PlanReader, PlanWriter
 from inventory.sync.progress import Progress, progress_for
@@ -72,8 +72,12 @@ class Targets:
 
 @dataclass
 class SyncResult:
+    """What a run wrote (``counts``: of the scopes that did not fail), its ``failures``, and how many
+    ``scopes`` it attempted: each repository, and each region whose repositories could not be listed."""
+
     counts: Counts = field(default_factory=Counts)
     failures: list[ScopeFailure] = field(default_factory=list)
+    scopes: int = 0
 
 
 def regions(engine: Engine, config: InventoryConfig, targets: Targets) -> list[Region]:
@@ -96,18 +100,11 @@ def regions(engine: Engine, config: InventoryConfig, targets: Targets) -> list[R
     return [region for region in found if targets.covers(region.registry_name, region.region)]
 
 
-def _listed(sync: RegionSync, region: Region, targets: Targets, progress: Progress) -> Listing:
-    listing = sync.list_region(region, targets.scope)
-    if listing.failure is not None:
-        progress.scope_finished(region.label, f"failed: {listing.failure.code}: {listing.failure.message}")
-    return listing
-
-
-def _summary(result: ScopeResult) -> str:
-    if result.failure is not None:
-        return f"failed: {result.failure.code}: {result.failure.message}"
-    counts = result.counts
-    return f"+{counts.add} ~{counts.change} -{counts.remove}"
+def _finished(progress: Progress, result: ScopeResult) -> None:
+    """A scope done, on the progress display. A failure is not: the caller prints each once, at the end."""
+    if result.failure is None:
+        counts = result.counts
+        progress.scope_finished(result.scope.label, f"+{counts.add} ~{counts.change} -{counts.remove}")
 
 
 def plan_to_file(
@@ -124,22 +121,21 @@ def plan_to_file(
     with progress_for(interactive) as progress, PlanWriter(path, config.registries, targets) as writer:
         sync = RegionSync(engine, ClientFactory(aws_max_attempts), on_images=progress.images_fetched)
         for region in regions(engine, config, covered):
-            listing = _listed(sync, region, covered, progress)
+            listing = sync.list_region(region, covered.scope)
             if listing.failure is not None:
                 writer.failure(listing.failure)
                 continue
             writer.region(region.registry_name, region.region, listing.stats)
             for unit in listing.units:
                 progress.scope_started(unit.scope.label)
-                result = sync.plan(unit, writer)
-                progress.scope_finished(unit.scope.label, _summary(result))
+                _finished(progress, sync.plan(unit, writer))
         writer.close()
     return PlanReader(path)
 
 
 def apply_plan(engine: Engine, reader: PlanReader, *, lock_timeout: float) -> SyncResult:
     """Apply a saved plan; then each region's bookkeeping, as its scopes, failures and listing were planned."""
-    result = SyncResult(failures=list(reader.failures))
+    result = SyncResult(failures=list(reader.failures), scopes=len(reader.failures))
     sync = RegionSync(engine, ClientFactory(), lock_timeout=lock_timeout)
     with autocommit(engine) as connection:
         registries.upsert(reader.registries, connection=connection)
@@ -180,17 +176,18 @@ def sync_fleet(
             on_images=progress.images_fetched,
         )  # fmt: skip
         for region in regions(engine, config, covered):
-            listing = _listed(sync, region, covered, progress)
+            listing = sync.list_region(region, covered.scope)
             key = (region.registry_name, region.region)
             if listing.failure is not None:
                 sync.finish(key, [], complete=False, failures=[listing.failure], listing=listing.stats)
                 result.failures.append(listing.failure)
+                result.scopes += 1
                 continue
             synced = []
             for unit in listing.units:
                 progress.scope_started(unit.scope.label)
                 scope = sync.sync(unit)
-                progress.scope_finished(unit.scope.label, _summary(scope))
+                _finished(progress, scope)
                 if on_scope is not None:
                     on_scope(scope)
                 synced.append(scope)
@@ -208,9 +205,11 @@ def _record(
     listing: ScopeStats,
 ) -> None:
     sync.finish(key, results, complete=covered.whole_region(*key), failures=failures, listing=listing)
+    into.scopes += len(results)
     for scope in results:
-        into.counts += scope.counts
-        if scope.failure is not None:
+        if scope.failure is None:
+            into.counts += scope.counts  # a failed scope's transaction was rolled back
+        else:
             into.failures.append(scope.failure)
 
 

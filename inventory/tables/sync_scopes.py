@@ -107,6 +107,19 @@ def renew(
         return {Lease(*row) for row in cursor}
 
 
+def hold(owner: str, registry_name: str, region: str, *, connection: psycopg.Connection[Any]) -> bool:
+    """Whether ``owner``'s lease on the scope is live, as the transaction's last check before it writes:
+    the row stays locked until the transaction ends, so no other worker claims the scope meanwhile (a
+    claim skips locked rows) and the lease cannot lapse unnoticed between this check and the commit."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT 1 FROM sync_scopes WHERE registry_name = %s AND region = %s AND owner = %s "
+            "AND lease_expires_at > clock_timestamp() FOR SHARE",  # now(): when the transaction began
+            (registry_name, region, owner),
+        )
+        return cursor.fetchone() is not None
+
+
 def release(owner: str, lease: Lease, *, due_in: float, finished: bool, connection: psycopg.Connection[Any]) -> None:
     """Give the scope back, due again in ``due_in`` seconds. A finished scope the config no
     longer declares has had its last sync: its row goes."""

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 from psycopg.rows import class_row
@@ -137,18 +137,34 @@ def record(outcomes: Sequence[Outcome], *, connection: psycopg.Connection[Any]) 
         )  # fmt: skip
 
 
-def recover(webhook: str, since: datetime, *, connection: psycopg.Connection[Any]) -> int:
-    """Make the webhook's deliveries that failed since ``since`` pending again, due now; how many. The
-    webhook's ``recovered_at`` tells its sender to read its pending deliveries again."""
+class Recovered(NamedTuple):
+    """What ``recover`` did."""
+
+    waiting: int
+    """Pending deliveries waiting for a retry, due now instead."""
+    failed: int
+    """Failed deliveries, pending again with a fresh schedule."""
+
+
+def recover(webhook: str, since: datetime, *, connection: psycopg.Connection[Any]) -> Recovered:
+    """Make the webhook's deliveries written since ``since`` that wait for a retry due now (their schedule
+    goes on from there), and those that failed pending again, due now; how many of each. The webhook's
+    ``recovered_at`` tells its sender to read its pending deliveries again."""
     with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE webhook_deliveries SET next_attempt_at = now() WHERE webhook = %s AND state = 'pending' "
+            "AND attempts > 0 AND next_attempt_at > now() AND created_at >= %s",
+            (webhook, since),
+        )
+        waiting = cursor.rowcount
         cursor.execute(
             "UPDATE webhook_deliveries SET state = 'pending', attempts = 0, next_attempt_at = now(), "
             "finished_at = NULL WHERE webhook = %s AND state = 'failed' AND created_at >= %s",
             (webhook, since),
         )
-        count = cursor.rowcount
+        failed = cursor.rowcount
         cursor.execute("UPDATE webhook_endpoints SET recovered_at = clock_timestamp() WHERE name = %s", (webhook,))
-        return count
+        return Recovered(waiting, failed)
 
 
 def prune(older_than: float, *, connection: psycopg.Connection[Any], batch: int = 1000) -> int:

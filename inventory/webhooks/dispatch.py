@@ -166,34 +166,55 @@ class Queue:
     loaded_upto: int = 0
     """Every pending delivery with a lower or equal id is here (or done)."""
     size: int = 0
+    in_flight: set[int] = field(default_factory=set)
+    """The ids of the heads taken and not yet ``done`` or ``retry``."""
 
     def __len__(self) -> int:
         return self.size
 
     def add(self, item: Pending) -> None:
+        """Hold the delivery; one held already is due sooner if ``item`` says so (``inventory webhooks
+        recover`` made it due now), unless in flight."""
         self.loaded_upto = max(self.loaded_upto, item.id)
         line = self.lines.get(item.ordering_key)
         if line is None:
             self.lines[item.ordering_key] = deque([item])
             heapq.heappush(self.due, (item.next_attempt_at, item.id, item.ordering_key))
-        elif all(p.id != item.id for p in line):
+        elif (held := next((p for p in line if p.id == item.id), None)) is None:
             line.append(item)
         else:
+            if item.next_attempt_at < held.next_attempt_at and held.id not in self.in_flight:
+                held.next_attempt_at = item.next_attempt_at
+                if line[0] is held:  # its entry due later stays in the heap, stale: ``_drop_stale`` skips it
+                    heapq.heappush(self.due, (held.next_attempt_at, held.id, held.ordering_key))
             return
         self.size += 1
 
+    def _drop_stale(self) -> None:
+        """Pop the heap's entries no longer a waiting head's time (its head rescheduled sooner)."""
+        while self.due:
+            at, id_, key = self.due[0]
+            line = self.lines.get(key)
+            if line and line[0].id == id_ and line[0].next_attempt_at == at and id_ not in self.in_flight:
+                return
+            heapq.heappop(self.due)
+
     def take(self, now: datetime) -> Pending | None:
         """The head due soonest, if it is due now (it is then in flight until ``done`` or ``retry``)."""
+        self._drop_stale()
         if self.due and self.due[0][0] <= now:
-            _, _, key = heapq.heappop(self.due)
+            _, id_, key = heapq.heappop(self.due)
+            self.in_flight.add(id_)
             return self.lines[key][0]
         return None
 
     def next_due(self) -> datetime | None:
+        self._drop_stale()
         return self.due[0][0] if self.due else None
 
     def done(self, item: Pending) -> None:
         """The head is delivered or given up on: the next of its line becomes sendable."""
+        self.in_flight.discard(item.id)
         line = self.lines[item.ordering_key]
         line.popleft()
         self.size -= 1
@@ -203,6 +224,7 @@ class Queue:
             del self.lines[item.ordering_key]
 
     def retry(self, item: Pending, at: datetime) -> None:
+        self.in_flight.discard(item.id)
         item.next_attempt_at = at
         heapq.heappush(self.due, (at, item.id, item.ordering_key))
 
@@ -343,7 +365,7 @@ class Dispatcher:
             if read.written:
                 self.sendable.set()
                 self.on_change()
-            if read.recovered_at != self.recovered_at:  # failed deliveries are pending again: read them in
+            if read.recovered_at != self.recovered_at:  # recovered: failed ones pending again, waiting ones due
                 self.recovered_at = read.recovered_at
                 self.queue.loaded_upto = 0
                 await self._load()

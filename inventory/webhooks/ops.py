@@ -16,7 +16,7 @@ from inventory.db import driver_connection
 from inventory.errors import InventoryError
 from inventory.feed import when
 from inventory.tables import image_events, webhook_deliveries, webhook_endpoints
-from inventory.tables.webhook_deliveries import Outcome
+from inventory.tables.webhook_deliveries import Outcome, Recovered
 from inventory.tables.webhook_endpoints import Endpoint
 from inventory.webhooks import delivery, payloads
 from inventory.webhooks.delivery import Answer, Signer
@@ -93,16 +93,17 @@ def ping(engine: Engine, config: InventoryConfig, name: str, timeout: float) -> 
     return answer
 
 
-def recover(engine: Engine, config: InventoryConfig, name: str, since: datetime) -> tuple[int, Endpoint]:
-    """Make the deliveries that failed since ``since`` pending again; (how many, the webhook's row)."""
+def recover(engine: Engine, config: InventoryConfig, name: str, since: datetime) -> tuple[Recovered, Endpoint]:
+    """Send now the deliveries written since ``since`` that wait for a retry, and make those that failed
+    pending again; (how many of each, the webhook's row), and the workers woken to send them."""
     declared(config, name)
     with engine.begin() as connection:
         raw = driver_connection(connection)
         webhook_endpoints.reconcile(config, connection=raw)
-        count = webhook_deliveries.recover(name, since, connection=raw)
+        recovered = webhook_deliveries.recover(name, since, connection=raw)
         image_events.notify(connection=raw)
         [endpoint] = webhook_endpoints.endpoints([name], connection=connection)
-    return count, endpoint
+    return recovered, endpoint
 
 
 def enable(engine: Engine, config: InventoryConfig, name: str) -> Endpoint:

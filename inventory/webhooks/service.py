@@ -25,6 +25,7 @@ from sqlalchemy import Engine
 from inventory import redact
 from inventory.config import InventoryConfig, WebhookConfig, webhook_secrets
 from inventory.db import autocommit
+from inventory.outage import Outage, is_outage
 from inventory.tables import image_events, webhook_endpoints
 from inventory.webhooks.delivery import Signer
 from inventory.webhooks.dispatch import Dispatcher, Store
@@ -34,8 +35,9 @@ log = logging.getLogger("inventory.webhooks")
 TURN_SECONDS = 1.0
 
 
-async def listen(engine: Engine, wake: Callable[[], None]) -> None:
-    """Call ``wake`` at each commit that wrote events (and on connecting); reconnect when the connection drops."""
+async def listen(engine: Engine, wake: Callable[[], None], outage: Outage | None = None) -> None:
+    """Call ``wake`` at each commit that wrote events (and on connecting); reconnect when the connection drops
+    (a database outage is said by ``outage``, once)."""
     url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
     while True:
         try:
@@ -45,7 +47,10 @@ async def listen(engine: Engine, wake: Callable[[], None]) -> None:
                 async for _ in connection.notifies():
                     wake()
         except psycopg.Error as exc:
-            log.warning("webhooks: listening for new events failed (%s); polling meanwhile", exc)
+            if outage is not None and is_outage(exc):
+                outage.began(exc)
+            else:
+                log.warning("webhooks: listening for new events failed (%s); polling meanwhile", exc)
             await asyncio.sleep(TURN_SECONDS)
 
 
@@ -62,8 +67,11 @@ class WebhookService:
 
     def __init__(
         self, engine: Engine, owner: str, *, lease: float, timeout: float, retry_scale: float,
+        outage: Outage | None = None,
     ) -> None:  # fmt: skip
         self.engine = engine
+        self.outage = outage
+        """Says a database outage once for the whole worker (None: each failure is logged)."""
         self.owner = owner
         self.lease = lease
         self.timeout = timeout
@@ -95,8 +103,11 @@ class WebhookService:
                     renewed = time.monotonic()
                     await self._renew()
                 await self._reap()
-            except Exception:  # the database went away, say: log, and try again next turn
-                log.exception("webhooks")
+            except Exception as exc:  # try again next turn
+                if self.outage is not None and is_outage(exc):
+                    self.outage.began(exc)
+                else:
+                    log.exception("webhooks")
             await asyncio.sleep(TURN_SECONDS)
         listener.cancel()
         for running in self._running.values():
@@ -152,7 +163,7 @@ class WebhookService:
             await asyncio.to_thread(self._db, webhook_endpoints.release, self.owner, ended)
 
     async def _listen(self) -> None:
-        await listen(self.engine, self._wake_all)
+        await listen(self.engine, self._wake_all, self.outage)
 
     def _wake_all(self) -> None:
         for running in self._running.values():

@@ -32,7 +32,8 @@ from inventory.aws.budget import Budgets
 from inventory.aws.clients import ClientFactory
 from inventory.config import InventoryConfig, load_config
 from inventory.db import autocommit
-from inventory.errors import ConfigError
+from inventory.errors import ConfigError, LeaseLost
+from inventory.outage import is_outage
 from inventory.retention import prune_events, prune_sync_runs, prune_webhook_deliveries
 from inventory.sync.engine import RegionSync
 from inventory.tables import registries, sync_scopes, webhook_endpoints
@@ -94,7 +95,7 @@ class Worker:
         self._wake = threading.Event()
         self._pruned_at = -PRUNE_SECONDS
         self.webhooks = WebhookService(engine, self.name, lease=options.lease, timeout=options.webhook_timeout,
-                                       retry_scale=options.webhook_retry_scale)  # fmt: skip
+                                       retry_scale=options.webhook_retry_scale, outage=self.metrics.outage)  # fmt: skip
 
     # the loop ------------------------------------------------------------------
 
@@ -119,12 +120,7 @@ class Worker:
             regions = RegionPool(sync, pool, report=self._report)
             while not stop.is_set():
                 self.metrics.last_tick = time.monotonic()
-                try:
-                    self._reload_if_changed()
-                    self._claim(regions)
-                    self._prune()
-                except Exception:  # the database went away, say: log, and try again next turn
-                    log.exception("worker loop")
+                self._turn(regions)
                 self._wake.wait(POLL_SECONDS * random.uniform(0.5, 1.5))  # workers out of step
                 self._wake.clear()
             self._drain()
@@ -132,6 +128,24 @@ class Worker:
         heartbeat_stop.set()
         heartbeat.join()
         log.info("worker %s stopped", self.name)
+
+    def _turn(self, regions: RegionPool) -> None:
+        """One turn of the loop; a database outage is said once (and /healthz answers 503 meanwhile), any
+        other failure is logged with its traceback; either way the next turn tries again."""
+        outage = self.metrics.outage
+        try:
+            if outage.ongoing:
+                with autocommit(self.engine) as connection:
+                    connection.execute("SELECT 1")
+            outage.ended()
+            self._reload_if_changed()
+            self._claim(regions)
+            self._prune()
+        except Exception as exc:
+            if is_outage(exc):
+                outage.began(exc)
+            else:
+                log.exception("worker loop")
 
     def _claim(self, regions: RegionPool) -> None:
         with self._lock:
@@ -161,14 +175,16 @@ class Worker:
         due_in, finished = self.options.interval, False
         try:
             result = regions.run(lease, config, running.cancelled)
+            if any(failure.code == LeaseLost.code for failure in result.failures):
+                running.cancelled.set()  # as if the heartbeat had found it lost: not finished, due at once
             finished = result.complete and not running.cancelled.is_set()
             if not finished:
                 # given back: any worker may take it at once, or after a while when it failed unfinished
                 failed = result.failures and not running.cancelled.is_set()
                 due_in = min(self.options.interval, RETRY_SECONDS) if failed else 0.0
             self._log_region(lease, result, time.monotonic() - started)
-        except Exception:
-            log.exception("%s: sync failed", lease.label, extra={"scope": lease.label})
+        except Exception as exc:
+            self._failed(exc, "%s: sync failed", lease.label)
             due_in = min(self.options.interval, RETRY_SECONDS)
         finally:
             with self._lock:  # first: the heartbeat stops renewing it, and takes its release for no loss
@@ -177,8 +193,8 @@ class Worker:
             try:
                 with autocommit(self.engine) as connection:
                     sync_scopes.release(self.name, lease, due_in=due_in, finished=finished, connection=connection)
-            except Exception:  # its lease expires by itself
-                log.exception("%s: cannot release the lease", lease.label)
+            except Exception as exc:  # its lease expires by itself
+                self._failed(exc, "%s: cannot release the lease", lease.label)
             self._wake.set()
 
     def _drain(self) -> None:
@@ -209,6 +225,13 @@ class Worker:
         if pruned:
             log.info("pruned %d webhook deliveries and attempts older than the retention", pruned)
 
+    def _failed(self, exc: Exception, message: str, *args: object) -> None:
+        """A database outage is said once for the whole worker; anything else with its traceback."""
+        if is_outage(exc):
+            self.metrics.outage.began(exc)
+        else:
+            log.exception(message, *args)
+
     # leases ------------------------------------------------------------------------
 
     def _heartbeat(self, stop: threading.Event) -> None:
@@ -220,8 +243,8 @@ class Worker:
             try:
                 with autocommit(self.engine) as connection:
                     kept = sync_scopes.renew(self.name, list(held), self.options.lease, connection=connection)
-            except Exception:
-                log.exception("cannot renew leases")
+            except Exception as exc:  # past its lease, a region's writes are refused (``sync_scopes.hold``)
+                self._failed(exc, "cannot renew leases")
                 continue
             for lease, running in held.items():
                 with self._lock:

@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 
 from inventory.aws.budget import Budgets
 from inventory.metrics import CONTENT_TYPE, QUERIES, exposition, fleet_metrics
+from inventory.outage import Outage, is_outage
 from inventory.worker.region import ScopeReport
 
 log = logging.getLogger("inventory.worker")
@@ -48,6 +49,8 @@ class WorkerMetrics:
         )
         self.registry.register(_BudgetCollector(budgets))
         self.last_tick = time.monotonic()
+        self.outage = Outage(log)
+        """Whether the worker finds the database unreachable (``/healthz`` answers 503 meanwhile)."""
 
     def observe(self, report: ScopeReport) -> None:
         if report.failure is not None:
@@ -90,7 +93,9 @@ def serve_metrics(
     routes: dict[str, Callable[[], tuple[int, bytes]]] = {
         "/metrics": lambda: (200, fleet()),
         "/healthz": lambda: (
-            (200, b"ok\n")
+            (503, b"the inventory database is unavailable\n")
+            if metrics.outage.ongoing
+            else (200, b"ok\n")
             if time.monotonic() - metrics.last_tick < healthy_within
             else (503, b"the worker loop is stuck\n")
         ),
@@ -104,8 +109,11 @@ def serve_metrics(
             else:
                 try:
                     status, body = route()
-                except Exception:
-                    log.exception("cannot serve %s", self.path)
+                except Exception as exc:
+                    if is_outage(exc):
+                        metrics.outage.began(exc)
+                    else:
+                        log.exception("cannot serve %s", self.path)
                     status, body = 503, b"the inventory database cannot be read\n"
             self.send_response(status)
             self.send_header("Content-Type", CONTENT_TYPE)
