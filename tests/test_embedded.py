@@ -9,6 +9,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -196,4 +197,20 @@ def test_killed_postmaster_comes_back_under_serve_and_worker(home: Path, tmp_pat
     assert restarted == 1, serve.output + worker.output
     assert "Traceback" not in serve.output and "Traceback" not in worker.output, serve.output + worker.output
     assert serve.output.count("the inventory database is unavailable") <= 1
+    assert postgres_of(home) == []
+
+
+def test_a_command_that_fails_after_joining_leaves_too(home: Path) -> None:
+    result = inventory(home, "tokens", "create", "t", "--registries", "no-such-registry")
+    assert result.returncode == 1 and "no-such-registry" in result.stderr, result.stderr
+    assert postgres_of(home) == []
+
+
+def test_serve_on_a_busy_port_fails_before_announcing_it(home: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        result = inventory(home, "serve", "--port", str(port))
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"error: cannot listen on 127.0.0.1:{port}: Address already in use"
+    assert "GraphQL API on" not in result.stdout
     assert postgres_of(home) == []

@@ -13,7 +13,6 @@ from sqlalchemy import ColumnElement, func, literal_column, select, tuple_
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.dataloader import DataLoader
-from strawberry.relay import PageInfo
 
 from inventory.api import cursors, past, reads, search
 from inventory.api.auth import ANONYMOUS, Principal
@@ -24,7 +23,10 @@ from inventory.api.errors import (
     invalid_parameter,
     query_timeout,
 )
+from inventory.api.events import EventConnection, image_history
+from inventory.api.ids import RepositoryKey
 from inventory.api.limits import check_globs
+from inventory.api.paging import keyset_page, page_size
 from inventory.api.types import (
     Image,
     ImageConnection,
@@ -42,26 +44,15 @@ from inventory.api.types import (
     config_type_of,
     split_image_node_id,
 )
-from inventory.aws.semantics import DEFAULT_MAX_RESULTS, MAX_RESULTS
+from inventory.api.webhooks import load_attempts
 from inventory.models import Registry as RegistryRow
 from inventory.models import SyncRun as SyncRunRow
 from inventory.status import RegionStatus
 from inventory.tables import region_status
 from inventory.tables.image_versions import horizon
 
-RepositoryKey = tuple[str, str, str, str]
-"""(registry type, registry id, region, repository name): the primary key of ``repositories``."""
 _registries = RegistryRow.__table__  # type: ignore[attr-defined]
 _sync_runs = SyncRunRow.__table__  # type: ignore[attr-defined]
-
-
-def page_size(first: int | None) -> int:
-    """``first``: 1..1000, default 100, as ECR's maxResults; outside is an error, never a clamp."""
-    if first is None:
-        return DEFAULT_MAX_RESULTS
-    if not 1 <= first <= MAX_RESULTS:
-        raise invalid_parameter(f"first: must be between 1 and {MAX_RESULTS}, got {first}")
-    return first
 
 
 def image_filter(
@@ -139,8 +130,6 @@ class Context:
         """Images by node id (which holds the registry type); None where there is none."""
         self.sync_runs: DataLoader[int, SyncRun | None] = DataLoader(self._load_sync_runs)
         """Sync runs by id; None once retention pruned them."""
-        from inventory.api.webhooks import load_attempts  # (which builds on this module)
-
         self.webhook_attempts: DataLoader[int, list[Any]] = DataLoader(partial(load_attempts, self))
         """A webhook delivery's attempts, by delivery id."""
 
@@ -288,6 +277,10 @@ class Context:
 
     # connections -------------------------------------------------------------------
 
+    async def image_history(self, image: Image, first: int | None, after: str | None) -> EventConnection:
+        """``Image.history``: the image's events, newest first (``inventory.api.events``)."""
+        return await image_history(self, image, first, after)
+
     async def image_connection(
         self,
         first: int | None,
@@ -390,19 +383,9 @@ def _connection(
     nodes: Callable[[list[Any]], list[Any]],
     cursor: Callable[[Any], str],
 ) -> ConnectionType:
-    """A page from ``size + 1`` fetched rows: the extra row only says that there is a next page."""
-    page = rows[:size]
-    has_next = len(rows) > size
-    end = cursor(page[-1]) if page else None
+    """The connection of the page of ``size + 1`` fetched ``rows`` (``inventory.api.paging``)."""
+    page = keyset_page(rows, size, after, cursor)
     return cls(  # type: ignore[call-arg]  # edges: a resolver here, made from the cursors
-        page_info=PageInfo(
-            has_next_page=has_next,
-            has_previous_page=after is not None,
-            start_cursor=cursor(page[0]) if page else None,
-            end_cursor=end,
-        ),
-        nodes=nodes(page),
-        next_token=end if has_next else None,
-        count=count,
-        cursors=lambda: [cursor(row) for row in page],
-    )
+        page_info=page.page_info, nodes=nodes(page.rows), next_token=page.next_token, count=count,
+        cursors=page.cursors,
+    )  # fmt: skip

@@ -37,9 +37,10 @@ from sqlalchemy.dialects.postgresql import JSONB
 from strawberry import relay
 
 from inventory.api import cursors, past, search
-from inventory.api.context import image_filter, page_size
+from inventory.api.context import image_filter
 from inventory.api.errors import invalid_parameter
 from inventory.api.events import FieldChange
+from inventory.api.paging import keyset_page, page_size
 from inventory.api.types import EDGES, ImageFilterInput, RegistryType, registry_type_of
 from inventory.sync.transform import FIELDS, TAGS, Values, changed_fields
 
@@ -217,21 +218,10 @@ async def diff_connection(
     bound_to = cursors.binding("diff", since.astimezone(UTC).isoformat(), until.astimezone(UTC).isoformat(), f)
     position = _key(after, bound_to) if after is not None else None
     rows = await context.rows(diff_page(f, since, until, position, size))
-    page, has_next = rows[:size], len(rows) > size
-
-    def cursor(row: Any) -> str:
-        return cursors.encode(bound_to, [getattr(row, k) for k in KEY])
-
-    end = cursor(page[-1]) if page else None
-    info = relay.PageInfo(
-        has_next_page=has_next,
-        has_previous_page=after is not None,
-        start_cursor=cursor(page[0]) if page else None,
-        end_cursor=end,
-    )
+    page = keyset_page(rows, size, after, lambda row: cursors.encode(bound_to, [getattr(row, k) for k in KEY]))
     return ImageDiffConnection(
-        page_info=info,
-        nodes=[image_diff(row) for row in page],
-        next_token=end if has_next else None,
-        cursors=lambda: [cursor(row) for row in page],
+        page_info=page.page_info,
+        nodes=[image_diff(row) for row in page.rows],
+        next_token=page.next_token,
+        cursors=page.cursors,
     )

@@ -10,7 +10,7 @@ null but ``pageInfo.endCursor`` is still a position to resume from later (the
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -22,9 +22,10 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from inventory.api import cursors
-from inventory.api.context import RepositoryKey, page_size
 from inventory.api.errors import invalid_parameter
+from inventory.api.ids import RepositoryKey
 from inventory.api.limits import check_globs
+from inventory.api.paging import keyset_page, page_size
 from inventory.api.types import (
     EDGES,
     Image,
@@ -116,25 +117,6 @@ class ImageEvent(relay.Node):
 Row = TypeVar("Row")
 
 
-def _page(
-    rows: Sequence[Row], size: int, after: str | None, cursor: Callable[[Row], str]
-) -> tuple[list[Row], relay.PageInfo, str | None, Callable[[], list[str]]]:
-    """(the page, its PageInfo, its nextToken, its cursors) from ``size + 1`` rows.
-
-    An empty page ends where it started: its endCursor is ``after``, so a poller keeps its place.
-    """
-    page = list(rows[:size])
-    has_next = len(rows) > size
-    end = cursor(page[-1]) if page else after
-    info = relay.PageInfo(
-        has_next_page=has_next,
-        has_previous_page=after is not None,
-        start_cursor=cursor(page[0]) if page else None,
-        end_cursor=end,
-    )
-    return page, info, end if has_next else None, lambda: [cursor(row) for row in page]
-
-
 @strawberry.type(description="A page of events; nextToken continues it, endCursor resumes the feed later.")
 class EventConnection(relay.Connection[ImageEvent]):
     nodes: list[ImageEvent]
@@ -208,12 +190,13 @@ async def event_connection(
     position = _position(after, bound_to) if after is not None else None
     read = image_events.history if newest_first else image_events.feed
     rows = await context.rows(read(f, position, size))
-    page, info, next_token, page_cursors = _page(
-        rows, size, after, lambda row: cursors.encode(bound_to, [row.xid, row.id])
-    )
+    # the feed (oldest first) resumes: its empty last page hands back its position, to poll with
+    page = keyset_page(rows, size, after, lambda row: cursors.encode(bound_to, [row.xid, row.id]),
+                       resumable=not newest_first)  # fmt: skip
     return EventConnection(  # type: ignore[call-arg]  # edges: a resolver here, made from the cursors
-        page_info=info, nodes=[ImageEvent.from_row(row) for row in page], next_token=next_token, cursors=page_cursors
-    )
+        page_info=page.page_info, nodes=[ImageEvent.from_row(row) for row in page.rows], next_token=page.next_token,
+        cursors=page.cursors,
+    )  # fmt: skip
 
 
 async def image_history(context: Any, image: Image, first: int | None, after: str | None) -> EventConnection:
@@ -272,10 +255,13 @@ async def tag_history(
     if after is not None:
         since, digest = _assignment_key(after, bound_to)
         found = [a for a in found if (a.since, a.image_digest) < (since, digest)]
-    page, info, next_token, page_cursors = _page(
+    page = keyset_page(
         found[: size + 1], size, after, lambda a: cursors.encode(bound_to, [a.since.isoformat(), a.image_digest])
     )
     nodes = [
-        TagAssignment(image_digest=a.image_digest, since=a.since, until=a.until, repository=repository) for a in page
+        TagAssignment(image_digest=a.image_digest, since=a.since, until=a.until, repository=repository)
+        for a in page.rows
     ]
-    return TagAssignmentConnection(page_info=info, nodes=nodes, next_token=next_token, cursors=page_cursors)
+    return TagAssignmentConnection(
+        page_info=page.page_info, nodes=nodes, next_token=page.next_token, cursors=page.cursors
+    )

@@ -134,9 +134,7 @@ class Image(relay.Node):
     async def history(
         self, info: Info, first: int | None = None, after: str | None = None
     ) -> Annotated[EventConnection, strawberry.lazy("inventory.api.events")]:
-        from inventory.api.events import image_history  # the events module builds on these types
-
-        return await image_history(info.context, self, first, after)
+        return await info.context.image_history(self, first, after)  # the events module builds on these types
 
     @classmethod
     def from_rows(cls, rows: Sequence[Any], as_of: datetime | None = None) -> list[Image]:

@@ -17,8 +17,7 @@ from strawberry.types import Info
 
 from inventory import redact
 from inventory.api import cursors
-from inventory.api.context import page_size
-from inventory.api.events import _page
+from inventory.api.paging import keyset_page, page_size
 from inventory.api.types import EDGES
 from inventory.tables import webhook_deliveries, webhook_endpoints
 from inventory.tables.image_events import event_node_id
@@ -108,17 +107,18 @@ class Webhook:
         bound_to = cursors.binding("deliveries", self.name, outcome)
         before = _delivery_id(after, bound_to) if after is not None else None
         rows = await info.context.rows(webhook_deliveries.page(self.name, outcome, before, size))
-        page, page_info, next_token, page_cursors = _page(rows, size, after,
-                                                          lambda row: cursors.encode(bound_to, [row.id]))  # fmt: skip
+        page = keyset_page(rows, size, after, lambda row: cursors.encode(bound_to, [row.id]))
         nodes = [
             WebhookDelivery(
                 event_id=strawberry.ID(event_node_id(row.event_id)) if row.event_id is not None else None,
                 message_id=row.message_id, type=row.type, outcome=DeliveryOutcome(row.state),
                 occurred_at=row.occurred_at, created_at=row.created_at, delivery_id=row.id,
             )
-            for row in page
+            for row in page.rows
         ]  # fmt: skip
-        return WebhookDeliveryConnection(page_info=page_info, nodes=nodes, next_token=next_token, cursors=page_cursors)
+        return WebhookDeliveryConnection(
+            page_info=page.page_info, nodes=nodes, next_token=page.next_token, cursors=page.cursors
+        )
 
     @classmethod
     def from_endpoint(cls, e: Endpoint) -> Webhook:
