@@ -23,7 +23,7 @@ from sqlalchemy import Engine
 
 from inventory.config import InventoryConfig, RegistryConfig, is_region
 from inventory.errors import InventoryError, TargetError
-from inventory.history import TagAssignment, tag_assignments
+from inventory.history import TagSpan, tag_assignments
 from inventory.sync.runner import Target
 from inventory.tables import image_events
 from inventory.tables.image_events import EventFilter, EventScope, Position
@@ -208,7 +208,7 @@ def _repository(config: InventoryConfig, subject: Subject) -> tuple[str, str, st
     return (registry.type, registry.account_id, subject.region, subject.repository_name)
 
 
-def tag_history(engine: Engine, config: InventoryConfig, subject: Subject) -> list[TagAssignment]:
+def tag_history(engine: Engine, config: InventoryConfig, subject: Subject) -> list[TagSpan]:
     """Where ``subject.tag`` pointed, newest first."""
     assert subject.tag is not None
     with engine.connect() as connection:
@@ -287,7 +287,7 @@ def _table(
     return Group(heading, table)  # not the table's title: that wraps at the table's width, a digest too
 
 
-def tag_table(subject: Subject, assignments: Sequence[TagAssignment]) -> Group:
+def tag_table(subject: Subject, assignments: Sequence[TagSpan]) -> Group:
     rows = [(_Digest(a.image_digest), when(a.since), when(a.until) if a.until else "now") for a in assignments]
     heading = Text(f"{subject}: where the tag pointed, newest first")
     return _table(heading, ("digest", "from", "until"), rows, fits="digest")

@@ -7,6 +7,9 @@ of the same name in the same account. Every field of ECR's ``ImageDetail`` has a
 column, named in snake_case; the two nested structures (``imageScanStatus`` and
 ``imageScanFindingsSummary``) are flattened into columns of their own.
 Removed images keep their row with ``removed_at`` set: that is history.
+
+Each table's class is named ``<Thing>Row`` (``ImageRow``, ``SyncRunRow``): the GraphQL types
+(``inventory.api.types``) and plain dataclasses take the bare names.
 """
 
 from __future__ import annotations
@@ -63,7 +66,7 @@ def _big_counter() -> Any:
     return Field(default=0, sa_type=BigInteger, sa_column_kwargs={"server_default": text("0")})
 
 
-class Registry(SQLModel, table=True):
+class RegistryRow(SQLModel, table=True):
     """A registry declared in the config: one account's private ECR or ECR Public."""
 
     __tablename__ = "registries"
@@ -76,7 +79,7 @@ class Registry(SQLModel, table=True):
     updated_at: datetime | None = _timestamp(nullable=False, now=True)
 
 
-class Repository(SQLModel, table=True):
+class RepositoryRow(SQLModel, table=True):
     """A repository as ``DescribeRepositories`` returned it.
 
     ``registry_type`` ("ecr" or "ecr-public") is part of its identity: a private and an
@@ -144,7 +147,7 @@ class ImageDetailColumns(SQLModel):
     last_activated_at: datetime | None = _timestamp()
 
 
-class Image(ImageDetailColumns, table=True):
+class ImageRow(ImageDetailColumns, table=True):
     """An image as ``DescribeImages`` returned it, plus what the inventory knows of it."""
 
     __tablename__ = "images"
@@ -198,7 +201,7 @@ class Image(ImageDetailColumns, table=True):
     """Of the values last written (``inventory.sync.transform.fingerprint``)."""
 
 
-class SyncRun(SQLModel, table=True):
+class SyncRunRow(SQLModel, table=True):
     """One sync of one scope (a registry region, or one repository of it)."""
 
     __tablename__ = "sync_runs"
@@ -227,7 +230,7 @@ class SyncRun(SQLModel, table=True):
     """The worker that ran it (``host:pid``); null for ``inventory apply``."""
 
 
-class SyncScope(SQLModel, table=True):
+class SyncScopeRow(SQLModel, table=True):
     """A registry region the workers keep converged: its schedule and its lease.
 
     ``declared_as`` is a hash of the registry's config, null once the config no longer
@@ -260,7 +263,7 @@ class Xid8(UserDefinedType[int]):
 ischema_names["xid8"] = Xid8  # reflected as itself: `alembic check` compares it like any type
 
 
-class ImageEvent(SQLModel, table=True):
+class ImageEventRow(SQLModel, table=True):
     """One change the sync made, written by it in the same transaction: the change feed.
 
     ``type`` is ``image.added``, ``image.changed``, ``image.restored``, ``image.removed``,
@@ -309,7 +312,7 @@ class ImageEvent(SQLModel, table=True):
     changes: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
 
 
-class RegionStatus(SQLModel, table=True):
+class RegionStatusRow(SQLModel, table=True):
     """The current state of one registry region, kept by the sync in the transaction that records it.
 
     What ``inventory status``, ``/metrics`` and ``Registry.syncStatus`` read, so they cost the
@@ -337,13 +340,13 @@ class RegionStatus(SQLModel, table=True):
 # array holding it (``image_events.touched``); a tag's history reads only those.
 Index(
     "ix_image_events_tags",
-    ImageEvent.__table__.c.changes.op("->")(text("'image_tags'")).label("tags"),  # type: ignore[attr-defined]
+    ImageEventRow.__table__.c.changes.op("->")(text("'image_tags'")).label("tags"),  # type: ignore[attr-defined]
     postgresql_using="gin",
     postgresql_ops={"tags": "jsonb_path_ops"},
 )
 
 
-class ImageVersion(ImageDetailColumns, table=True):
+class ImageVersionRow(ImageDetailColumns, table=True):
     """A past version of an image: its values from ``valid_from`` until ``valid_to``, when a sync
     changed them (or removed the image, then saw it again).
 
@@ -374,7 +377,7 @@ class ImageVersion(ImageDetailColumns, table=True):
     first_seen_at: datetime | None = _timestamp(nullable=False)
 
 
-class HistoryHorizon(SQLModel, table=True):
+class HistoryHorizonRow(SQLModel, table=True):
     """Since when the inventory can say what it held (one row): the time history began to be kept
     (versions of images exist from migration 0008 on), moved forward by retention."""
 
@@ -384,7 +387,7 @@ class HistoryHorizon(SQLModel, table=True):
     since: datetime | None = _timestamp(nullable=False)
 
 
-class WebhookEndpoint(SQLModel, table=True):
+class WebhookEndpointRow(SQLModel, table=True):
     """A webhook declared in the config: its place in the change feed, its lease, and its health.
 
     The worker that holds the lease (``owner`` while ``lease_expires_at`` is in the future) is
@@ -421,7 +424,7 @@ class WebhookEndpoint(SQLModel, table=True):
     created_at: datetime | None = _timestamp(nullable=False, now=True)
 
 
-class WebhookDelivery(SQLModel, table=True):
+class WebhookDeliveryRow(SQLModel, table=True):
     """One message to one webhook: an event of the feed (or a ``scope.backfilled`` summary, or a
     ``webhook.ping``), its payload as sent, and where its delivery stands.
 
@@ -455,7 +458,7 @@ class WebhookDelivery(SQLModel, table=True):
     finished_at: datetime | None = _timestamp()
 
 
-class WebhookAttempt(SQLModel, table=True):
+class WebhookAttemptRow(SQLModel, table=True):
     """One HTTP attempt at a delivery: its status code (null when none came back), time and error."""
 
     __tablename__ = "webhook_attempts"
@@ -473,7 +476,7 @@ class WebhookAttempt(SQLModel, table=True):
     error: str | None = Field(default=None, sa_type=Text)
 
 
-class ApiToken(SQLModel, table=True):
+class ApiTokenRow(SQLModel, table=True):
     """A bearer token of the API: only its SHA-256 is stored (the token is shown once, when created).
 
     ``scopes`` are ``read``, ``metrics`` and ``admin``; ``registries`` the names of the registries it

@@ -15,7 +15,7 @@ from sqlmodel import Session
 
 from inventory.config import Settings
 from inventory.db import alembic_config, mask_password, open_inventory
-from inventory.models import Image, Registry, Repository, SyncRun
+from inventory.models import ImageRow, RegistryRow, RepositoryRow, SyncRunRow
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,9 +38,9 @@ def test_alembic_upgrade_head_then_check_on_an_empty_database(empty_database_url
 def test_every_image_detail_field_round_trips(engine: Engine) -> None:
     pushed = datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
     with Session(engine) as session:
-        session.add(Registry(name="prod", type="ecr", account_id="111111111111", regions=["us-east-1"]))
+        session.add(RegistryRow(name="prod", type="ecr", account_id="111111111111", regions=["us-east-1"]))
         session.add(
-            Repository(
+            RepositoryRow(
                 registry_type="ecr",
                 registry_id="111111111111",
                 region="us-east-1",
@@ -50,7 +50,7 @@ def test_every_image_detail_field_round_trips(engine: Engine) -> None:
         )
         session.flush()
         session.add(
-            Image(
+            ImageRow(
                 registry_type="ecr",
                 registry_id="111111111111",
                 region="us-east-1",
@@ -74,14 +74,14 @@ def test_every_image_detail_field_round_trips(engine: Engine) -> None:
             )
         )
         session.commit()
-        image = session.exec(select(Image)).scalar_one()  # type: ignore[call-overload]
+        image = session.exec(select(ImageRow)).scalar_one()  # type: ignore[call-overload]
         assert image.image_size_in_bytes == 3_500_000_000
         assert image.image_tags == ["prod", "v1.2.3"]
         assert image.finding_severity_counts == {"CRITICAL": 1, "HIGH": 4}
         assert image.image_pushed_at == pushed
         assert image.first_seen_at is not None and image.removed_at is None
         tagged = session.execute(
-            select(func.count()).select_from(Image).where(Image.image_tags.contains(["prod"]))  # type: ignore[attr-defined]
+            select(func.count()).select_from(ImageRow).where(ImageRow.image_tags.contains(["prod"]))  # type: ignore[attr-defined]
         ).scalar_one()
         assert tagged == 1
         critical = session.execute(
@@ -109,7 +109,7 @@ def test_schema_types_and_indexes(engine: Engine) -> None:
         "status", "started_at", "finished_at", "images_seen", "images_added", "images_changed",
         "images_removed", "api_calls", "throttled_calls", "error_code", "error_message",
     }  # fmt: skip
-    assert SyncRun.__tablename__ == "sync_runs"
+    assert SyncRunRow.__tablename__ == "sync_runs"
 
 
 def test_embedded_default_starts_and_migrates(tmp_path: Path) -> None:

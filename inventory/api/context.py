@@ -45,8 +45,7 @@ from inventory.api.types import (
     split_image_node_id,
 )
 from inventory.api.webhooks import load_attempts
-from inventory.models import Registry as RegistryRow
-from inventory.models import SyncRun as SyncRunRow
+from inventory.models import RegistryRow, SyncRunRow
 from inventory.status import RegionStatus
 from inventory.tables import region_status
 from inventory.tables.image_versions import horizon

@@ -35,8 +35,7 @@ from inventory.api.types import (
     image_node_id,
     registry_type_of,
 )
-from inventory.history import TagAssignment as Assignment
-from inventory.history import tag_assignments
+from inventory.history import TagSpan, tag_assignments
 from inventory.tables import image_events
 from inventory.tables.image_events import EventFilter, Position
 
@@ -251,7 +250,7 @@ async def tag_history(
     size = page_size(first)
     bound_to = cursors.binding("tagHistory", repository, tag, context.scope)
     events = image_events.tag_events(repository, tag, context.scope)
-    found: list[Assignment] = tag_assignments(await context.rows(events), tag)
+    found: list[TagSpan] = tag_assignments(await context.rows(events), tag)
     if after is not None:
         since, digest = _assignment_key(after, bound_to)
         found = [a for a in found if (a.since, a.image_digest) < (since, digest)]

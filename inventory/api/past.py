@@ -46,10 +46,10 @@ from sqlalchemy import (
 )
 
 from inventory.api import search
-from inventory.models import ImageEvent, ImageVersion
+from inventory.models import ImageEventRow, ImageVersionRow
 
-versions = ImageVersion.__table__  # type: ignore[attr-defined]
-events = ImageEvent.__table__  # type: ignore[attr-defined]
+versions = ImageVersionRow.__table__  # type: ignore[attr-defined]
+events = ImageEventRow.__table__  # type: ignore[attr-defined]
 
 _TIMESTAMP = DateTime(timezone=True)
 

@@ -35,17 +35,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 
+from inventory.config import SEVERITIES
 from inventory.globs import glob_regex
-from inventory.models import Image, Repository
+from inventory.models import ImageRow, RepositoryRow
 
-images = Image.__table__  # type: ignore[attr-defined]
-repositories = Repository.__table__  # type: ignore[attr-defined]
+images = ImageRow.__table__  # type: ignore[attr-defined]
+repositories = RepositoryRow.__table__  # type: ignore[attr-defined]
 
 shown_images = [column for column in images.c if column.name not in ("updated_at", "fingerprint")]
 """The columns the API shows (the sync's bookkeeping stays behind)."""
-
-SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL", "UNDEFINED")
-"""Worst first: ``minSeverity: HIGH`` means a CRITICAL or HIGH finding."""
 
 _NO_TIME = "-infinity"
 _NO_TIME_SQL = "'-infinity'::timestamp with time zone"
@@ -183,7 +181,7 @@ def image_page(
     limit of its own: Postgres plans a UNION ALL branch that has a WHERE clause as a subquery of
     its own, and would otherwise sort all of its rows rather than read the branch's keyset index.
     """
-    pages = [_page(f, order, after, first, branch) for branch in branches(source)]
+    pages = [_branch_page(f, order, after, first, branch) for branch in branches(source)]
     if len(pages) == 1:
         return pages[0]
     merged = union_all(*pages).subquery("page")
@@ -203,7 +201,7 @@ def _sort(order: Order, source: FromClause) -> tuple[ColumnElement[Any], ...]:
     return (order.key(c), *(c[name] for name in IDENTITY))
 
 
-def _page(f: ImageFilter, order: Order, after: list[Any] | None, first: int, source: FromClause) -> Select[Any]:
+def _branch_page(f: ImageFilter, order: Order, after: list[Any] | None, first: int, source: FromClause) -> Select[Any]:
     sort = _sort(order, source)
     conditions = image_conditions(f, source)
     if after is not None:

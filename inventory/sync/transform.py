@@ -40,7 +40,7 @@ TIMESTAMP_FIELDS = frozenset(
     }
 )
 TAGS = FIELDS.index("image_tags")
-SEVERITIES = FIELDS.index("finding_severity_counts")
+SEVERITY_COUNTS = FIELDS.index("finding_severity_counts")
 
 Values = tuple[Any, ...]
 _EMPTY: dict[str, Any] = {}
@@ -72,12 +72,12 @@ def image_values(detail: dict[str, Any]) -> tuple[str, Values]:
 
 def comparable(values: Values) -> Values:
     """``values`` in a hashable form that is equal exactly when the images are equal."""
-    tags, counts = values[TAGS], values[SEVERITIES]
+    tags, counts = values[TAGS], values[SEVERITY_COUNTS]
     return (
         tuple(sorted(tags)),
-        *values[TAGS + 1 : SEVERITIES],
+        *values[TAGS + 1 : SEVERITY_COUNTS],
         tuple(sorted(counts.items())) if counts else None,
-        *values[SEVERITIES + 1 :],
+        *values[SEVERITY_COUNTS + 1 :],
     )
 
 

@@ -17,9 +17,9 @@ import psycopg
 from psycopg.rows import class_row
 from sqlalchemy import bindparam, func, or_, update
 
-from inventory.models import ApiToken
+from inventory.models import ApiTokenRow
 
-tokens = ApiToken.__table__  # type: ignore[attr-defined]
+tokens = ApiTokenRow.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ from sqlalchemy.types import Text
 
 from inventory.config import EVENT_TYPES
 from inventory.globs import glob_regex
-from inventory.models import Image, ImageEvent, Repository
+from inventory.models import ImageEventRow, ImageRow, RepositoryRow
 from inventory.sync.plan import Entry, Scope
 from inventory.sync.transform import TAGS
 
@@ -131,8 +131,8 @@ def prune(older_than: float, *, connection: psycopg.Connection[Any], batch: int 
 
 # reading the feed ---------------------------------------------------------------------
 
-events = ImageEvent.__table__  # type: ignore[attr-defined]
-repositories = Repository.__table__  # type: ignore[attr-defined]
+events = ImageEventRow.__table__  # type: ignore[attr-defined]
+repositories = RepositoryRow.__table__  # type: ignore[attr-defined]
 
 Position = tuple[int, int]
 """A place in the feed: (the writing transaction's xid, the event's id)."""
@@ -241,7 +241,7 @@ def feed_with_images(f: EventFilter) -> Select[Any]:
     Each image is one probe of the primary key (a lateral join): for a page of ``first`` events the
     planner would otherwise hash-join the whole ``images`` table, a read that grows with the inventory
     even when the page holds one event."""
-    images = Image.__table__  # type: ignore[attr-defined]
+    images = ImageRow.__table__  # type: ignore[attr-defined]
     past = _after(bindparam("after_xid", type_=Text), bindparam("after_id", type_=BigInteger))
     page = _page(f, past, bindparam("limit", type_=BigInteger)).subquery("page")
     i, e = images.c, page.c

@@ -13,9 +13,9 @@ from typing import Any
 import psycopg
 from sqlalchemy import Select, func, select
 
-from inventory.models import HistoryHorizon
+from inventory.models import HistoryHorizonRow
 
-horizon_table = HistoryHorizon.__table__  # type: ignore[attr-defined]
+horizon_table = HistoryHorizonRow.__table__  # type: ignore[attr-defined]
 
 
 def horizon() -> Select[Any]:

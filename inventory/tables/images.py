@@ -10,7 +10,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from inventory.sync.plan import Entry, Scope, StoredImage
-from inventory.sync.transform import FIELDS, SEVERITIES, TIMESTAMP_FIELDS, Values
+from inventory.sync.transform import FIELDS, SEVERITY_COUNTS, TIMESTAMP_FIELDS, Values
 
 _FIELD_TYPES = {
     "image_tags": "text[]",
@@ -146,8 +146,8 @@ def write(scope: Scope, entries: Sequence[Entry], *, connection: psycopg.Connect
 
 def _storable(values: Any) -> tuple[Any, ...]:
     """``values`` as COPY and UPDATE take them: the severity counts as JSONB."""
-    counts = values[SEVERITIES]
-    return (*values[:SEVERITIES], None if counts is None else Jsonb(counts), *values[SEVERITIES + 1 :])
+    counts = values[SEVERITY_COUNTS]
+    return (*values[:SEVERITY_COUNTS], None if counts is None else Jsonb(counts), *values[SEVERITY_COUNTS + 1 :])
 
 
 def lock(scope: Scope, lock_timeout: float, *, connection: psycopg.Connection[Any]) -> None:

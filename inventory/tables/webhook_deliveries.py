@@ -21,10 +21,10 @@ import psycopg
 from psycopg.rows import class_row
 from sqlalchemy import Select, and_, select
 
-from inventory.models import WebhookAttempt, WebhookDelivery
+from inventory.models import WebhookAttemptRow, WebhookDeliveryRow
 
-deliveries = WebhookDelivery.__table__  # type: ignore[attr-defined]
-attempts = WebhookAttempt.__table__  # type: ignore[attr-defined]
+deliveries = WebhookDeliveryRow.__table__  # type: ignore[attr-defined]
+attempts = WebhookAttemptRow.__table__  # type: ignore[attr-defined]
 
 STATES = ("pending", "delivered", "failed")
 

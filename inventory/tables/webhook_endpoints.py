@@ -22,10 +22,10 @@ import psycopg
 from sqlalchemy import Connection, Select, func, select, true
 
 from inventory.config import InventoryConfig
-from inventory.models import WebhookDelivery, WebhookEndpoint
+from inventory.models import WebhookDeliveryRow, WebhookEndpointRow
 
-endpoints_table = WebhookEndpoint.__table__  # type: ignore[attr-defined]
-deliveries_table = WebhookDelivery.__table__  # type: ignore[attr-defined]
+endpoints_table = WebhookEndpointRow.__table__  # type: ignore[attr-defined]
+deliveries_table = WebhookDeliveryRow.__table__  # type: ignore[attr-defined]
 
 Position = tuple[int, int]
 """A place in the change feed: (xid, event id), as ``inventory.tables.image_events`` reads it."""
