@@ -19,7 +19,7 @@ filtering results afterwards.
 GraphQL error with code ``FORBIDDEN`` unless the request's token has that scope (an
 anonymous server, ``--allow-anonymous``, has every scope)::
 
-    @strawberry.field
+    @resolver()
     async def webhooks(self, info: Info[Context, None]) -> list[Webhook]:
         require_scope(info, "admin")
         ...

@@ -102,7 +102,7 @@ async def _registry_of(context: Context, kind: str, registry_id: str | None, reg
         conditions.append(c.registry_id == registry_id)
     if context.scope is not None:  # a repository the token may not see is one that does not exist
         conditions.append(c.registry_name.in_(context.scope))
-    holders = [row.registry_id for row in await context.rows(select(c.registry_id).where(*conditions))]
+    holders: list[str] = [row.registry_id for row in await context.rows(select(c.registry_id).where(*conditions))]
     if not holders:
         raise semantics.repository_not_found(name, registry_id or "(any in the inventory)")
     if len(holders) > 1:

@@ -37,10 +37,11 @@ from sqlalchemy.dialects.postgresql import JSONB
 from strawberry import relay
 
 from inventory.api import cursors, past, search
-from inventory.api.context import image_filter
+from inventory.api.context import Context, image_filter
 from inventory.api.errors import invalid_parameter
 from inventory.api.events import FieldChange
 from inventory.api.paging import keyset_page, page_size
+from inventory.api.resolvers import resolver
 from inventory.api.types import EDGES, ImageFilterInput, RegistryType, registry_type_of
 from inventory.sync.transform import FIELDS, TAGS, Values, changed_fields
 
@@ -84,7 +85,7 @@ class ImageDiffConnection:
     next_token: str | None = strawberry.field(description="The endCursor while there is a next page, null at the end.")
     cursors: strawberry.Private[Callable[[], list[str]]]
 
-    @strawberry.field(description=EDGES)
+    @resolver(description=EDGES)
     def edges(self) -> list[ImageDiffEdge]:
         return [ImageDiffEdge(cursor=c, node=n) for c, n in zip(self.cursors(), self.nodes, strict=True)]
 
@@ -200,7 +201,7 @@ def _key(after: str, bound_to: str) -> list[Any]:
 
 
 async def diff_connection(
-    context: Any,
+    context: Context,
     since: datetime,
     until: datetime,
     given: ImageFilterInput | None,

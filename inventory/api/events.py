@@ -13,19 +13,19 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import strawberry
 from sqlalchemy import and_, select
 from strawberry import relay
 from strawberry.scalars import JSON
-from strawberry.types import Info
 
 from inventory.api import cursors
 from inventory.api.errors import invalid_parameter
 from inventory.api.ids import RepositoryKey
 from inventory.api.limits import check_globs
 from inventory.api.paging import keyset_page, page_size
+from inventory.api.resolvers import resolver
 from inventory.api.types import (
     EDGES,
     Image,
@@ -38,6 +38,9 @@ from inventory.api.types import (
 from inventory.history import TagSpan, tag_assignments
 from inventory.tables import image_events
 from inventory.tables.image_events import EventFilter, Position
+
+if TYPE_CHECKING:
+    from inventory.api.context import Context
 
 _EVENT_ID = re.compile(r"[0-9]{1,19}")
 """An event's node id: its id, a bigint (any other is no event's)."""
@@ -70,12 +73,12 @@ class ImageEvent(relay.Node):
     tags_removed: list[str]
     sync_run_id: strawberry.Private[int]
 
-    @strawberry.field(description="The sync run that wrote it; null once retention pruned the run.")
-    async def sync_run(self, info: Info) -> SyncRun | None:
+    @resolver(description="The sync run that wrote it; null once retention pruned the run.")
+    async def sync_run(self, info: strawberry.Info[Context, None]) -> SyncRun | None:
         return await info.context.sync_runs.load(self.sync_run_id)
 
-    @strawberry.field(description="The image (removed or not); null for repository events.")
-    async def image(self, info: Info) -> Image | None:
+    @resolver(description="The image (removed or not); null for repository events.")
+    async def image(self, info: strawberry.Info[Context, None]) -> Image | None:
         if self.image_digest is None:
             return None
         key = (config_type_of(self.registry_type), self.registry_id, self.region, self.repository_name)
@@ -102,7 +105,7 @@ class ImageEvent(relay.Node):
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]
-        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+        cls, *, info: strawberry.Info[Context, None], node_ids: Iterable[str], required: bool = False
     ) -> list[ImageEvent | None]:
         wanted = [str(node_id) for node_id in node_ids]
         ids = [int(node_id) for node_id in wanted if _EVENT_ID.fullmatch(node_id) and int(node_id) < 2**63]
@@ -125,8 +128,8 @@ class EventConnection(relay.Connection[ImageEvent]):
     )
     cursors: strawberry.Private[Callable[[], list[str]]]
 
-    @strawberry.field(description=EDGES)  # type: ignore[misc]
-    def edges(self) -> list[relay.Edge[ImageEvent]]:
+    @resolver(description=EDGES)  # type: ignore[misc]  # relay.Connection declares edges as an attribute
+    def edges(self) -> list[relay.Edge[ImageEvent]]:  # type: ignore[override]
         return [relay.Edge(cursor=c, node=n) for c, n in zip(self.cursors(), self.nodes, strict=True)]
 
 
@@ -180,7 +183,7 @@ def _position(after: str, bound_to: str) -> Position:
 
 
 async def event_connection(
-    context: Any, first: int | None, after: str | None, f: EventFilter, *, newest_first: bool = False
+    context: Context, first: int | None, after: str | None, f: EventFilter, *, newest_first: bool = False
 ) -> EventConnection:
     """A page of the events ``f`` selects: oldest first (the feed), or newest first (a history)."""
     size = page_size(first)
@@ -198,7 +201,7 @@ async def event_connection(
     )  # fmt: skip
 
 
-async def image_history(context: Any, image: Image, first: int | None, after: str | None) -> EventConnection:
+async def image_history(context: Context, image: Image, first: int | None, after: str | None) -> EventConnection:
     """An image's events, newest first."""
     repository = (config_type_of(image.registry_type), image.registry_id, image.region, image.repository_name)
     f = EventFilter(repository=repository, image_digests=[image.image_digest])
@@ -212,8 +215,8 @@ class TagAssignment:
     until: datetime | None
     repository: strawberry.Private[RepositoryKey]
 
-    @strawberry.field
-    async def image(self, info: Info) -> Image | None:
+    @resolver()
+    async def image(self, info: strawberry.Info[Context, None]) -> Image | None:
         return await info.context.images.load(image_node_id(*self.repository, self.image_digest))
 
 
@@ -230,7 +233,7 @@ class TagAssignmentConnection:
     next_token: str | None
     cursors: strawberry.Private[Callable[[], list[str]]]
 
-    @strawberry.field(description=EDGES)
+    @resolver(description=EDGES)
     def edges(self) -> list[TagAssignmentEdge]:
         return [TagAssignmentEdge(cursor=c, node=n) for c, n in zip(self.cursors(), self.nodes, strict=True)]
 
@@ -241,7 +244,7 @@ def _assignment_key(after: str, bound_to: str) -> tuple[datetime, str]:
 
 
 async def tag_history(
-    context: Any, repository: RepositoryKey, tag: str, first: int | None, after: str | None
+    context: Context, repository: RepositoryKey, tag: str, first: int | None, after: str | None
 ) -> TagAssignmentConnection:
     """The assignments of ``tag`` in ``repository``, newest first, replayed from its events.
 

@@ -41,6 +41,7 @@ from inventory.api.events import (
 )
 from inventory.api.execution import execution_context_class
 from inventory.api.limits import check_text
+from inventory.api.resolvers import resolver
 from inventory.api.types import (
     LONG,
     AsOf,
@@ -75,7 +76,7 @@ CACHED_QUERIES = 256
 
 @strawberry.type
 class Query:
-    @strawberry.field(description="Any Image, Repository, Registry or ImageEvent by its global id.")
+    @resolver(description="Any Image, Repository, Registry or ImageEvent by its global id.")
     async def node(self, info: Info[Context, None], id: relay.GlobalID) -> relay.Node | None:
         check_text(id.type_name, "id")
         check_text(id.node_id, "id")
@@ -85,11 +86,11 @@ class Query:
             raise invalid_parameter(f"id: not the id of an Image, Repository, Registry or ImageEvent: {id}") from None
         return found
 
-    @strawberry.field(description="The registries declared in the config.")
+    @resolver(description="The registries declared in the config.")
     async def registries(self, info: Info[Context, None]) -> list[Registry]:
         return await info.context.registries()
 
-    @strawberry.field
+    @resolver()
     async def repositories(
         self,
         info: Info[Context, None],
@@ -100,7 +101,7 @@ class Query:
     ) -> RepositoryConnection:
         return await info.context.repository_connection(first, after, filter, as_of)
 
-    @strawberry.field(description="One repository; private ECR unless registryType says ECR_PUBLIC.")
+    @resolver(description="One repository; private ECR unless registryType says ECR_PUBLIC.")
     async def repository(
         self,
         info: Info[Context, None],
@@ -114,7 +115,7 @@ class Query:
         (found,) = await info.context.repositories_or_none([key], as_of)
         return found
 
-    @strawberry.field(description="One image; of private ECR unless registryType says ECR_PUBLIC.")
+    @resolver(description="One image; of private ECR unless registryType says ECR_PUBLIC.")
     async def image(
         self,
         info: Info[Context, None],
@@ -129,7 +130,7 @@ class Query:
         (found,) = await info.context.images_by_node_id([node_id], as_of)
         return found
 
-    @strawberry.field(description="Cross-account image search, newest first unless orderBy says otherwise.")
+    @resolver(description="Cross-account image search, newest first unless orderBy says otherwise.")
     async def images(
         self,
         info: Info[Context, None],
@@ -141,7 +142,7 @@ class Query:
     ) -> ImageConnection:
         return await info.context.image_connection(first, after, filter, order_by, as_of=as_of)
 
-    @strawberry.field(
+    @resolver(
         description="The change feed, oldest first: every change the syncs made. On the last page nextToken is "
         "null and pageInfo.endCursor is the position to resume from later (never skipping an event)."
     )
@@ -154,7 +155,7 @@ class Query:
     ) -> EventConnection:
         return await event_connection(info.context, first, after, event_filter(filter))
 
-    @strawberry.field(
+    @resolver(
         description="Where a tag of a repository pointed over time, newest first (until null while it still does)."
     )
     async def tag_history(
@@ -171,7 +172,7 @@ class Query:
         repository = (config_type_of(registry_type), registry_id, region, repository_name)
         return await tag_history(info.context, repository, tag, first, after)
 
-    @strawberry.field(
+    @resolver(
         description="The net change per image between two times: ADDED (present at `to` only), REMOVED (at "
         "`from` only), CHANGED (at both, with different values). An image added and removed inside the window, "
         "or unchanged, does not appear. Ordered by image identity."
@@ -190,7 +191,7 @@ class Query:
     ) -> ImageDiffConnection:
         return await diff_connection(info.context, since, until, filter, first, after)
 
-    @strawberry.field(
+    @resolver(
         description="The webhooks declared in the inventory file, by name: status, backlog, deliveries "
         "(tokens with the admin scope)."
     )
@@ -198,7 +199,7 @@ class Query:
         require_scope(info, "admin")
         return await webhooks(info.context)
 
-    @strawberry.field(description="Sync runs, newest first: one per scope and sync.")
+    @resolver(description="Sync runs, newest first: one per scope and sync.")
     async def sync_runs(
         self,
         info: Info[Context, None],
@@ -208,7 +209,7 @@ class Query:
     ) -> SyncRunConnection:
         return await info.context.sync_run_connection(first, after, filter)
 
-    @strawberry.field(
+    @resolver(
         description="ECR's DescribeImages, answered from the inventory with ECR's semantics: of private ECR, "
         "as ECR's own API, unless registryType says ECR_PUBLIC (ECR Public's DescribeImages, which takes no filter)."
     )

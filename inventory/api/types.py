@@ -12,9 +12,11 @@ from typing import TYPE_CHECKING, Annotated, Any, NewType, TypeVar
 
 import strawberry
 from strawberry import relay
-from strawberry.types import Info
+
+from inventory.api.resolvers import resolver
 
 if TYPE_CHECKING:
+    from inventory.api.context import Context
     from inventory.api.events import EventConnection
 
 AS_OF = "The inventory as the syncs had observed it at this time: what was present then, with its values then."
@@ -123,16 +125,16 @@ class Image(relay.Node):
     as_of: strawberry.Private[datetime | None] = None
     """The time this image was read as of (``asOf``), None at present."""
 
-    @strawberry.field
-    async def repository(self, info: Info) -> Repository:
+    @resolver()
+    async def repository(self, info: strawberry.Info[Context, None]) -> Repository:
         key = (config_type_of(self.registry_type), self.registry_id, self.region, self.repository_name)
         if self.as_of is not None:
             return await info.context.repositories_at.load((key, self.as_of))
         return await info.context.repositories.load(key)
 
-    @strawberry.field(description="Its events, newest first.")
+    @resolver(description="Its events, newest first.")
     async def history(
-        self, info: Info, first: int | None = None, after: str | None = None
+        self, info: strawberry.Info[Context, None], first: int | None = None, after: str | None = None
     ) -> Annotated[EventConnection, strawberry.lazy("inventory.api.events")]:
         return await info.context.image_history(self, first, after)  # the events module builds on these types
 
@@ -169,7 +171,7 @@ class Image(relay.Node):
 
     @classmethod
     def resolve_nodes(  # type: ignore[override]
-        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+        cls, *, info: strawberry.Info[Context, None], node_ids: Iterable[str], required: bool = False
     ) -> Awaitable[list[Image | None]]:
         return info.context.images_by_node_id([str(node_id) for node_id in node_ids])
 
@@ -246,11 +248,11 @@ class ImageConnection(relay.Connection[Image]):
     count: strawberry.Private[Callable[[], Awaitable[int]]]
     cursors: strawberry.Private[Callable[[], list[str]]]
 
-    @strawberry.field(description=EDGES)  # type: ignore[misc]
-    def edges(self) -> list[relay.Edge[Image]]:
+    @resolver(description=EDGES)  # type: ignore[misc]  # relay.Connection declares edges as an attribute
+    def edges(self) -> list[relay.Edge[Image]]:  # type: ignore[override]
         return _edges(self.cursors(), self.nodes)
 
-    @strawberry.field(description="How many images match; counted only when asked for.")
+    @resolver(description="How many images match; counted only when asked for.")
     async def total_count(self) -> int:
         return await self.count()
 
@@ -277,16 +279,16 @@ class Repository(relay.Node):
         """Its identity in the inventory: (registry type, registry id, region, name)."""
         return (config_type_of(self.registry_type), self.registry_id, self.region, self.repository_name)
 
-    @strawberry.field(description="Present images (at the asOf the repository was read at, if any).")
-    async def image_count(self, info: Info) -> int:
+    @resolver(description="Present images (at the asOf the repository was read at, if any).")
+    async def image_count(self, info: strawberry.Info[Context, None]) -> int:
         if self.as_of is not None:
             return await info.context.image_counts_at.load((self.key, self.as_of))
         return await info.context.image_counts.load(self.key)
 
-    @strawberry.field(description="Its images; as of the asOf the repository was read at unless asOf is given.")
+    @resolver(description="Its images; as of the asOf the repository was read at unless asOf is given.")
     async def images(
         self,
-        info: Info,
+        info: strawberry.Info[Context, None],
         first: int | None = None,
         after: str | None = None,
         filter: Annotated[ImageFilterInput | None, strawberry.argument(name="filter")] = None,
@@ -317,7 +319,7 @@ class Repository(relay.Node):
 
     @classmethod
     def resolve_nodes(  # type: ignore[override]
-        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+        cls, *, info: strawberry.Info[Context, None], node_ids: Iterable[str], required: bool = False
     ) -> Awaitable[list[Repository | None]]:
         return info.context.repositories_or_none([split_repository_node_id(str(node_id)) for node_id in node_ids])
 
@@ -329,11 +331,11 @@ class RepositoryConnection(relay.Connection[Repository]):
     count: strawberry.Private[Callable[[], Awaitable[int]]]
     cursors: strawberry.Private[Callable[[], list[str]]]
 
-    @strawberry.field(description=EDGES)  # type: ignore[misc]
-    def edges(self) -> list[relay.Edge[Repository]]:
+    @resolver(description=EDGES)  # type: ignore[misc]  # relay.Connection declares edges as an attribute
+    def edges(self) -> list[relay.Edge[Repository]]:  # type: ignore[override]
         return _edges(self.cursors(), self.nodes)
 
-    @strawberry.field(description="How many repositories match; counted only when asked for.")
+    @resolver(description="How many repositories match; counted only when asked for.")
     async def total_count(self) -> int:
         return await self.count()
 
@@ -346,13 +348,13 @@ class Registry(relay.Node):
     account_id: str
     regions: list[str]
 
-    @strawberry.field(description="How fresh the inventory of this registry is.")
-    async def sync_status(self, info: Info) -> SyncStatus:
+    @resolver(description="How fresh the inventory of this registry is.")
+    async def sync_status(self, info: strawberry.Info[Context, None]) -> SyncStatus:
         return SyncStatus.of(await info.context.region_statuses.load(self.name))
 
-    @strawberry.field
+    @resolver()
     async def repositories(
-        self, info: Info, first: int | None = None, after: str | None = None
+        self, info: strawberry.Info[Context, None], first: int | None = None, after: str | None = None
     ) -> RepositoryConnection:
         return await info.context.repository_connection(first, after, RepositoryFilterInput(registry_names=[self.name]))
 
@@ -365,7 +367,7 @@ class Registry(relay.Node):
 
     @classmethod
     def resolve_nodes(  # type: ignore[override]
-        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+        cls, *, info: strawberry.Info[Context, None], node_ids: Iterable[str], required: bool = False
     ) -> Awaitable[list[Registry | None]]:
         return info.context.registries_by_name([str(node_id) for node_id in node_ids])
 
@@ -452,11 +454,11 @@ class SyncRunConnection:
     count: strawberry.Private[Callable[[], Awaitable[int]]]
     cursors: strawberry.Private[Callable[[], list[str]]]
 
-    @strawberry.field(description=EDGES)
+    @resolver(description=EDGES)
     def edges(self) -> list[SyncRunEdge]:
         return [SyncRunEdge(cursor=c, node=n) for c, n in zip(self.cursors(), self.nodes, strict=True)]
 
-    @strawberry.field(description="How many runs match; counted only when asked for.")
+    @resolver(description="How many runs match; counted only when asked for.")
     async def total_count(self) -> int:
         return await self.count()
 

@@ -9,19 +9,22 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 import strawberry
 from strawberry import relay
-from strawberry.types import Info
 
 from inventory import redact
 from inventory.api import cursors
 from inventory.api.paging import keyset_page, page_size
+from inventory.api.resolvers import resolver
 from inventory.api.types import EDGES
 from inventory.tables import webhook_deliveries, webhook_endpoints
 from inventory.tables.image_events import event_node_id
 from inventory.tables.webhook_endpoints import Endpoint
+
+if TYPE_CHECKING:
+    from inventory.api.context import Context
 
 
 @strawberry.enum(description="ENABLED and succeeding; FAILING: enabled, failing since its last success; DISABLED.")
@@ -59,8 +62,8 @@ class WebhookDelivery:
     created_at: datetime
     delivery_id: strawberry.Private[int]
 
-    @strawberry.field(description="Its attempts, oldest first (kept [retention] webhook_attempts).")
-    async def attempts(self, info: Info) -> list[DeliveryAttempt]:
+    @resolver(description="Its attempts, oldest first (kept [retention] webhook_attempts).")
+    async def attempts(self, info: strawberry.Info[Context, None]) -> list[DeliveryAttempt]:
         return await info.context.webhook_attempts.load(self.delivery_id)
 
 
@@ -77,7 +80,7 @@ class WebhookDeliveryConnection:
     next_token: str | None
     cursors: strawberry.Private[Callable[[], list[str]]]
 
-    @strawberry.field(description=EDGES)
+    @resolver(description=EDGES)
     def edges(self) -> list[WebhookDeliveryEdge]:
         return [WebhookDeliveryEdge(cursor=c, node=n) for c, n in zip(self.cursors(), self.nodes, strict=True)]
 
@@ -97,9 +100,9 @@ class Webhook:
     last_success_at: datetime | None
     failing_since: datetime | None = strawberry.field(description="The first failure since the last success.")
 
-    @strawberry.field(description="Its deliveries, newest first.")
+    @resolver(description="Its deliveries, newest first.")
     async def deliveries(
-        self, info: Info, first: int | None = None, after: str | None = None,
+        self, info: strawberry.Info[Context, None], first: int | None = None, after: str | None = None,
         filter: WebhookDeliveryFilter | None = None,
     ) -> WebhookDeliveryConnection:  # fmt: skip
         size = page_size(first)
@@ -142,12 +145,12 @@ def _delivery_id(after: str, bound_to: str) -> int:
     return int(delivery_id)
 
 
-async def webhooks(context: Any) -> list[Webhook]:
+async def webhooks(context: Context) -> list[Webhook]:
     rows = await context.rows(webhook_endpoints.listing())
     return [Webhook.from_endpoint(Endpoint(**row._mapping)) for row in rows]
 
 
-async def load_attempts(context: Any, delivery_ids: list[int]) -> list[list[DeliveryAttempt]]:
+async def load_attempts(context: Context, delivery_ids: list[int]) -> list[list[DeliveryAttempt]]:
     found: dict[int, list[DeliveryAttempt]] = {i: [] for i in delivery_ids}
     for row in await context.rows(webhook_deliveries.attempts_of(delivery_ids)):
         found[row.delivery_id].append(
