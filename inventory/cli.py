@@ -1,44 +1,42 @@
-"""The ``inventory`` command line."""
+"""The ``inventory`` command line.
+
+Every command has one lifecycle: ``load_settings()`` once, ``inventory_file()`` for the inventory
+file, ``inventory_engine()`` (``patient_engine()`` for the long-running ones) for the database,
+disposed on every way out. Options arrive checked, their bounds in their click types.
+
+Each command imports what it uses, inside it: ``inventory --help`` and ``inventory validate`` stay
+quick (``bench/startup.py``), without the sync engine, the models, boto3 or the API loaded.
+"""
 
 from __future__ import annotations
 
 import functools
-import logging
 import os
 import re
 import signal
 import sys
-import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from sqlalchemy import Engine
 
 from inventory import __version__
-from inventory.config import InventoryConfig, Settings, load_config
 from inventory.durations import parse_duration
 from inventory.errors import ConfigError, InventoryError
-from inventory.logs import LogFormat
-from inventory.logs import configure as configure_logs
-from inventory.sync.planfile import PlanReader
-from inventory.sync.render import DETAIL_LIMIT, applied_line, render_applied, render_plan, summary_line
-from inventory.sync.runner import SyncResult, Target, apply_plan, plan_to_file, sync_fleet
-from inventory.tables.image_events import TYPES
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from inventory.config import InventoryConfig, Settings
+    from inventory.logs import LogFormat
+    from inventory.sync.planfile import PlanReader
+    from inventory.sync.runner import SyncResult, Target
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-config_option = click.option(
-    "-c",
-    "--config",
-    "config_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="The inventory file (default: $INVENTORY_CONFIG, else ./inventory.toml).",
-)
 
 
 def reports_errors(command: F) -> F:
@@ -59,38 +57,97 @@ def reports_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def read_config(config_file: Path | None) -> InventoryConfig:
-    return load_config(Settings().config_path(config_file))
+# The lifecycle: settings, the inventory file, the engine ------------------------------
 
 
-@click.group()
-@click.version_option(__version__, prog_name="inventory")
-def main() -> None:
-    """ECR Inventory: a declarative inventory of container images across ECR registries."""
-    from inventory.embedded import exit_on_signals
+def load_settings() -> Settings:
+    """The deployment's settings, from ``INVENTORY_*``: each command reads them once, here."""
+    from inventory.config import Settings
 
-    exit_on_signals()
+    return Settings()
 
 
-@main.command()
-@config_option
-@reports_errors
-def validate(config_file: Path | None) -> None:
-    """Check the inventory file and report every problem at once."""
-    path = Settings().config_path(config_file)
-    config = load_config(path, environ=os.environ)
-    regions = sum(len(registry.regions) for registry in config.registries)
-    hooks = f", {len(config.webhooks)} webhooks" if config.webhooks else ""
-    click.echo(f"{path}: valid ({len(config.registries)} registries, {regions} regions{hooks})")
+def inventory_file(
+    settings: Settings, config_file: Path | None, *, secrets: bool = False
+) -> tuple[Path, InventoryConfig]:
+    """The inventory file (``-c``, else ``$INVENTORY_CONFIG``, else ./inventory.toml) and what it declares.
+
+    With ``secrets``, the webhook secrets it names are checked in the environment too (``validate``,
+    and the worker, which sends)."""
+    from inventory.config import load_config
+
+    path = settings.config_path(config_file)
+    return path, load_config(path, environ=os.environ if secrets else None)
+
+
+@contextmanager
+def inventory_engine(settings: Settings, **engine_options: Any) -> Iterator[Engine]:
+    """The inventory database's engine, migrated to the latest schema; disposed on every way out."""
+    from inventory.db import open_inventory
+
+    engine = open_inventory(settings, **engine_options)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def patient_engine(settings: Settings, stop: threading.Event, **engine_options: Any) -> Iterator[Engine | None]:
+    """``inventory_engine`` for a long-running command: a database that cannot be reached yet is waited for
+    (``open_patiently``); None when ``stop`` is set meanwhile."""
+    from inventory.db import open_patiently
+
+    engine = open_patiently(settings, stop, **engine_options)
+    try:
+        yield engine
+    finally:
+        if engine is not None:
+            engine.dispose()
+
+
+def _targets(targets: tuple[str, ...]) -> list[Target]:
+    from inventory.sync.runner import Target
+
+    return [Target.parse(target) for target in targets]
+
+
+def _stop_on_signal() -> threading.Event:
+    """An event set by SIGINT or SIGTERM."""
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    return stop
+
+
+# Option types: each checks its bounds, so that commands get valid values ----------------
+
+
+def _refuse(message: str, param: click.Parameter | None, ctx: click.Context | None) -> click.BadParameter:
+    """``Invalid value for --lease: message``, the option named bare: the form scripts and tests match."""
+    return click.BadParameter(message, ctx, param, param_hint=param.opts[0] if param and param.opts else None)
+
+
+def _spelled(seconds: float) -> str:
+    """``seconds`` as a duration in its largest whole unit (``1ms``, ``1s``, ``36500d``), or ``zero``."""
+    if seconds == 0:
+        return "zero"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds * 1000:g}ms"
 
 
 class Duration(click.ParamType[float]):
-    """A duration option: ``30s``, ``15m``, ``1h``; no longer than ``maximum`` seconds when given."""
+    """A duration option: ``30s``, ``15m``, ``1h``; at least ``minimum`` (longer than it with ``min_open``)
+    and at most ``maximum`` seconds, when given."""
 
     name = "duration"
 
-    def __init__(self, maximum: float | None = None) -> None:
+    def __init__(self, minimum: float | None = None, maximum: float | None = None, *, min_open: bool = False) -> None:
+        self.minimum = minimum
         self.maximum = maximum
+        self.min_open = min_open
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
         if isinstance(value, int | float):
@@ -100,8 +157,11 @@ class Duration(click.ParamType[float]):
                 seconds = parse_duration(value)
             except ValueError as exc:
                 self.fail(str(exc), param, ctx)
+        if self.minimum is not None and (seconds <= self.minimum if self.min_open else seconds < self.minimum):
+            bound = "longer than" if self.min_open else "at least"
+            raise _refuse(f"must be {bound} {_spelled(self.minimum)}, got {seconds:g}s", param, ctx)
         if self.maximum is not None and seconds > self.maximum:
-            self.fail(f"at most {self.maximum / 86400:g}d, got {value}", param, ctx)
+            self.fail(f"at most {_spelled(self.maximum)}, got {value}", param, ctx)
         return seconds
 
 
@@ -114,6 +174,20 @@ class TokenName(click.ParamType[str]):
         if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", value):
             self.fail(f"must be 1 to 64 of the characters A-Z a-z 0-9 . _ -, got {value!r}", param, ctx)
         return value
+
+
+class RegistryNames(click.ParamType[list[str]]):
+    """``NAME,NAME``: registry names, sorted, each once; at least one."""
+
+    name = "names"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> list[str]:
+        if isinstance(value, list):
+            return value
+        names = sorted({name.strip() for name in value.split(",") if name.strip()})
+        if not names:
+            raise _refuse("give at least one registry name", param, ctx)
+        return names
 
 
 TOKEN_LIFETIME = 100 * 365 * 86400.0
@@ -135,44 +209,127 @@ class Since(click.ParamType[datetime]):
         try:
             moment = datetime.fromisoformat(value)
         except ValueError:
-            self.fail(f"{value!r} is neither a duration (30m, 1h, 7d) nor an ISO-8601 timestamp "
-                      "(2026-11-23, 2026-11-23T06:00:00Z)", param, ctx)  # fmt: skip
+            self.fail(
+                f"{value!r} is neither a duration (30m, 1h, 7d) nor an ISO-8601 timestamp "
+                "(2026-11-23, 2026-11-23T06:00:00Z)",
+                param,
+                ctx,
+            )
         return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-target_option = click.option(
-    "--target",
-    "targets",
-    multiple=True,
-    metavar="NAME[/REGION[/REPOSITORY]]",
-    help="Limit the plan to a registry, a registry region, or one repository (repeatable).",
+class EventType(click.Choice[str]):
+    """One of the change feed's event types (``inventory.config.EVENT_TYPES``), read when first needed:
+    importing ``inventory.config`` (pydantic) costs more than the whole of ``inventory --help``."""
+
+    def __init__(self) -> None:
+        super().__init__(())
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        from inventory.config import EVENT_TYPES
+
+        return EVENT_TYPES
+
+    @choices.setter
+    def choices(self, _: tuple[str, ...]) -> None:
+        """``click.Choice.__init__`` sets them; these are always ``EVENT_TYPES``."""
+
+
+class _SubjectType(click.ParamType[Any]):
+    name = "subject"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from inventory.feed import Subject
+
+        try:
+            return Subject.parse(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+config_option = click.option(
+    "-c",
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The inventory file (default: $INVENTORY_CONFIG, else ./inventory.toml).",
 )
+
+
+def target_option(limits: str) -> Callable[[F], F]:
+    """``--target`` (repeatable): ``limits`` says what it limits, e.g. ``Limit the plan to``."""
+    return click.option(
+        "--target",
+        "targets",
+        multiple=True,
+        metavar="NAME[/REGION[/REPOSITORY]]",
+        help=f"{limits} a registry, a registry region, or one repository (repeatable).",
+    )
+
+
 verbose_option = click.option("--verbose", is_flag=True, help="Show every image even in long plans.")
 log_format_option = click.option(
-    "--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
     help="Logs on stderr as text lines or as one JSON object per line.",
-)  # fmt: skip
+)
 
 
-def _plan(config: InventoryConfig, targets: tuple[str, ...], path: Path) -> tuple[Engine, PlanReader]:
-    """Open the inventory and plan ``config`` into ``path``."""
-    from inventory.db import open_inventory
+# Commands ---------------------------------------------------------------------------------
 
-    parsed = [Target.parse(target) for target in targets]
-    settings = Settings()
-    engine = open_inventory(settings)
-    reader = plan_to_file(
-        engine, config, path, aws_max_attempts=settings.aws_max_attempts, targets=parsed,
-        interactive=sys.stderr.isatty(),
-    )  # fmt: skip
-    return engine, reader
+
+@click.group()
+@click.version_option(__version__, prog_name="inventory")
+def main() -> None:
+    """ECR Inventory: a declarative inventory of container images across ECR registries."""
+    from inventory.embedded import exit_on_signals
+
+    exit_on_signals()
+
+
+@main.command()
+@config_option
+@reports_errors
+def validate(config_file: Path | None) -> None:
+    """Check the inventory file and report every problem at once."""
+    path, config = inventory_file(load_settings(), config_file, secrets=True)
+    regions = sum(len(registry.regions) for registry in config.registries)
+    hooks = f", {len(config.webhooks)} webhooks" if config.webhooks else ""
+    click.echo(f"{path}: valid ({len(config.registries)} registries, {regions} regions{hooks})")
+
+
+def _planner(
+    settings: Settings, config_file: Path | None, targets: tuple[str, ...]
+) -> Callable[[Engine, Path], PlanReader]:
+    """Read the inventory file and the ``--target``s now, before any database is opened (a mistake in
+    either is reported without one); return what plans them into a plan file, given the engine."""
+    from inventory.sync.runner import plan_to_file
+
+    _, config = inventory_file(settings, config_file)
+    parsed = _targets(targets)
+
+    def plan_into(engine: Engine, path: Path) -> PlanReader:
+        return plan_to_file(
+            engine,
+            config,
+            path,
+            aws_max_attempts=settings.aws_max_attempts,
+            targets=parsed,
+            interactive=sys.stderr.isatty(),
+        )
+
+    return plan_into
 
 
 @main.command()
 @config_option
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), help="Save the plan to this file.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0: no changes, 2: changes, 1: errors.")
-@target_option
+@target_option("Limit the plan to")
 @verbose_option
 @reports_errors
 def plan(
@@ -183,11 +340,15 @@ def plan(
     verbose: bool,
 ) -> None:
     """Show what apply would change: + new images, ~ changed, - gone."""
-    config = read_config(config_file)
-    with tempfile.TemporaryDirectory(prefix="inventory-plan-") as scratch:
-        engine, reader = _plan(config, targets, out or Path(scratch) / "plan")
+    import tempfile
+
+    from inventory.sync.render import render_plan
+
+    settings = load_settings()
+    plan_into = _planner(settings, config_file, targets)
+    with tempfile.TemporaryDirectory(prefix="inventory-plan-") as scratch, inventory_engine(settings) as engine:
+        reader = plan_into(engine, out or Path(scratch) / "plan")
         counts = render_plan(reader, click.echo, verbose=verbose)
-    engine.dispose()
     if reader.failures:
         raise SystemExit(1)
     if detailed_exitcode and counts.total:
@@ -199,10 +360,13 @@ def plan(
 @click.argument("planfile", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--auto-approve", is_flag=True, help="Apply without asking for confirmation.")
 @click.option(
-    "--lock-timeout", type=Duration(), default="30s", show_default=True,
+    "--lock-timeout",
+    type=Duration(),
+    default="30s",
+    show_default=True,
     help="How long to wait for a scope another apply holds.",
-)  # fmt: skip
-@target_option
+)
+@target_option("Limit the plan to")
 @verbose_option
 @reports_errors
 def apply(
@@ -217,42 +381,62 @@ def apply(
 
     With --auto-approve and no saved plan, each repository's pages are written as they are fetched.
     """
-    from inventory.db import open_inventory
+    import tempfile
+
+    from inventory.sync.planfile import PlanReader
+    from inventory.sync.render import DETAIL_LIMIT, render_applied, summary_line
+    from inventory.sync.runner import sync_fleet
 
     if planfile is not None and targets:
         raise click.UsageError("--target cannot be used with a saved plan: it was fixed when planned")
+    settings = load_settings()
     if planfile is None and auto_approve:
-        config = read_config(config_file)
-        parsed = [Target.parse(target) for target in targets]
-        settings = Settings()
-        engine = open_inventory(settings)
-        result = sync_fleet(
-            engine, config, aws_max_attempts=settings.aws_max_attempts, targets=parsed, lock_timeout=lock_timeout,
-            interactive=sys.stderr.isatty(), keep=sys.maxsize if verbose else DETAIL_LIMIT,
-            on_scope=lambda scope: render_applied(scope, click.echo),
-        )  # fmt: skip
-        engine.dispose()
-        shown = 0
+        _, config = inventory_file(settings, config_file)
+        parsed = _targets(targets)
+        with inventory_engine(settings) as engine:
+            result = sync_fleet(
+                engine,
+                config,
+                aws_max_attempts=settings.aws_max_attempts,
+                targets=parsed,
+                lock_timeout=lock_timeout,
+                interactive=sys.stderr.isatty(),
+                keep=sys.maxsize if verbose else DETAIL_LIMIT,
+                on_scope=lambda scope: render_applied(scope, click.echo),
+            )
         click.echo("")
         click.echo(summary_line(result.counts, result.failures, result.scopes))
+        _report_applied(result, shown=0)
+    elif planfile is not None:
+        reader = PlanReader(planfile)
+        with inventory_engine(settings) as engine:
+            result = _show_and_apply(engine, reader, verbose=verbose, lock_timeout=lock_timeout, confirm=False)
+        _report_applied(result, shown=len(reader.failures))  # the plan's own were shown with it
     else:
-        with tempfile.TemporaryDirectory(prefix="inventory-plan-") as scratch:
-            if planfile is not None:
-                reader = PlanReader(planfile)
-                engine = open_inventory(Settings())
-            else:
-                engine, reader = _plan(read_config(config_file), targets, Path(scratch) / "plan")
-            counts = render_plan(reader, click.echo, verbose=verbose)
-            if counts.total and planfile is None:
-                _confirm()
-            result = apply_plan(engine, reader, lock_timeout=lock_timeout)
-        engine.dispose()
-        shown = len(reader.failures)  # the plan's own were shown with it
-    _report_applied(result, shown)
+        plan_into = _planner(settings, config_file, targets)
+        with tempfile.TemporaryDirectory(prefix="inventory-plan-") as scratch, inventory_engine(settings) as engine:
+            reader = plan_into(engine, Path(scratch) / "plan")
+            result = _show_and_apply(engine, reader, verbose=verbose, lock_timeout=lock_timeout, confirm=True)
+        _report_applied(result, shown=len(reader.failures))
+
+
+def _show_and_apply(
+    engine: Engine, reader: PlanReader, *, verbose: bool, lock_timeout: float, confirm: bool
+) -> SyncResult:
+    """Print the plan, ask (``confirm``) when it changes anything, and apply it."""
+    from inventory.sync.render import render_plan
+    from inventory.sync.runner import apply_plan
+
+    counts = render_plan(reader, click.echo, verbose=verbose)
+    if counts.total and confirm:
+        _confirm()
+    return apply_plan(engine, reader, lock_timeout=lock_timeout)
 
 
 def _report_applied(result: SyncResult, shown: int) -> None:
     """Each failure not shown yet (once), then ``Apply complete: …``, saying how many scopes failed."""
+    from inventory.sync.render import applied_line
+
     for failure in result.failures[shown:]:
         click.echo(f"Error: {failure.label}: {failure.code}: {failure.message}", err=True)
     click.echo(applied_line(result.counts, result.failures, result.scopes))
@@ -275,13 +459,17 @@ def _confirm() -> None:
 @click.option("--dev", is_flag=True, help="Serve GraphiQL on GET /graphql.")
 @click.option("--no-introspection", is_flag=True, help="Refuse introspection queries.")
 @click.option(
-    "--allow-anonymous", is_flag=True,
+    "--allow-anonymous",
+    is_flag=True,
     help="Serve everything to anyone, without tokens (demos only; a warning is logged).",
-)  # fmt: skip
+)
 @click.option(
-    "--statement-timeout", type=Duration(), default="10s", show_default=True,
+    "--statement-timeout",
+    type=Duration(minimum=0.001),
+    default="10s",
+    show_default=True,
     help="How long one SQL statement of a request may run; past it the query fails with QUERY_TIMEOUT.",
-)  # fmt: skip
+)
 @log_format_option
 @reports_errors
 def serve(
@@ -298,30 +486,33 @@ def serve(
     /graphql and /metrics answer only `Authorization: Bearer <token>` (see `inventory tokens create`)."""
     from inventory.api.app import listen
     from inventory.api.app import serve as serve_api
-    from inventory.db import database_url, open_patiently, watch_embedded
+    from inventory.db import database_url, watch_embedded
+    from inventory.logs import configure as configure_logs
 
-    if statement_timeout < 0.001:
-        raise click.BadParameter(f"must be at least 1ms, got {statement_timeout:g}s", param_hint="--statement-timeout")
     configure_logs(log_format)
-    settings = Settings()
+    settings = load_settings()
     sock = listen(host, port)
     forever = threading.Event()  # the process ends with the server
-    engine = open_patiently(settings, forever)
-    assert engine is not None
-    engine.dispose()  # migrated
+    with patient_engine(settings, forever):  # waits for the database and migrates it; the API opens its own
+        pass
     watch_embedded(settings, forever)
     click.echo(f"GraphQL API on http://{host}:{sock.getsockname()[1]}/graphql")  # --port 0: the port taken
     serve_api(
-        database_url(settings), sock, graphiql=dev, introspection=not no_introspection, own_logging=False,
-        allow_anonymous=allow_anonymous, statement_timeout=statement_timeout,
-    )  # fmt: skip
+        database_url(settings),
+        sock,
+        graphiql=dev,
+        introspection=not no_introspection,
+        own_logging=False,
+        allow_anonymous=allow_anonymous,
+        statement_timeout=statement_timeout,
+    )
 
 
 @main.command()
 @config_option
 @click.option(
     "--interval",
-    type=Duration(),
+    type=Duration(minimum=1),
     default="15m",
     show_default=True,
     help="How long after its last sync a registry region is synced again.",
@@ -335,7 +526,7 @@ def serve(
 )
 @click.option(
     "--lease",
-    type=Duration(),
+    type=Duration(minimum=1),
     default="60s",
     show_default=True,
     help="How long a claimed region stays this worker's without a heartbeat.",
@@ -374,36 +565,43 @@ def worker(
     metrics_host: str,
     log_format: LogFormat,
 ) -> None:
-    """Keep every declared registry region converged; any number of workers share the work."""  # fmt: skip
-    from inventory.db import open_patiently, watch_embedded
+    """Keep every declared registry region converged; any number of workers share the work."""
+    import logging
+
+    from inventory.db import watch_embedded
+    from inventory.logs import configure as configure_logs
     from inventory.worker import Worker, WorkerOptions
     from inventory.worker.metrics import serve_metrics
 
-    for name, seconds in (("--interval", interval), ("--lease", lease)):
-        if seconds < 1:
-            raise click.BadParameter(f"must be at least 1s, got {seconds:g}s", param_hint=name)
     configure_logs(log_format)
-    settings = Settings()
-    options = WorkerOptions(interval=interval, concurrency=concurrency, lease=lease, rate=rate,
-                            lock_timeout=lock_timeout, aws_max_attempts=settings.aws_max_attempts,
-                            webhook_timeout=settings.webhook_timeout,
-                            webhook_retry_scale=settings.webhook_retry_scale)  # fmt: skip
-    config_path = settings.config_path(config_file)
-    load_config(config_path, environ=os.environ)  # a bad file (or webhook secret) is refused before anything starts
+    settings = load_settings()
+    options = WorkerOptions(
+        interval=interval,
+        concurrency=concurrency,
+        lease=lease,
+        rate=rate,
+        lock_timeout=lock_timeout,
+        aws_max_attempts=settings.aws_max_attempts,
+        webhook_timeout=settings.webhook_timeout,
+        webhook_retry_scale=settings.webhook_retry_scale,
+    )
+    # A bad file (or webhook secret) is refused before anything starts; the worker reads the file again each round.
+    config_path, _ = inventory_file(settings, config_file, secrets=True)
+    stop = _stop_on_signal()
     # No ping per checkout: a worker checks out a connection several times per repository; one the
     # server dropped fails that repository's sync, which the next round repeats.
-    stop = _stop_on_signal()
-    engine = open_patiently(settings, stop, pool_size=concurrency + 4, pool_pre_ping=False)
-    if engine is None:
-        return
-    watch_embedded(settings, stop)
-    runner = Worker(engine, config_path, options)
-    if metrics_port is not None:
-        server = serve_metrics(metrics_host, metrics_port, engine, runner.metrics, healthy_within=max(30, 3 * lease))
-        host, port = server.server_address[:2]
-        logging.getLogger("inventory.worker").info("metrics on http://%s:%s/metrics", host, port)
-    runner.run(stop)
-    engine.dispose()
+    with patient_engine(settings, stop, pool_size=concurrency + 4, pool_pre_ping=False) as engine:
+        if engine is None:
+            return
+        watch_embedded(settings, stop)
+        runner = Worker(engine, config_path, options)
+        if metrics_port is not None:
+            server = serve_metrics(
+                metrics_host, metrics_port, engine, runner.metrics, healthy_within=max(30, 3 * lease)
+            )
+            host, port = server.server_address[:2]
+            logging.getLogger("inventory.worker").info("metrics on http://%s:%s/metrics", host, port)
+        runner.run(stop)
 
 
 @main.command()
@@ -416,15 +614,13 @@ def status(config_file: Path | None) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from inventory.db import driver_connection, open_inventory
+    from inventory.db import driver_connection
     from inventory.status import declared_statuses
 
-    path = Settings().config_path(config_file)
-    config = load_config(path)
-    engine = open_inventory(Settings())
-    with engine.connect() as connection:
+    settings = load_settings()
+    path, config = inventory_file(settings, config_file)
+    with inventory_engine(settings) as engine, engine.connect() as connection:
         statuses = declared_statuses(config, connection=driver_connection(connection))
-    engine.dispose()
     if not statuses:
         click.echo(f"No registries declared in {path}.")
         return
@@ -464,17 +660,23 @@ def _when(moment: datetime | None) -> str:
 @main.command()
 @config_option
 @click.option(
-    "--since", type=Since(), default=None, metavar="DURATION|TIMESTAMP",
+    "--since",
+    type=Since(),
+    default=None,
+    metavar="DURATION|TIMESTAMP",
     help="Only events of the last 30m, 1h, 7d… or since an ISO-8601 timestamp (UTC unless it says).",
-)  # fmt: skip
+)
 @click.option("--follow", is_flag=True, help="Keep printing new events as they come, until Ctrl-C.")
-@click.option("--type", "types", multiple=True, type=click.Choice(TYPES), help="Only events of this type (repeatable).")
+@click.option("--type", "types", multiple=True, type=EventType(), help="Only events of this type (repeatable).")
+@target_option("Only events of")
 @click.option(
-    "--target", "targets", multiple=True, metavar="NAME[/REGION[/REPOSITORY]]",
-    help="Only events of a registry, a registry region, or one repository (repeatable).",
-)  # fmt: skip
-@click.option("--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="One line per event, or one JSON object per line (the fields of GraphQL's ImageEvent).")  # fmt: skip
+    "--format",
+    "output",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="One line per event, or one JSON object per line (the fields of GraphQL's ImageEvent).",
+)
 @reports_errors
 def events(
     config_file: Path | None,
@@ -485,30 +687,28 @@ def events(
     output: str,
 ) -> None:
     """Print the change feed, oldest first: every change the syncs made, each once."""
-    from inventory.db import open_inventory
     from inventory.feed import FeedReader, Labels, event_json, event_line, target_scopes
     from inventory.tables.image_events import EventFilter
 
-    config = read_config(config_file)
-    scopes = target_scopes(config, [Target.parse(target) for target in targets]) if targets else None
+    settings = load_settings()
+    _, config = inventory_file(settings, config_file)
+    scopes = target_scopes(config, _targets(targets)) if targets else None
     where = EventFilter(types=types or None, since=since, scopes=scopes)
     labels = Labels(config)
 
     def emit(row: Any) -> None:
         click.echo(event_json(row) if output == "json" else event_line(row, labels))
 
-    engine = open_inventory(Settings())
-    reader = FeedReader(engine, where)
-    try:
-        if follow:
-            reader.follow(emit, _stop_on_signal())
-        else:
-            for row in reader.read():
-                emit(row)
-    except BrokenPipeError:  # `inventory events | head`: the reader has seen enough
-        sys.stderr.close()
-    finally:
-        engine.dispose()
+    with inventory_engine(settings) as engine:
+        reader = FeedReader(engine, where)
+        try:
+            if follow:
+                reader.follow(emit, _stop_on_signal())
+            else:
+                for row in reader.read():
+                    emit(row)
+        except BrokenPipeError:  # `inventory events | head`: the reader has seen enough
+            sys.stderr.close()
 
 
 @main.group()
@@ -523,19 +723,15 @@ def webhooks_list(config_file: Path | None) -> None:
     """Each declared webhook: status, last success, failing since, backlog, deliveries."""
     from rich.console import Console
 
-    from inventory.db import open_inventory
     from inventory.webhooks import ops
 
-    path = Settings().config_path(config_file)
-    config = load_config(path)
+    settings = load_settings()
+    path, config = inventory_file(settings, config_file)
     if not config.webhooks:
         click.echo(f"No webhooks declared in {path}.")
         return
-    engine = open_inventory(Settings())
-    try:
+    with inventory_engine(settings) as engine:
         found = ops.endpoints(engine, config)
-    finally:
-        engine.dispose()
     Console(soft_wrap=True).print(ops.table(found))
 
 
@@ -545,16 +741,12 @@ def webhooks_list(config_file: Path | None) -> None:
 @reports_errors
 def webhooks_test(config_file: Path | None, name: str) -> None:
     """Send a signed webhook.ping to NAME now and print its answer (exit 1 unless 2xx)."""
-    from inventory.db import open_inventory
     from inventory.webhooks import ops
 
-    settings = Settings()
-    config = read_config(config_file)
-    engine = open_inventory(settings)
-    try:
+    settings = load_settings()
+    _, config = inventory_file(settings, config_file)
+    with inventory_engine(settings) as engine:
         answer = ops.ping(engine, config, name, settings.webhook_timeout)
-    finally:
-        engine.dispose()
     outcome = f"HTTP {answer.status_code}" if answer.status_code is not None else answer.error
     click.echo(f"{name}: {outcome} in {answer.duration_ms} ms")
     if not answer.delivered:
@@ -566,25 +758,29 @@ def webhooks_test(config_file: Path | None, name: str) -> None:
 @webhooks.command("recover")
 @config_option
 @click.argument("name")
-@click.option("--since", type=Since(), required=True, metavar="DURATION|TIMESTAMP",
-              help="Deliveries written since 2h, 1d… ago or an ISO-8601 timestamp.")  # fmt: skip
+@click.option(
+    "--since",
+    type=Since(),
+    required=True,
+    metavar="DURATION|TIMESTAMP",
+    help="Deliveries written since 2h, 1d… ago or an ISO-8601 timestamp.",
+)
 @reports_errors
 def webhooks_recover(config_file: Path | None, name: str, since: datetime) -> None:
     """Send NAME now what waits for a retry or failed to reach it since --since (the workers deliver it)."""
-    from inventory.db import open_inventory
     from inventory.webhooks import ops
 
-    config = read_config(config_file)
-    engine = open_inventory(Settings())
-    try:
+    settings = load_settings()
+    _, config = inventory_file(settings, config_file)
+    with inventory_engine(settings) as engine:
         recovered, endpoint = ops.recover(engine, config, name, since)
-    finally:
-        engine.dispose()
     failed = "failed delivery" if recovered.failed == 1 else "failed deliveries"
     click.echo(f"{name}: {recovered.waiting} waiting for a retry sent now, {recovered.failed} {failed} queued again")
     if endpoint.status == "disabled":
-        click.echo(f"warning: {name} is {ops.status_of(endpoint)}: run `inventory webhooks enable {name}` "
-                   "for them to be sent", err=True)  # fmt: skip
+        click.echo(
+            f"warning: {name} is {ops.status_of(endpoint)}: run `inventory webhooks enable {name}` for them to be sent",
+            err=True,
+        )
 
 
 @webhooks.command("enable")
@@ -593,28 +789,13 @@ def webhooks_recover(config_file: Path | None, name: str, since: datetime) -> No
 @reports_errors
 def webhooks_enable(config_file: Path | None, name: str) -> None:
     """Deliver to NAME again (after a 410 or days of failures disabled it), from where it stopped."""
-    from inventory.db import open_inventory
     from inventory.webhooks import ops
 
-    config = read_config(config_file)
-    engine = open_inventory(Settings())
-    try:
+    settings = load_settings()
+    _, config = inventory_file(settings, config_file)
+    with inventory_engine(settings) as engine:
         endpoint = ops.enable(engine, config, name)
-    finally:
-        engine.dispose()
     click.echo(f"{name}: enabled, {endpoint.backlog} deliveries pending")
-
-
-class _SubjectType(click.ParamType[Any]):
-    name = "subject"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        from inventory.feed import Subject
-
-        try:
-            return Subject.parse(value)
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
 
 
 @main.command()
@@ -625,22 +806,22 @@ def history(config_file: Path | None, subject: Any) -> None:
     """Where a tag pointed over time (…:TAG), or an image's events (…@DIGEST); newest first."""
     from rich.console import Console
 
-    from inventory.db import open_inventory
     from inventory.feed import history_view
 
-    config = read_config(config_file)
-    engine = open_inventory(Settings())
-    try:
+    settings = load_settings()
+    _, config = inventory_file(settings, config_file)
+    with inventory_engine(settings) as engine:
         view = history_view(engine, config, subject)
-    finally:
-        engine.dispose()
     if isinstance(view, str):
         click.echo(view)
     else:
         Console().print(view, crop=False)  # fitted to the terminal; a line that cannot fit wraps, never cut
     if config.retention.events is not None:  # the replay starts at the horizon: say so rather than look complete
-        click.echo(f"note: events older than [retention] events ({config.retention.events / 86400:g}d) are pruned: "
-                   "what happened before is not shown", err=True)  # fmt: skip
+        click.echo(
+            f"note: events older than [retention] events ({config.retention.events / 86400:g}d) are pruned: "
+            "what happened before is not shown",
+            err=True,
+        )
 
 
 @main.command()
@@ -661,22 +842,15 @@ def emulator(host: str, port: int, seed: str) -> None:
     server.stop()
 
 
-def _stop_on_signal() -> threading.Event:
-    """An event set by SIGINT or SIGTERM."""
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    return stop
-
-
 @main.command()
 @reports_errors
 def migrate() -> None:
     """Create or upgrade the inventory database schema (every command does it on start)."""
-    from inventory.db import describe, open_inventory
+    from inventory.db import describe
 
-    settings = Settings()
-    open_inventory(settings).dispose()
+    settings = load_settings()
+    with inventory_engine(settings):
+        pass
     click.echo(f"inventory database at the latest schema: {describe(settings)}")
 
 
@@ -691,50 +865,52 @@ def tokens() -> None:
 @tokens.command("create")
 @click.argument("name", type=TokenName())
 @click.option(
-    "--registries", metavar="NAME,NAME", default=None,
+    "--registries",
+    type=RegistryNames(),
+    metavar="NAME,NAME",
+    default=None,
     help="Limit the token to these registries (names in the inventory file); default: all.",
-)  # fmt: skip
+)
 @click.option(
-    "--scope", "scopes", multiple=True, type=click.Choice(["read", "metrics", "admin"]),
+    "--scope",
+    "scopes",
+    multiple=True,
+    type=click.Choice(["read", "metrics", "admin"]),
     help="read: the inventory; metrics: /metrics; admin: read, and webhooks (repeatable; default: read).",
-)  # fmt: skip
+)
 @click.option(
     "--expires",
-    type=Duration(maximum=TOKEN_LIFETIME),
+    type=Duration(minimum=0, min_open=True, maximum=TOKEN_LIFETIME),
     default=None,
     metavar="DURATION",
     help="Expire after 30d, 12h… (default: never).",
 )
 @reports_errors
-def tokens_create(name: str, registries: str | None, scopes: tuple[str, ...], expires: float | None) -> None:
+def tokens_create(name: str, registries: list[str] | None, scopes: tuple[str, ...], expires: float | None) -> None:
     """Create a token and print it, once: only its hash is stored."""
     from inventory.api.auth import new_token, token_hash
-    from inventory.db import driver_connection, open_inventory
+    from inventory.db import driver_connection
     from inventory.tables import api_tokens
 
-    names = None if registries is None else sorted({n.strip() for n in registries.split(",") if n.strip()})
-    if names is not None and not names:
-        raise click.BadParameter("give at least one registry name", param_hint="--registries")
-    if expires is not None and expires <= 0:
-        raise click.BadParameter(f"must be longer than zero, got {expires:g}s", param_hint="--expires")
     token = new_token()
-    engine = open_inventory(Settings())
-    try:
-        with engine.begin() as connection:
-            if names is not None:
-                _check_registries(connection, names)
-            expires_at = None if expires is None else datetime.now(UTC) + timedelta(seconds=expires)
-            created = api_tokens.create(
-                name, token_hash(token), scopes=sorted(set(scopes or ("read",))), registries=names,
-                expires_at=expires_at, connection=driver_connection(connection),
-            )  # fmt: skip
-    finally:
-        engine.dispose()
+    with inventory_engine(load_settings()) as engine, engine.begin() as connection:
+        if registries is not None:
+            _check_registries(connection, registries)
+        expires_at = None if expires is None else datetime.now(UTC) + timedelta(seconds=expires)
+        created = api_tokens.create(
+            name,
+            token_hash(token),
+            scopes=sorted(set(scopes or ("read",))),
+            registries=registries,
+            expires_at=expires_at,
+            connection=driver_connection(connection),
+        )
     if not created:
         raise InventoryError(f"a token named {name!r} exists already: revoke it first, or choose another name")
     click.echo(token)
-    click.echo(f"Token {name!r} created; it is shown only this once. Send it as 'Authorization: Bearer <token>'.",
-               err=True)  # fmt: skip
+    click.echo(
+        f"Token {name!r} created; it is shown only this once. Send it as 'Authorization: Bearer <token>'.", err=True
+    )
 
 
 def _check_registries(connection: Any, names: list[str]) -> None:
@@ -754,15 +930,11 @@ def tokens_list() -> None:
     """Every token: name, scopes, registries, created, expires, last used, state (never the token itself).
 
     One tab-separated line each, after a header line: easy to read, and to cut."""
-    from inventory.db import driver_connection, open_inventory
+    from inventory.db import driver_connection
     from inventory.tables import api_tokens
 
-    engine = open_inventory(Settings())
-    try:
-        with engine.connect() as connection:
-            rows = api_tokens.listed(connection=driver_connection(connection))
-    finally:
-        engine.dispose()
+    with inventory_engine(load_settings()) as engine, engine.connect() as connection:
+        rows = api_tokens.listed(connection=driver_connection(connection))
     if not rows:
         click.echo("No tokens: create one with `inventory tokens create NAME`.")
         return
@@ -771,9 +943,8 @@ def tokens_list() -> None:
     for t in rows:
         state = "revoked" if t.revoked_at else ("expired" if t.expires_at and t.expires_at <= now else "live")
         registries = ",".join(t.registries) if t.registries is not None else "all"
-        fields = (t.name, ",".join(t.scopes), registries, _when(t.created_at), _when(t.expires_at),
-                  _when(t.last_used_at), state)  # fmt: skip
-        click.echo("\t".join(fields))
+        when = (_when(t.created_at), _when(t.expires_at), _when(t.last_used_at))
+        click.echo("\t".join((t.name, ",".join(t.scopes), registries, *when, state)))
 
 
 @tokens.command("revoke")
@@ -781,15 +952,11 @@ def tokens_list() -> None:
 @reports_errors
 def tokens_revoke(name: str) -> None:
     """Revoke a token: every API process refuses it within 5 seconds."""
-    from inventory.db import driver_connection, open_inventory
+    from inventory.db import driver_connection
     from inventory.tables import api_tokens
 
-    engine = open_inventory(Settings())
-    try:
-        with engine.begin() as connection:
-            revoked = api_tokens.revoke(name, connection=driver_connection(connection))
-    finally:
-        engine.dispose()
+    with inventory_engine(load_settings()) as engine, engine.begin() as connection:
+        revoked = api_tokens.revoke(name, connection=driver_connection(connection))
     if not revoked:
         raise InventoryError(f"no live token named {name!r} (see `inventory tokens list`)")
     click.echo(f"Token {name!r} revoked.")
@@ -804,4 +971,4 @@ def demo(host: str, port: int, no_serve: bool) -> None:
     """Sync the seeded emulator into the inventory database, show it, and serve the API over it (with GraphiQL)."""
     from inventory.demo import run_demo
 
-    run_demo(Settings(), serve=None if no_serve else (host, port))
+    run_demo(load_settings(), serve=None if no_serve else (host, port))
