@@ -27,11 +27,21 @@ class Other:
 
 
 @strawberry.type
+class Mark:
+    on: bool
+    key: strawberry.ID
+    size: int
+    label: str | None
+    flags: list[bool]
+
+
+@strawberry.type
 class Event:
     name: str
     tags: list[str]
     changes: list[Change]
     maybe: list[Change | None] | None
+    marks: list[Mark] = strawberry.field(default_factory=list)
 
     @strawberry.field
     def upper(self) -> str:
@@ -89,3 +99,29 @@ def test_fast_path_answers_as_graphql_core_does(events: list[Any], selection: st
     assert fast == slow
     if slow[0] is not None:  # the order of the fields is the query's
         assert [list(e) for e in fast[0]["events"]] == [list(e) for e in slow[0]["events"]]
+
+
+class Shout(str):
+    """A str of a subclass: not its own serialization for the fast path (graphql-core's coercion decides)."""
+
+
+@pytest.mark.parametrize(
+    "mark",
+    [
+        Mark(on=True, key=strawberry.ID("k"), size=3, label="x", flags=[True, False]),
+        Mark(on=False, key=7, size=-1, label=None, flags=[]),  # type: ignore[arg-type]  # an int id: "7"
+        Mark(on=True, key=strawberry.ID("k"), size=3, label=Shout("loud"), flags=[1]),  # type: ignore[list-item]
+        # Values the fast path hands back to graphql-core: a null boolean, an Int past 32 bits, an error.
+        Mark(on=None, key=strawberry.ID("k"), size=3, label="x", flags=[]),  # type: ignore[arg-type]
+        Mark(on=True, key=strawberry.ID("k"), size=2**40, label="x", flags=[]),
+        Mark(on=True, key=strawberry.ID("k"), size=3, label=ValueError("no label"), flags=[]),  # type: ignore[arg-type]
+        Mark(on=True, key=strawberry.ID("k"), size=3, label="x", flags=[None]),  # type: ignore[list-item]
+    ],
+)
+@pytest.mark.parametrize("selection", ["marks { on key size label flags }", "marks { label on }"])
+def test_leaves_of_each_scalar_answer_as_graphql_core_does(mark: Mark, selection: str) -> None:
+    EVENTS[:] = [Event(name="m", tags=[], changes=[], maybe=None, marks=[mark, mark])]
+    slow, fast = answers("{ events { " + selection + " } }")
+    assert fast == slow
+    if slow[0] is not None:
+        assert [list(m) for m in fast[0]["events"][0]["marks"]] == [list(m) for m in slow[0]["events"][0]["marks"]]

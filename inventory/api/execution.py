@@ -5,9 +5,10 @@ awaitable checks, value completion): about 800 times for a 100-image page. A fie
 resolves by reading an attribute (no resolver, no arguments, no extensions) and whose type is a
 scalar, an enum or a list of them needs none of it: it is read and serialized here directly. So
 does such a field whose type is a list of objects when every field selected on them is one of those
-(an event's ``changes``). Any value that would not serialize cleanly (a null in a non-null field, a
-failing scalar, an object of another type) goes the usual way, so errors are graphql-core's own;
-so does every other field.
+(an image page's ``nodes``, an event's ``changes``): one loop per object, without a call for a value
+that is its own serialization (a str in a String field). Any value that would not serialize cleanly
+(a null in a non-null field, a failing scalar, an object of another type) goes the usual way, so
+errors are graphql-core's own; so does every other field.
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from graphql import (
+    GraphQLBoolean,
     GraphQLField,
+    GraphQLID,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
+    GraphQLScalarType,
     GraphQLSchema,
     GraphQLString,
     Undefined,
@@ -36,21 +40,36 @@ from strawberry.schema.schema_converter import GraphQLCoreConverter
 Reader = Callable[[Any], Any]
 SLOW = object()
 """A reader's answer when the value needs graphql-core's full path (it will raise the error)."""
+_SEQUENCES = (list, tuple)
+_SELF_SERIALIZED: dict[GraphQLScalarType, type] = {GraphQLString: str, GraphQLID: str, GraphQLBoolean: bool}
+"""The classes whose instances (exactly: not a subclass's) are their own serialization in these scalars."""
+
+
+def _nullable(type_: Any) -> Any:
+    return type_.of_type if isinstance(type_, GraphQLNonNull) else type_
+
+
+def _self_serialized(type_: GraphQLOutputType) -> type | None:
+    """The class whose values a leaf of ``type_`` (null or not) answers as they are: str for a String."""
+    inner = _nullable(type_)
+    return _SELF_SERIALIZED.get(inner) if isinstance(inner, GraphQLScalarType) else None
 
 
 def _serializer(type_: GraphQLOutputType) -> Reader | None:
     """The value's serialization, or None when the type is not (a list of) scalars or enums."""
     non_null = isinstance(type_, GraphQLNonNull)
-    inner = type_.of_type if isinstance(type_, GraphQLNonNull) else type_
+    inner = _nullable(type_)
     if is_leaf_type(inner):
         coerce = inner.coerce_output_value
-        plain_strings = inner is GraphQLString  # most leaves: a str is its own serialization
+        same = _self_serialized(inner)  # most leaves: a str is its own serialization
 
         def leaf(value: Any) -> Any:
-            if plain_strings and value.__class__ is str:
+            if value.__class__ is same:
                 return value
             if value is None:
                 return SLOW if non_null else None
+            if isinstance(value, Exception):  # graphql-core's: a returned exception is the field's error
+                return SLOW
             try:
                 coerced = coerce(value)
             except Exception:
@@ -62,17 +81,32 @@ def _serializer(type_: GraphQLOutputType) -> Reader | None:
         item = _serializer(inner.of_type)
         if item is None:
             return None
+        item_same = _self_serialized(inner.of_type)
 
         def items(value: Any) -> Any:
             if value is None:
                 return SLOW if non_null else None
-            if not isinstance(value, list | tuple):
+            if not isinstance(value, _SEQUENCES):
                 return SLOW
-            out = [item(v) for v in value]
+            out = [v if v.__class__ is item_same else item(v) for v in value]
             return SLOW if SLOW in out else out
 
         return items
     return None
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """A plain field of (a list of) scalars or enums: the attribute it reads and its serialization."""
+
+    attribute: str
+    serialize: Reader
+    same: type | None
+    """The class whose values are their own serialization (``_self_serialized``), if any."""
+
+    def read(self, source: Any) -> Any:
+        value = getattr(source, self.attribute, SLOW)
+        return SLOW if value is SLOW else self.serialize(value)
 
 
 @dataclass(frozen=True)
@@ -84,12 +118,15 @@ class ObjectList:
     non_null: bool
     items_non_null: bool
 
-    def reader(self, fields: list[tuple[str, Reader]], source_type: Any) -> Reader:
+    def reader(self, fields: list[tuple[str, Leaf]], source_type: Any) -> Reader:
+        """Reads the list, each item's fields in one loop (no call for a value that is its own serialization)."""
+        plan = [(name, leaf.attribute, leaf.same, leaf.serialize) for name, leaf in fields]
+
         def read(source: Any) -> Any:
             value = getattr(source, self.attribute, SLOW)
             if value is None:
                 return SLOW if self.non_null else None
-            if value is SLOW or not isinstance(value, list | tuple):
+            if value is SLOW or not isinstance(value, _SEQUENCES):
                 return SLOW
             out: list[dict[str, Any] | None] = []
             for item in value:
@@ -101,10 +138,13 @@ class ObjectList:
                 if source_type is not None and item.__class__ is not source_type:
                     return SLOW
                 row = {}
-                for response_name, read_field in fields:
-                    row[response_name] = field_value = read_field(item)
-                    if field_value is SLOW:
-                        return SLOW
+                for response_name, attribute, same, serialize in plan:
+                    field_value = getattr(item, attribute, SLOW)
+                    if field_value.__class__ is not same:
+                        field_value = SLOW if field_value is SLOW else serialize(field_value)
+                        if field_value is SLOW:
+                            return SLOW
+                    row[response_name] = field_value
                 out.append(row)
             return out
 
@@ -121,10 +161,10 @@ def _object_list(field: GraphQLField, attribute: str) -> ObjectList | None:
     return ObjectList(attribute, item, non_null, items_non_null) if is_object_type(item) else None
 
 
-def plain_readers(schema: GraphQLSchema) -> tuple[dict[tuple[str, str], Reader], dict[tuple[str, str], ObjectList]]:
-    """Readers for the leaf fields of every object type that strawberry resolves by reading an attribute,
-    and those of its plain fields that are lists of objects."""
-    readers: dict[tuple[str, str], Reader] = {}
+def plain_readers(schema: GraphQLSchema) -> tuple[dict[tuple[str, str], Leaf], dict[tuple[str, str], ObjectList]]:
+    """The leaf fields of every object type that strawberry resolves by reading an attribute, and those
+    of its plain fields that are lists of objects."""
+    readers: dict[tuple[str, str], Leaf] = {}
     lists: dict[tuple[str, str], ObjectList] = {}
     for type_ in schema.type_map.values():
         if not is_object_type(type_) or type_.name.startswith("__"):
@@ -135,18 +175,10 @@ def plain_readers(schema: GraphQLSchema) -> tuple[dict[tuple[str, str], Reader],
                 continue
             serialize = _serializer(field.type)
             if serialize is not None:
-                readers[type_.name, name] = _reader(definition.python_name, serialize)
+                readers[type_.name, name] = Leaf(definition.python_name, serialize, _self_serialized(field.type))
             elif (objects := _object_list(field, definition.python_name)) is not None:
                 lists[type_.name, name] = objects
     return readers, lists
-
-
-def _reader(attribute: str, serialize: Reader) -> Reader:
-    def read(source: Any) -> Any:
-        value = getattr(source, attribute, SLOW)
-        return SLOW if value is SLOW or isinstance(value, Exception) else serialize(value)
-
-    return read
 
 
 def execution_context_class(schema: GraphQLSchema) -> type[StrawberryGraphQLCoreExecutionContext]:
@@ -197,13 +229,14 @@ def execution_context_class(schema: GraphQLSchema) -> type[StrawberryGraphQLCore
             key = (parent_type.name, details[0].node.name.value)
             objects = lists.get(key)
             if objects is None:
-                return readers.get(key)
+                leaf = readers.get(key)
+                return None if leaf is None else leaf.read
             item_type = objects.item_type
             sub_fields, deferred, _ = self.collect_subfields(item_type, details)
             fields = [(name, readers.get((item_type.name, sub[0].node.name.value))) for name, sub in sub_fields.items()]
-            if deferred or not fields or any(read is None for _, read in fields):
+            if deferred or not fields or any(leaf is None for _, leaf in fields):
                 return None
-            return objects.reader(cast(list[tuple[str, Reader]], fields), _python_type(item_type))
+            return objects.reader(cast(list[tuple[str, Leaf]], fields), _python_type(item_type))
 
     return ExecutionContext
 
