@@ -26,8 +26,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 T = TypeVar("T")
 _DEPTH = 4
-_COMPACT = (",", ":")
 """Levels a JSON answer is split into (data, alias, connection's field, node): below, one call each."""
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+"""One encoder for every piece (``json.dumps`` with ``separators`` makes one per call)."""
 
 
 class OffLoop:
@@ -119,9 +120,9 @@ def encode_json(value: Any) -> str:
 
 def _encoded(value: Any, depth: int) -> str:
     if depth == 0:
-        return json.dumps(value, separators=_COMPACT)
+        return _encode(value)
     if isinstance(value, dict):
         return "{" + ",".join(f"{json.dumps(str(k))}:{_encoded(v, depth - 1)}" for k, v in value.items()) + "}"
     if isinstance(value, list | tuple):
         return "[" + ",".join(_encoded(item, depth - 1) for item in value) + "]"
-    return json.dumps(value, separators=_COMPACT)
+    return _encode(value)
