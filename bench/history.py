@@ -17,9 +17,10 @@ database: reads are the same; the indexes are denser than ones grown by syncs).
 
 Through the ASGI app (httpx, no network), samples taken in turns, p50/p99 of: ``events(first: 100)``
 from the start and from ~90% deep; the present ``images(first: 100)`` page; ``images(first: 100,
-asOf: T)`` early (T1 + 1 h), middle (between T2 and T3) and late (a minute ago); ``tagHistory`` of
-``prod`` (``first: 20``) and two digest lookups. Goals: events ÷ images page <= 1.5, asOf page ÷
-present page <= 3, tagHistory ÷ digest lookup <= 2.
+asOf: T)`` early (T1 + 1 h), middle (between T2 and T3), recent (between T3 and T4: the present images
+unchanged since T, about 1% of them, are neither few nor many, ``inventory.api.past.FEW``) and late (a
+minute ago); ``tagHistory`` of ``prod`` (``first: 20``) and two digest lookups. Goals: events ÷ images
+page <= 1.5, asOf page ÷ present page <= 3, tagHistory ÷ digest lookup <= 2.
 
 Uses INVENTORY_DATABASE_URL's server, else the embedded one; works in a scratch database
 (``--keep`` keeps it, ``--reuse`` measures a kept one without building it again).
@@ -303,6 +304,10 @@ ONE_IMAGE = f"""query($repository: String!, $digest: String!) {{ image(registryI
 Request = tuple[str, dict[str, Any], Callable[[dict[str, Any]], bool]]
 
 
+AS_OF = ("early", "middle", "recent", "late")
+"""The past times measured, oldest first."""
+
+
 def has_as_of() -> bool:
     """Whether ``images`` takes ``asOf`` yet (another change adds it)."""
     return "asOf" in schema._schema.query_type.fields["images"].args
@@ -339,6 +344,7 @@ def requests(engine: Any, sample: str) -> dict[str, Request]:
         for name, at in (
             ("early", times[1] + timedelta(hours=1)),
             ("middle", times[2] + (times[3] - times[2]) / 2),
+            ("recent", times[3] + (times[4] - times[3]) / 2),
             ("late", datetime.now(UTC) - timedelta(minutes=1)),
         ):
             timed[f"images, asOf {name}"] = (PAST, {"asOf": at.isoformat()}, page("images"))
@@ -394,7 +400,7 @@ def report(samples: dict[str, list[float]]) -> None:
     print(f"events page ÷ images first page (p50):   {p50['events, first page'] / present:.2f} first page, "
           f"{p50['events, ~90% deep'] / present:.2f} ~90% deep   (goal <= 1.5)")  # fmt: skip
     if "images, asOf early" in p50:
-        past = ", ".join(f"{p50[f'images, asOf {t}'] / present:.2f} {t}" for t in ("early", "middle", "late"))
+        past = ", ".join(f"{p50[f'images, asOf {t}'] / present:.2f} {t}" for t in AS_OF)
         print(f"images(asOf: T) ÷ present page (p50):    {past}   (goal <= 3)")
     else:
         print("images(asOf: T) ÷ present page (p50):    not measured: images takes no asOf argument yet")

@@ -15,11 +15,12 @@ from typing import Any
 import pytest
 from dbview import each_way_to_the_past
 from graphql_client import data, error
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from starlette.testclient import TestClient
 from test_sync import EU, PROD, STAGING, US, Inventory, aws_client, seed
 from test_sync import inventory as inventory  # the fixture
 
+from inventory.api import past, search
 from inventory.api.app import async_engine, create_app
 
 SCOPES = (("ecr", PROD, US), ("ecr", PROD, EU), ("ecr", STAGING, US), ("ecr-public", PROD, US))
@@ -319,3 +320,61 @@ def test_as_of_in_the_future_or_before_the_horizon_is_an_error(world: World) -> 
         assert code == "HistoryNotRetained"
         assert since.isoformat() in message
     assert data(world.client, IMAGES, first=1)["images"]["nodes"]  # the present is still answered
+
+
+def keyset_walks(plan: dict[str, Any]) -> set[str]:
+    """The indexes a plan of ``past.images_at`` reads in its walks (under ``NOT`` the guard)."""
+    found: set[str] = set()
+
+    def visit(node: dict[str, Any], walking: bool) -> None:
+        walking = walking or node.get("One-Time Filter", "").startswith("(NOT ")
+        if walking and "Index Name" in node:
+            found.add(node["Index Name"])
+        for child in node.get("Plans", []):
+            visit(child, walking)
+
+    visit(plan, False)
+    return found
+
+
+PLANNED = """
+INSERT INTO images (registry_type, registry_id, region, repository_name, image_digest, image_pushed_at,
+                    image_size_in_bytes, last_recorded_pull_time, first_seen_at, last_seen_at, changed_at, removed_at)
+SELECT 'ecr', :account, :region, 'app', 'sha256:' || md5(i::text), pushed, i * 7919 % 100003,
+       pushed + i * 7 % 1009 * interval '1 hour', pushed, later, CASE WHEN removed THEN pushed ELSE later END,
+       CASE WHEN removed THEN t + i * 31 % 1440 * interval '1 minute' END
+FROM CAST(:at AS timestamptz) t, generate_series(1, 40000) i,
+     LATERAL (SELECT i % 10 = 0 AS removed, t - interval '30 days' - i * 13 % 20011 * interval '1 minute' AS pushed,
+                     t + interval '2 days' AS later) p
+"""
+"""One image in ten removed in the day after T, unchanged since its push; the others changed since T. Keys
+and bounds in no order of the table's, as a history's rows are."""
+
+
+@pytest.mark.parametrize("order", sorted(search.ORDERS))
+def test_a_walk_of_removed_images_is_planned_down_their_keyset_index(engine: Engine, order: str) -> None:
+    """Removed images last changed long before T and removed after it, present ones changed since T:
+    counted as independent, the two bounds of the removed images said few were valid at T, and the walk
+    was planned as a read of every image removed after T (and a sort), not as a walk down its index."""
+    at = datetime(2026, 6, 1, tzinfo=UTC)
+    values = {"account": PROD, "region": US, "at": at}
+    with engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO registries (name, type, account_id, regions) VALUES ('plan', 'ecr', :account, :regions)"),
+            {**values, "regions": [US]},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO repositories (registry_type, registry_id, region, repository_name, registry_name) "
+                "VALUES ('ecr', :account, :region, 'app', 'plan')"
+            ),
+            values,
+        )
+        connection.execute(text(PLANNED), values)
+        connection.execute(text("ANALYZE images"))
+        page = search.image_page(search.ImageFilter(), search.ORDERS[order], None, 100, past.images_at(at))
+        sql = str(page.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
+        plan = connection.exec_driver_sql("EXPLAIN (FORMAT JSON) " + sql).scalar_one()[0]["Plan"]
+    walks = keyset_walks(plan)
+    assert f"ix_images_removed_by_{order.lower()}" in walks, walks
+    assert "ix_images_removed_at" not in walks

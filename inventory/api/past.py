@@ -16,8 +16,21 @@ an early T, images removed after a late T, versions that ended after a late T), 
 branch instead reads those few through the index on its interval's bound
 (``ix_images_live_changed_at``, ``ix_images_removed_at``, ``ix_image_versions_valid_to``)
 and sorts them. Each branch is written both ways, guarded by a count of its candidates
-(at most ``FEW``, read from the bound's index alone); Postgres runs only the way whose
-guard holds (a one-time filter).
+(up to ``FEW``, scaled to the branch's size; read from the bound's index alone); Postgres
+runs only the way whose guard holds (a one-time filter).
+
+The guard is read at run time, but both ways are planned before it, from estimates that
+treat a branch's conditions as independent. A removed image's two bounds are not: its values
+stopped changing when it was removed, so most of the images removed after T were unchanged
+since before T, while ``changed_at``'s statistics are the whole table's (present images,
+rescanned lately). Multiplied, the estimates say a few dozen of them are valid at T, and the
+walk would be planned as a read of every candidate and a sort (27,000 rows for a page at an
+early T, in 300,000 images). So that branch's ``changed_at <= T`` is written where Postgres
+does not estimate it (``_unestimated``), and its candidates as ``removed_at > T`` alone
+(``IS NOT NULL`` is implied; stated, it would be counted a second time).
+
+A page's statement is large (six selects of every shown column, each wrapped by the page);
+the branches read ``table()`` copies of the tables, whose plain columns it builds faster.
 
 A repository was present at T when it had been seen by then and was not removed: its
 last ``repository.added``/``repository.removed`` event at or before T decides (a
@@ -31,19 +44,27 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     DateTime,
+    Float,
     FromClause,
     Select,
     and_,
+    case,
     cast,
+    column,
     func,
     literal,
     null,
     or_,
     select,
+    table,
+    true,
     union_all,
 )
+from sqlalchemy.dialects.postgresql import REGCLASS
+from sqlalchemy.sql.expression import TableClause
 
 from inventory.api import search
 from inventory.models import ImageEventRow, ImageVersionRow
@@ -52,6 +73,16 @@ versions = ImageVersionRow.__table__  # type: ignore[attr-defined]
 events = ImageEventRow.__table__  # type: ignore[attr-defined]
 
 _TIMESTAMP = DateTime(timezone=True)
+
+
+def _lightweight(t: Any) -> TableClause:
+    """``t`` as a ``table()`` of plain columns: the same SQL; proxying them in the page's subqueries
+    costs a fraction of what a ``Table``'s columns do (they took as long as running the query)."""
+    return table(t.name, *(column(c.name, c.type) for c in t.c), schema=t.schema)
+
+
+_images = _lightweight(search.images)
+_versions = _lightweight(versions)
 
 
 def _time(at: datetime) -> ColumnElement[datetime]:
@@ -69,8 +100,8 @@ def _columns(c: Any, at: datetime, **instead: ColumnElement[Any]) -> list[Column
     """``search.shown_images`` read from ``c``, as of T: removed_at null (the image was present),
     last_seen_at no later than T, and the columns ``instead`` gives."""
     out: list[ColumnElement[Any]] = []
-    for column in search.shown_images:
-        name = column.name
+    for shown in search.shown_images:
+        name = shown.name
         if name in instead:
             out.append(instead[name].label(name))
         elif name == "removed_at":
@@ -82,19 +113,45 @@ def _columns(c: Any, at: datetime, **instead: ColumnElement[Any]) -> list[Column
     return out
 
 
-FEW = 10_000
-"""Up to this many candidates, a branch reads them through its bound's index and sorts them; past it,
-it walks its keyset index. Either way it reads about this many rows at worst (a page of a hundred
-out of a million; the cost of both grows as the square root of the table's size)."""
+def _unestimated(condition: ColumnElement[bool]) -> ColumnElement[bool]:
+    """``condition``, in a CASE: Postgres estimates that it holds for half the rows, whatever the
+    statistics of its columns say (for a condition that correlates with the others of its branch)."""
+    return case((condition, true()))
+
+
+FEW = 6_000
+"""Below this many candidates in a branch of a million rows, it reads them through its bound's index and
+sorts them; from there, it walks its keyset index. There a page of a hundred costs the same both ways: to
+find it among c valid rows of N, a walk reads 100 N / c of them, but drops most as it reads them, at about
+a third of the cost of a candidate read, projected and sorted (measured on bench/history.py). So in a
+branch of N rows the two meet at ``FEW * sqrt(N / 1,000,000)`` candidates, each way's worst."""
+
+_FEW_AT_LEAST = 10_000
+"""A branch of fewer rows (or not counted yet) is taken to have this many: either way costs next to nothing."""
+
+_pg_class = table("pg_class", column("oid", REGCLASS), column("reltuples", Float))
+
+
+def _few(index: str) -> ColumnElement[int]:
+    """``FEW`` for a branch whose bound's index is ``index``, of as many rows as Postgres counted in it
+    (``pg_class.reltuples``, kept by VACUUM and ANALYZE)."""
+    rows = func.greatest(_pg_class.c.reltuples, _FEW_AT_LEAST)
+    few = func.ceil(FEW * func.sqrt(rows / 1_000_000.0))
+    return select(cast(few, BigInteger)).where(_pg_class.c.oid == cast(literal(index), REGCLASS)).scalar_subquery()
 
 
 def _either(
-    columns: list[ColumnElement[Any]], bound: Any, candidates: ColumnElement[bool], valid: list[ColumnElement[bool]]
+    columns: list[ColumnElement[Any]],
+    bound: Any,
+    index: str,
+    candidates: ColumnElement[bool],
+    valid: list[ColumnElement[bool]],
 ) -> list[Select[Any]]:
-    """A branch written both ways: its few ``candidates`` (``bound`` in its index's range) read by that
-    index, or its keyset walk; ``valid`` are the rest of its conditions."""
-    counted = select(bound).where(candidates).order_by(bound).limit(FEW).subquery()
-    guard = select((func.count() < FEW).label("few")).select_from(counted).cte()  # counted once for both ways
+    """A branch written both ways: its few ``candidates`` (``bound`` in the range of its ``index``) read by
+    that index, or its keyset walk; ``valid`` are the rest of its conditions."""
+    few_rows = _few(index)
+    counted = select(bound).where(candidates).order_by(bound).limit(few_rows).subquery()
+    guard = select((func.count() < few_rows).label("few")).select_from(counted).cte()  # counted once for both ways
     few = select(guard.c.few).scalar_subquery()
     # Ordered by the bound, a branch is planned to read all its candidates through the bound's index
     # (the outer sort then orders them by the page's key); unordered, as a keyset walk.
@@ -105,17 +162,22 @@ def _either(
 
 def images_at(at: datetime) -> FromClause:
     """Every image present at ``at``, with its values then (the columns of ``search.shown_images``)."""
-    c = search.images.c
+    c = _images.c
     present = _either(
-        _columns(c, at), c.changed_at, and_(c.removed_at.is_(None), c.changed_at <= at), [_pushed_by(c, at)]
+        _columns(c, at),
+        c.changed_at,
+        "ix_images_live_changed_at",
+        and_(c.removed_at.is_(None), c.changed_at <= at),
+        [_pushed_by(c, at)],
     )
     removed = _either(
-        _columns(c, at), c.removed_at, and_(c.removed_at.is_not(None), c.removed_at > at),
-        [c.changed_at <= at, _pushed_by(c, at)],
+        _columns(c, at), c.removed_at, "ix_images_removed_at", c.removed_at > at,  # removed after T: not null
+        [_unestimated(c.changed_at <= at), _pushed_by(c, at)],  # true of most of them: not estimated
     )  # fmt: skip
-    v = versions.c
+    v = _versions.c
     past = _either(
-        _columns(v, at, changed_at=v.valid_from, last_seen_at=_time(at)), v.valid_to, v.valid_to > at,
+        _columns(v, at, changed_at=v.valid_from, last_seen_at=_time(at)), v.valid_to, "ix_image_versions_valid_to",
+        v.valid_to > at,
         [v.valid_from <= at, _pushed_by(v, at)],
     )  # fmt: skip
     return union_all(*present, *removed, *past).subquery("images_at")
