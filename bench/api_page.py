@@ -6,7 +6,9 @@ Through the ASGI app (httpx, no network), with a token limited to the registry
 ``bench`` (another registry, ``other``, holds a tenth as many images interleaved
 with them): p50/p99 of the first page and of a page at a cursor ~90% deep (goal:
 deep ÷ first <= 1.2), and a 100-node GraphQL page ÷ the same page (the same
-scoped SQL) fetched with raw SQL (goal <= 2.5). Prints the deep page's plan: an
+scoped SQL) fetched with raw SQL (goal <= 2.5); totalCount's SQL ÷ that page, from the
+syncs' counters (the token's scope only) and counted up to its cap (a tag filter) (goal <= 5).
+Prints the deep page's plan: an
 index range scan. Uses INVENTORY_DATABASE_URL's server, else the embedded one;
 works in a scratch database.
 """
@@ -25,11 +27,12 @@ import httpx
 from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.dialects import postgresql
 
-from inventory.api import cursors, search
+from inventory.api import cursors
 from inventory.api.app import async_engine, create_app
 from inventory.api.auth import new_token, token_hash
 from inventory.config import Settings
 from inventory.db import create, database_url, driver_connection, migrate
+from inventory.read import search
 from inventory.tables import api_tokens
 
 QUERY = """query($after: String) { images(first: 100, after: $after) { nextToken
@@ -54,6 +57,10 @@ INSERT INTO images (registry_type, registry_id, region, repository_name, image_d
          'sha256:' || lpad(to_hex(i), 64, '0'), ARRAY['v' || i, 'build-' || (i % 977)], 1048576 + i * 37,
          timestamptz '2026-01-01' + (i * interval '17 seconds'), 'ACTIVE', '{"LOW": 3}'
   FROM generate_series(1, :n) i;
+UPDATE repositories r SET image_count = c.n FROM (
+  SELECT registry_type, registry_id, region, repository_name, count(*) AS n FROM images GROUP BY 1, 2, 3, 4
+) c WHERE (r.registry_type, r.registry_id, r.region, r.repository_name)
+        = (c.registry_type, c.registry_id, c.region, c.repository_name);
 ANALYZE images;
 ANALYZE repositories;
 """
@@ -66,6 +73,8 @@ def percentile(samples: list[float], q: float) -> float:
 
 SCOPE = search.ImageFilter(scope=("bench",))
 """What the bench's token may see: the registry ``bench``."""
+NARROWED = search.ImageFilter(scope=("bench",), tags=["build-1"], tag_status="TAGGED")
+"""A filter the syncs' counters cannot answer: its totalCount is counted (up to ``search.COUNT_CAP``)."""
 
 
 async def timed_page(client: httpx.AsyncClient, after: str | None) -> float:
@@ -93,7 +102,13 @@ async def measure(url: str, engine: Any, key: list[Any], requests: int, token: s
     deep = cursors.encode(cursors.binding("images", SCOPE, order.name), key)
     statement = search.image_page(SCOPE, order, key, 100)
     api_engine = async_engine(url)
-    samples: dict[str, list[float]] = {"first": [], "deep": [], "raw": []}
+    samples: dict[str, list[float]] = {
+        "first": [],
+        "deep": [],
+        "raw": [],
+        "count (counters)": [],
+        "count (counted)": [],
+    }
     transport = httpx.ASGITransport(app=create_app(api_engine))
     headers = {"Authorization": f"Bearer {token}"}
     with engine.connect() as connection:
@@ -104,14 +119,23 @@ async def measure(url: str, engine: Any, key: list[Any], requests: int, token: s
                 first = await timed_page(client, None)
                 deeper = await timed_page(client, deep)
                 raw = raw_sql_page(connection, statement)
+                counted = [timed(connection, search.image_count(f)) for f in (SCOPE, NARROWED)]
                 if not warm_up:
                     samples["first"].append(first)
                     samples["deep"].append(deeper)
                     samples["raw"].append(raw)
+                    samples["count (counters)"].append(counted[0])
+                    samples["count (counted)"].append(counted[1])
         # ...and the raw page again, back to back: its caches warm, the most flattering baseline.
         samples["raw back to back"] = [raw_sql_page(connection, statement) for _ in range(requests)]
     await api_engine.dispose()
     return samples
+
+
+def timed(connection: Any, statement: Any) -> float:
+    started = time.perf_counter()
+    connection.execute(statement).all()
+    return time.perf_counter() - started
 
 
 def compiled(statement: Any) -> str:
@@ -170,6 +194,9 @@ def main() -> None:
     )
     print(f"deep ÷ first (p50):            {statistics.median(deeper) / statistics.median(first):.2f}   (goal <= 1.2)")
     print(f"GraphQL page ÷ raw SQL (p50):  {statistics.median(deeper) / statistics.median(raw):.2f}   (goal <= 2.5)")
+    for kind in ("count (counters)", "count (counted)"):
+        ratio = statistics.median(samples[kind]) / statistics.median(raw)
+        print(f"totalCount {kind} ÷ its page (p50): {ratio:.2f}   (goal <= 5)")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ database: reads are the same; the indexes are denser than ones grown by syncs).
 Through the ASGI app (httpx, no network), samples taken in turns, p50/p99 of: ``events(first: 100)``
 from the start and from ~90% deep; the present ``images(first: 100)`` page; ``images(first: 100,
 asOf: T)`` early (T1 + 1 h), middle (between T2 and T3), recent (between T3 and T4: the present images
-unchanged since T, about 1% of them, are neither few nor many, ``inventory.api.past.FEW``) and late (a
+unchanged since T, about 1% of them, are neither few nor many, ``inventory.read.past.FEW``) and late (a
 minute ago); ``tagHistory`` of ``prod`` (``first: 20``) and two digest lookups. Goals: events ÷ images
 page <= 1.5, asOf page ÷ present page <= 3, tagHistory ÷ digest lookup <= 2.
 

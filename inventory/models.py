@@ -164,7 +164,7 @@ class ImageRow(ImageDetailColumns, table=True):
         ),
         Index("ix_images_image_tags", "image_tags", postgresql_using="gin"),
         Index("ix_images_image_digest", "image_digest"),
-        # Keyset orders of the image search (inventory.api.search.ORDERS), present images only;
+        # Keyset orders of the image search (inventory.read.search.ORDERS), present images only;
         # registry_type last, as the search's final tiebreak.
         *(
             Index(f"ix_images_live_by_{name}", *_keyset(column, missing), postgresql_where=text("removed_at IS NULL"))
@@ -180,7 +180,7 @@ class ImageRow(ImageDetailColumns, table=True):
             for name, column, missing in KEYSET_ORDERS
         ),
         # The inventory at a past time T, when few rows qualify: present images unchanged since T,
-        # removed images removed after T (inventory.api.past).
+        # removed images removed after T (inventory.read.past).
         Index("ix_images_live_changed_at", "changed_at", postgresql_where=text("removed_at IS NULL")),
         Index("ix_images_removed_at", "removed_at", postgresql_where=text("removed_at IS NOT NULL")),
     )

@@ -8,7 +8,7 @@ from unittest import mock
 
 from sqlalchemy import Engine, text
 
-from inventory.api import past
+from inventory.read import past
 
 
 class DatabaseView:
@@ -26,7 +26,7 @@ class DatabaseView:
 
 
 def each_way_to_the_past() -> Iterator[str]:
-    """Repeats a loop's body for both ways the inventory at a past time is read (``inventory.api.past``):
+    """Repeats a loop's body for both ways the inventory at a past time is read (``inventory.read.past``):
     candidates through their bound's index (the only way a small inventory takes), then keyset walks."""
     yield "by bound"
     with mock.patch.object(past, "FEW", 0):

@@ -20,8 +20,8 @@ from starlette.testclient import TestClient
 from test_sync import EU, PROD, STAGING, US, Inventory, aws_client, seed
 from test_sync import inventory as inventory  # the fixture
 
-from inventory.api import past, search
 from inventory.api.app import async_engine, create_app
+from inventory.read import past, search
 
 SCOPES = (("ecr", PROD, US), ("ecr", PROD, EU), ("ecr", STAGING, US), ("ecr-public", PROD, US))
 """What the test config syncs (tmp/* of prod is excluded, and nothing is put there)."""

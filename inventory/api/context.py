@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -14,7 +15,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.dataloader import DataLoader
 
-from inventory.api import cursors, past, reads, search
+from inventory.api import cursors, reads
 from inventory.api.auth import ANONYMOUS, Principal
 from inventory.api.errors import (
     ApiError,
@@ -46,6 +47,7 @@ from inventory.api.types import (
 )
 from inventory.api.webhooks import load_attempts
 from inventory.models import RegistryRow, SyncRunRow
+from inventory.read import past, search
 from inventory.status import RegionStatus
 from inventory.tables import region_status
 from inventory.tables.image_versions import horizon
@@ -300,11 +302,12 @@ class Context:
         position = _image_position(after, bound_to, order) if after is not None else None
         rows = await self.rows(search.image_page(f, order, position, size, source))
 
-        async def count() -> int:
-            return int((await self.rows(search.image_count(f, source)))[0][0])
+        async def count() -> tuple[int, bool]:
+            ((total, lower_bound),) = await self.rows(search.image_count(f, source))
+            return int(total), bool(lower_bound)
 
         return _connection(
-            ImageConnection, rows, size, after, count,
+            ImageConnection, rows, size, after, _once(count),
             nodes=lambda page: Image.from_rows(page, as_of),
             cursor=lambda row: cursors.encode(bound_to, search.image_key(order, row)),
         )  # fmt: skip
@@ -369,6 +372,19 @@ class Context:
         )  # fmt: skip
 
 
+def _once(count: Callable[[], Awaitable[T]]) -> Callable[[], Awaitable[T]]:
+    """``count``, run at most once however many fields of the connection ask for it."""
+    started: list[asyncio.Future[T]] = []
+
+    def counted() -> Awaitable[T]:
+        if not started:
+            started.append(asyncio.ensure_future(count()))
+        return asyncio.shield(started[0])
+
+    return counted
+
+
+T = TypeVar("T")
 ConnectionType = TypeVar("ConnectionType", ImageConnection, RepositoryConnection, SyncRunConnection)
 
 
@@ -377,7 +393,7 @@ def _connection(
     rows: list[Any],
     size: int,
     after: str | None,
-    count: Callable[[], Awaitable[int]],
+    count: Callable[[], Awaitable[Any]],
     *,
     nodes: Callable[[list[Any]], list[Any]],
     cursor: Callable[[Any], str],

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Text, and_, cast, func, literal, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from inventory.api import cursors, search
+from inventory.api import cursors
 from inventory.api.context import Context
 from inventory.api.errors import from_ecr, invalid_parameter
 from inventory.api.types import (
@@ -26,6 +26,7 @@ from inventory.api.types import (
 )
 from inventory.aws import semantics
 from inventory.aws.semantics import EcrError
+from inventory.read import search
 
 _NO_TIME = cast(literal("-infinity"), search.ORDERS["PUSHED_AT"].sql_type)
 

@@ -36,13 +36,14 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from strawberry import relay
 
-from inventory.api import cursors, past, search
+from inventory.api import cursors
 from inventory.api.context import Context, image_filter
 from inventory.api.errors import invalid_parameter
 from inventory.api.events import FieldChange
 from inventory.api.paging import keyset_page, page_size
 from inventory.api.resolvers import resolver
 from inventory.api.types import EDGES, ImageFilterInput, RegistryType, registry_type_of
+from inventory.read import past, search
 from inventory.sync.transform import FIELDS, TAGS, Values, changed_fields
 
 KEY = ("registry_type", "registry_id", "region", "repository_name", "image_digest")

@@ -14,6 +14,7 @@ import strawberry
 from strawberry import relay
 
 from inventory.api.resolvers import resolver
+from inventory.read.search import COUNT_CAP
 
 if TYPE_CHECKING:
     from inventory.api.context import Context
@@ -245,16 +246,25 @@ class ImageConnection(relay.Connection[Image]):
     next_token: str | None = strawberry.field(
         description="The endCursor while there is a next page, null at the end: ECR's nextToken."
     )
-    count: strawberry.Private[Callable[[], Awaitable[int]]]
+    count: strawberry.Private[Callable[[], Awaitable[tuple[int, bool]]]]
+    """(totalCount, whether it is a lower bound), counted once."""
     cursors: strawberry.Private[Callable[[], list[str]]]
 
     @resolver(description=EDGES)  # type: ignore[misc]  # relay.Connection declares edges as an attribute
     def edges(self) -> list[relay.Edge[Image]]:  # type: ignore[override]
         return _edges(self.cursors(), self.nodes)
 
-    @resolver(description="How many images match; counted only when asked for.")
+    @resolver(
+        description="How many images match; counted only when asked for. Exact when the filter narrows by "
+        "registry, region and repository only (from the counters the syncs keep); otherwise counted up to "
+        f"{COUNT_CAP:,}, and past that it is {COUNT_CAP:,} and totalCountIsLowerBound is true."
+    )
     async def total_count(self) -> int:
-        return await self.count()
+        return (await self.count())[0]
+
+    @resolver(description=f"Whether more than totalCount images match (counting stopped at {COUNT_CAP:,}).")
+    async def total_count_is_lower_bound(self) -> bool:
+        return (await self.count())[1]
 
 
 @strawberry.type(description="A repository as DescribeRepositories returned it.")

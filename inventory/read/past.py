@@ -66,8 +66,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import REGCLASS
 from sqlalchemy.sql.expression import TableClause
 
-from inventory.api import search
 from inventory.models import ImageEventRow, ImageVersionRow
+from inventory.read import search
 
 versions = ImageVersionRow.__table__  # type: ignore[attr-defined]
 events = ImageEventRow.__table__  # type: ignore[attr-defined]

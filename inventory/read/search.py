@@ -211,8 +211,37 @@ def _branch_page(f: ImageFilter, order: Order, after: list[Any] | None, first: i
     return select(*columns).where(*conditions).order_by(*(s.desc() for s in sort)).limit(first + 1)
 
 
-def image_count(f: ImageFilter, source: FromClause = images) -> Select[Any]:
-    return select(func.count()).select_from(source).where(*image_conditions(f, source))
+COUNT_CAP = 1_000
+"""Images counted one by one at most: past it, ``totalCount`` is this many and a lower bound."""
+
+
+def image_count(f: ImageFilter, source: FromClause = images) -> Select[Any, Any]:
+    """(how many images match, whether that is a lower bound): exact from the counters the syncs keep
+    (``repositories.image_count``) when ``f`` narrows by where images are only, else counted up to
+    ``COUNT_CAP`` (past it: ``COUNT_CAP``, a lower bound). Its cost is bounded either way."""
+    if source is images and _by_location_only(f):
+        c = repositories.c
+        conditions = [*repository_conditions(_repositories_of(f)), c.removed_at.is_(None)]
+        if f.repository is not None:
+            key = (c.registry_type, c.registry_id, c.region, c.repository_name)
+            conditions.append(tuple_(*key) == tuple_(*f.repository))
+        return select(func.coalesce(func.sum(c.image_count), 0), literal_column("false")).where(*conditions)
+    matching = select(literal(1)).select_from(source).where(*image_conditions(f, source)).limit(COUNT_CAP + 1)
+    counted = func.count()
+    return select(func.least(counted, COUNT_CAP), counted > COUNT_CAP).select_from(matching.subquery())
+
+
+def _by_location_only(f: ImageFilter) -> bool:
+    """Whether ``f`` selects the present images of some repositories, nothing narrower."""
+    return (
+        f.tags is None and f.digests is None and f.tag_status == "ANY" and f.image_status == "ANY"
+        and f.pushed_after is None and f.pushed_before is None and f.min_severity is None and not f.include_removed
+    )  # fmt: skip
+
+
+def _repositories_of(f: ImageFilter) -> RepositoryFilter:
+    return RepositoryFilter(registry_types=f.registry_types, registry_ids=f.registry_ids, regions=f.regions,
+                            repository_names=f.repository_names, scope=f.scope)  # fmt: skip
 
 
 def image_key(order: Order, row: Any) -> list[Any]:
