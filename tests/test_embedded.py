@@ -214,3 +214,18 @@ def test_serve_on_a_busy_port_fails_before_announcing_it(home: Path) -> None:
     assert result.stderr.strip() == f"error: cannot listen on 127.0.0.1:{port}: Address already in use"
     assert "GraphQL API on" not in result.stdout
     assert postgres_of(home) == []
+
+
+def test_a_command_right_after_the_postmaster_was_killed_starts_it_again(home: Path) -> None:
+    holder = subprocess.Popen(  # a user that does not watch the server, as any short command
+        [sys.executable, "-c", f"from inventory.embedded import server; from pathlib import Path; "
+         f"server(Path({str(home)!r})).join(); print('joined', flush=True); input()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=EMBEDDED_ENV,
+    )  # fmt: skip
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "joined"
+    [postmaster] = postgres_of(home)
+    postmaster.kill()  # its parent may take a while to reap it: a command must not take it for a running one
+    result = inventory(home, "tokens", "list")
+    assert result.returncode == 0, result.stderr
+    holder.communicate("\n", timeout=60)
+    assert postgres_of(home) == []
