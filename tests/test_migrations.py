@@ -6,8 +6,11 @@ from collections.abc import Iterator
 
 import pytest
 from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy import Connection, Engine, create_engine, text
 
+from inventory import models
 from inventory.db import alembic_config
 
 PRIVATE, PUBLIC = "111111111111", "222222222222"
@@ -272,3 +275,38 @@ def test_0010_gives_restorations_the_tags_they_brought_back(engine: Engine) -> N
         ("d", "image.restored", {"image_tags": [None, []]}),
         ("a", "image.changed", {"image_size_in_bytes": [1, 2]}),  # other events are left as they were
     ]
+
+
+def live_index_columns(connection: Connection) -> dict[str, str]:
+    rows = connection.execute(
+        text(
+            "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index "
+            "WHERE indrelid = 'images'::regclass AND indexrelid::regclass::text LIKE 'ix_images_live_by_%'"
+        )
+    ).all()
+    return {name: definition.partition(" USING btree ")[2] for name, definition in rows}
+
+
+def test_0013_ends_the_live_keyset_indexes_with_changed_at_and_downgrades(engine: Engine) -> None:
+    with engine.begin() as connection:
+        upgrade(connection, "0012")
+        before = live_index_columns(connection)
+        upgrade(connection, "0013")
+        after = live_index_columns(connection)
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0012")
+        downgraded = live_index_columns(connection)
+    assert set(after) == set(before) == {f"ix_images_live_by_{n}" for n in ("pushed_at", "size", "last_pull")}
+    for name, definition in before.items():
+        assert ", registry_type) WHERE (removed_at IS NULL)" in definition
+        assert after[name] == definition.replace(", registry_type)", ", registry_type, changed_at)")
+    assert downgraded == before
+
+
+def test_the_migrations_make_the_models_schema(engine: Engine) -> None:
+    """What ``alembic check`` checks: autogenerate finds nothing between head and the models."""
+    with engine.begin() as connection:
+        upgrade(connection, "head")
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, models.metadata) == []
