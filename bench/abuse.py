@@ -20,19 +20,17 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, make_url, text
+from scratch import run_script, scratch_database
 
 from inventory.api.auth import new_token, token_hash
 from inventory.api.cost import MAX_COST, query_cost
 from inventory.api.schema import MAX_ALIASES, schema
-from inventory.config import Settings
-from inventory.db import create, database_url, driver_connection, migrate
+from inventory.db import create, driver_connection
 from inventory.tables import api_tokens
 
 FILL = """
@@ -123,26 +121,17 @@ def main() -> None:
 
     costs = [query_cost(schema._schema, parse(q), VARIABLES) for q in queries]
     print(f"costliest requests: cost {costs[0]:,} and {costs[1]:,} (limit {MAX_COST:,})")
-    with tempfile.TemporaryDirectory(prefix="inventory-bench-") as scratch:
-        server = database_url(Settings(home=Path(scratch) / "home"))
-        admin = create_engine(server, isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.execute(text("DROP DATABASE IF EXISTS inventory_bench_abuse WITH (FORCE)"))
-            connection.execute(text("CREATE DATABASE inventory_bench_abuse"))
-        db = make_url(server).set(database="inventory_bench_abuse").render_as_string(hide_password=False)
-        engine = create(db)
-        migrate(engine)
+    with scratch_database("inventory_bench_abuse") as scratch:
+        engine = create(scratch.url)
+        run_script(engine, FILL, n=args.images)
         token = new_token()
         with engine.begin() as connection:
-            for statement in FILL.split(";\n"):
-                if statement.strip():
-                    connection.execute(text(statement), {"n": args.images})
             api_tokens.create("abuse", token_hash(token), scopes=["read"], registries=None, expires_at=None,
                               connection=driver_connection(connection))  # fmt: skip
         engine.dispose()
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        env = {**os.environ, "INVENTORY_DATABASE_URL": db, "INVENTORY_HOME": str(Path(scratch) / "home")}
+        env = {**os.environ, "INVENTORY_DATABASE_URL": scratch.url, "INVENTORY_HOME": str(scratch.home)}
         process = subprocess.Popen(
             [sys.executable, "-m", "inventory", "serve", "--port", str(port)],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -176,9 +165,6 @@ def main() -> None:
         finally:
             process.terminate()
             process.wait(timeout=30)
-        with admin.connect() as connection:
-            connection.execute(text("DROP DATABASE inventory_bench_abuse WITH (FORCE)"))
-        admin.dispose()
 
     ms = 1000
     print(f"/healthz idle:   p50 {statistics.median(idle) * ms:.1f} ms, p99 {p99(idle) * ms:.1f} ms ({len(idle)})")

@@ -18,20 +18,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, make_url, text
+from scratch import run_script, scratch_database
+from sqlalchemy import text
 from sqlalchemy.dialects import postgresql
 
 from inventory.api import cursors
 from inventory.api.app import async_engine, create_app
 from inventory.api.auth import new_token, token_hash
-from inventory.config import Settings
-from inventory.db import create, database_url, driver_connection, migrate
+from inventory.db import create, driver_connection
 from inventory.read import search
 from inventory.tables import api_tokens
 
@@ -156,20 +154,11 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=60)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="inventory-bench-") as scratch:
-        server = database_url(Settings(home=Path(scratch) / "home"))
-        admin = create_engine(server, isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.execute(text("DROP DATABASE IF EXISTS inventory_bench_graphql WITH (FORCE)"))
-            connection.execute(text("CREATE DATABASE inventory_bench_graphql"))
-        url = make_url(server).set(database="inventory_bench_graphql").render_as_string(hide_password=False)
+    with scratch_database("inventory_bench_graphql") as scratch:
+        url = scratch.url
         engine = create(url)
-        migrate(engine)
         started = time.perf_counter()
-        with engine.begin() as connection:
-            for statement in FILL.split(";\n"):
-                if statement.strip():
-                    connection.execute(text(statement), {"n": args.images})
+        run_script(engine, FILL, n=args.images)
         print(f"loaded {args.images:,} images in {time.perf_counter() - started:.1f} s")
 
         order = search.ORDERS["PUSHED_AT"]
@@ -179,9 +168,6 @@ def main() -> None:
             ).one()
         samples = asyncio.run(measure(url, engine, search.image_key(order, row), args.requests, bench_token(engine)))
         engine.dispose()
-        with admin.connect() as connection:
-            connection.execute(text("DROP DATABASE inventory_bench_graphql WITH (FORCE)"))
-        admin.dispose()
 
     ms = 1000
     first, deeper = samples["first"], samples["deep"]

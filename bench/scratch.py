@@ -1,0 +1,54 @@
+"""A scratch database for a bench: on INVENTORY_DATABASE_URL's server, else on an embedded one in a
+temporary home; migrated, filled by the bench's SQL script, and dropped at the end."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, make_url, text
+
+from inventory.config import Settings
+from inventory.db import create, database_url, migrate
+
+
+@dataclass(frozen=True)
+class Scratch:
+    url: str
+    """The scratch database's URL."""
+    home: Path
+    """The temporary INVENTORY_HOME (the embedded server's, if one was started)."""
+
+
+@contextmanager
+def scratch_database(name: str) -> Iterator[Scratch]:
+    """The database ``name``, new and migrated, for the duration of the block; dropped after it."""
+    with tempfile.TemporaryDirectory(prefix="inventory-bench-") as directory:
+        home = Path(directory) / "home"
+        server = database_url(Settings(home=home))
+        admin = create_engine(server, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            connection.execute(text(f"CREATE DATABASE {name}"))
+        url = make_url(server).set(database=name).render_as_string(hide_password=False)
+        engine = create(url)
+        migrate(engine)
+        engine.dispose()
+        try:
+            yield Scratch(url, home)
+        finally:
+            with admin.connect() as connection:
+                connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            admin.dispose()
+
+
+def run_script(engine: Engine, script: str, **parameters: Any) -> None:
+    """Run a SQL script (statements ending with ``;`` and a newline) in one transaction."""
+    with engine.begin() as connection:
+        for statement in script.split(";\n"):
+            if statement.strip():
+                connection.execute(text(statement), parameters)
