@@ -26,11 +26,10 @@ from scratch import run_script, scratch_database
 from sqlalchemy import text
 from sqlalchemy.dialects import postgresql
 
-from inventory.api import cursors
 from inventory.api.app import async_engine, create_app
 from inventory.api.auth import new_token, token_hash
 from inventory.db import create, driver_connection
-from inventory.read import search
+from inventory.read import cursors, search
 from inventory.tables import api_tokens
 
 QUERY = """query($after: String) { images(first: 100, after: $after) { nextToken

@@ -240,7 +240,7 @@ class _SubjectType(click.ParamType[Any]):
     name = "subject"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        from inventory.feed import Subject
+        from inventory.feed.render import Subject
 
         try:
             return Subject.parse(value)
@@ -687,8 +687,10 @@ def events(
     output: str,
 ) -> None:
     """Print the change feed, oldest first: every change the syncs made, each once."""
-    from inventory.feed import FeedReader, Labels, event_json, event_line, target_scopes
-    from inventory.tables.image_events import EventFilter
+    from inventory.feed.event import Event
+    from inventory.feed.follow import FeedReader
+    from inventory.feed.query import EventFilter
+    from inventory.feed.render import Labels, event_json, event_line, target_scopes
 
     settings = load_settings()
     _, config = inventory_file(settings, config_file)
@@ -696,8 +698,8 @@ def events(
     where = EventFilter(types=types or None, since=since, scopes=scopes)
     labels = Labels(config)
 
-    def emit(row: Any) -> None:
-        click.echo(event_json(row) if output == "json" else event_line(row, labels))
+    def emit(event: Event) -> None:
+        click.echo(event_json(event) if output == "json" else event_line(event, labels))
 
     with inventory_engine(settings) as engine:
         reader = FeedReader(engine, where)
@@ -705,8 +707,8 @@ def events(
             if follow:
                 reader.follow(emit, _stop_on_signal())
             else:
-                for row in reader.read():
-                    emit(row)
+                for event in reader.read():
+                    emit(event)
         except BrokenPipeError:  # `inventory events | head`: the reader has seen enough
             sys.stderr.close()
 
@@ -806,7 +808,7 @@ def history(config_file: Path | None, subject: Any) -> None:
     """Where a tag pointed over time (…:TAG), or an image's events (…@DIGEST); newest first."""
     from rich.console import Console
 
-    from inventory.feed import history_view
+    from inventory.feed.render import history_view
 
     settings = load_settings()
     _, config = inventory_file(settings, config_file)
@@ -895,7 +897,7 @@ def tokens_create(name: str, registries: list[str] | None, scopes: tuple[str, ..
     token = new_token()
     with inventory_engine(load_settings()) as engine, engine.begin() as connection:
         if registries is not None:
-            _check_registries(connection, registries)
+            _check_registries(driver_connection(connection), registries)
         expires_at = None if expires is None else datetime.now(UTC) + timedelta(seconds=expires)
         created = api_tokens.create(
             name,
@@ -915,9 +917,9 @@ def tokens_create(name: str, registries: list[str] | None, scopes: tuple[str, ..
 
 def _check_registries(connection: Any, names: list[str]) -> None:
     """Every name is a registry the inventory knows (from the inventory file, stored by each sync)."""
-    from sqlalchemy import text
+    from inventory.tables import registries
 
-    known = {row[0] for row in connection.execute(text("SELECT name FROM registries"))}
+    known = registries.names(connection=connection)
     unknown = [name for name in names if name not in known]
     if unknown:
         listed = ", ".join(sorted(known)) or "none yet: run `inventory apply` first"

@@ -9,7 +9,7 @@ column, named in snake_case; the two nested structures (``imageScanStatus`` and
 Removed images keep their row with ``removed_at`` set: that is history.
 
 Each table's class is named ``<Thing>Row`` (``ImageRow``, ``SyncRunRow``): the GraphQL types
-(``inventory.api.types``) and plain dataclasses take the bare names.
+(``inventory.api``) and plain dataclasses take the bare names.
 """
 
 from __future__ import annotations
@@ -344,7 +344,7 @@ class RegionStatusRow(SQLModel, table=True):
 
 
 # The events that touched a tag: their ``changes.image_tags`` ([before, after]) contains an
-# array holding it (``image_events.touched``); a tag's history reads only those.
+# array holding it (``inventory.feed.query.touched``); a tag's history reads only those.
 Index(
     "ix_image_events_tags",
     ImageEventRow.__table__.c.changes.op("->")(text("'image_tags'")).label("tags"),  # type: ignore[attr-defined]

@@ -45,8 +45,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, Response
 
-from inventory.api import reads
 from inventory.api.errors import ApiError
+from inventory.read import database
 from inventory.tables import api_tokens
 
 SCOPES = ("read", "metrics", "admin")
@@ -153,7 +153,7 @@ class Authenticator:
         cached = self._known.get(key)
         if cached is not None and now - cached[0] < self.cache_seconds:
             return cached[1]
-        found_rows = await reads.rows(self.engine, api_tokens.LOOKUP, {"hash": key})
+        found_rows = await database.rows(self.engine, api_tokens.LOOKUP, {"hash": key})
         found = _principal(found_rows[0]) if found_rows else None
         if len(self._known) >= _CACHE_ENTRIES:  # a flood of made-up tokens cannot grow it without bound
             self._known.clear()

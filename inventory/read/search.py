@@ -38,6 +38,9 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from inventory.config import SEVERITIES
 from inventory.globs import glob_regex
 from inventory.models import ImageRow, RepositoryRow
+from inventory.read import scope
+from inventory.read.keys import RepositoryKey
+from inventory.read.scope import Scope
 
 images = ImageRow.__table__  # type: ignore[attr-defined]
 repositories = RepositoryRow.__table__  # type: ignore[attr-defined]
@@ -98,18 +101,10 @@ class ImageFilter:
     pushed_before: datetime | None = None
     min_severity: str | None = None
     include_removed: bool = False
-    repository: tuple[str, str, str, str] | None = field(default=None)
+    repository: RepositoryKey | None = field(default=None)
     """Restricts the listing to one repository (``Repository.images``): its (type, id, region, name)."""
-    scope: tuple[str, ...] | None = None
-    """The registries (by name) the reader's token may see; None: every one."""
-
-
-def in_registries(c: Any, registries: Sequence[str]) -> ColumnElement[bool]:
-    """Rows (of images, versions or events: ``c`` has the repository's key columns) of a repository of
-    ``registries``: a semi-join on ``repositories`` by its primary key, which says whose it is."""
-    r = repositories.c
-    mine = select(r.registry_type, r.registry_id, r.region, r.repository_name).where(r.registry_name.in_(registries))
-    return tuple_(c.registry_type, c.registry_id, c.region, c.repository_name).in_(mine)
+    scope: Scope = None
+    """What the reader may see (``inventory.read.scope``)."""
 
 
 def _location_conditions(
@@ -150,8 +145,7 @@ def image_conditions(f: ImageFilter, source: FromClause = images) -> list[Column
     )
     if f.repository is not None:
         conditions.append(tuple_(c.registry_type, c.registry_id, c.region, c.repository_name) == tuple_(*f.repository))
-    if f.scope is not None:
-        conditions.append(in_registries(c, f.scope))
+    conditions += scope.repositories(c, f.scope)
     if f.tags is not None:
         conditions.append(c.image_tags.overlap(literal(list(f.tags), ARRAY(Text))))
     if f.digests is not None:
@@ -256,8 +250,8 @@ class RepositoryFilter:
     regions: Sequence[str] | None = None
     repository_names: Sequence[str] | None = None
     include_removed: bool = False
-    scope: tuple[str, ...] | None = None
-    """The registries (by name) the reader's token may see; None: every one."""
+    scope: Scope = None
+    """What the reader may see (``inventory.read.scope``)."""
 
 
 def repository_conditions(f: RepositoryFilter, source: FromClause = repositories) -> list[ColumnElement[bool]]:
@@ -267,8 +261,7 @@ def repository_conditions(f: RepositoryFilter, source: FromClause = repositories
     )
     if f.registry_names is not None:
         conditions.append(c.registry_name.in_(f.registry_names))
-    if f.scope is not None:
-        conditions.append(c.registry_name.in_(f.scope))
+    conditions += scope.registries(c.registry_name, f.scope)
     return conditions
 
 

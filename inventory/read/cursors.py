@@ -16,8 +16,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from inventory.api.errors import invalid_parameter
-from inventory.api.limits import unclean
+from inventory.read.bounds import unclean
+from inventory.read.errors import invalid_parameter
 
 Part = Callable[[Any], Any]
 """One part of a key: its value as the query reads it; ValueError when it is not one."""

@@ -1,0 +1,120 @@
+"""ECR's DescribeImages answered from the inventory, with ECR's exact semantics (GraphQL's
+``describeImages``; the ECR-compatible endpoint's too).
+
+The request is ECR's own (``registryId``, ``repositoryName``, ``imageIds``, ``filter``, ``maxResults``,
+``nextToken``), validated as ECR validates it (``inventory.aws.semantics``, shared with the emulator).
+Pages are keyset pages in push order (oldest first), 100 by default, and the ``nextToken`` is None on
+the last page. Private ECR unless ``kind`` is ``ecr-public``, whose DescribeImages takes no ``filter``.
+A repository the reader may not see is one that does not exist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Row, Text, and_, cast, func, literal, or_, select, tuple_
+from sqlalchemy.dialects.postgresql import ARRAY
+
+from inventory.aws import semantics
+from inventory.aws.semantics import EcrError
+from inventory.read import cursors, scope, search
+from inventory.read.database import Database
+from inventory.read.errors import from_ecr, invalid_parameter
+from inventory.read.scope import Scope
+
+_PUSHED_AT = search.ORDERS["PUSHED_AT"]
+_NO_TIME = cast(literal("-infinity"), _PUSHED_AT.sql_type)
+
+
+@dataclass(frozen=True)
+class Described:
+    """DescribeImages' answer: the images' rows (``search.shown_images``), and the token of the next page."""
+
+    image_details: list[Row[Any]]
+    next_token: str | None
+
+
+async def describe_images(db: Database, reader: Scope, kind: str, region: str, params: dict[str, Any]) -> Described:
+    """DescribeImages of ``params`` (ECR's request) in ``region``, of private ECR or ECR Public (``kind``)."""
+    try:
+        if kind == "ecr-public" and params.get("filter") is not None:
+            raise semantics.invalid("filter: ECR Public's DescribeImages takes no filter")
+        name = semantics.repository_name_param(params)
+        registry_id = params.get("registryId")
+        if registry_id is not None:
+            semantics.registry_id_param(params, registry_id)
+        limit = semantics.max_results_param(params)
+        semantics.exclusive_with_paging(params, "imageIds")
+        ids = semantics.list_param(params, "imageIds")
+        wanted = [semantics.image_id_param(image_id) for image_id in ids or []]
+        tag_status, image_status = semantics.filter_param(params)
+        registry = await _registry_of(db, reader, kind, registry_id, region, name)
+        if ids is not None:
+            return Described(await _by_ids(db, kind, registry, region, name, wanted), None)
+    except EcrError as exc:
+        raise from_ecr(exc) from None
+
+    f = search.ImageFilter(tag_status=tag_status, repository=(kind, registry, region, name))
+    c = search.images.c
+    conditions = search.image_conditions(f)
+    if image_status != "ANY":
+        conditions.append(func.coalesce(c.image_status, "ACTIVE") == image_status)
+    sort = (func.coalesce(c.image_pushed_at, _NO_TIME), c.image_digest)
+    bound_to = cursors.binding("describeImages", kind, registry, region, name, tag_status, image_status, reader)
+    next_token = params.get("nextToken")
+    if next_token is not None:
+        pushed, digest = cursors.decode(
+            next_token, bound_to, [cursors.time_or_never, cursors.text], argument="nextToken"
+        )
+        conditions.append(tuple_(*sort) > tuple_(cast(literal(pushed), _PUSHED_AT.sql_type), digest))
+    rows = await db.rows(select(*search.shown_images).where(and_(*conditions)).order_by(*sort).limit(limit + 1))
+    page = rows[:limit]
+    token = None
+    if len(rows) > limit:
+        last = page[-1]
+        token = cursors.encode(bound_to, [_PUSHED_AT.key_of(last), last.image_digest])
+    return Described(page, token)
+
+
+async def _registry_of(db: Database, reader: Scope, kind: str, registry_id: str | None, region: str, name: str) -> str:
+    """The registry (of type ``kind``) holding the repository: the one given, else the only one that holds it."""
+    c = search.repositories.c
+    conditions = [c.registry_type == kind, c.region == region, c.repository_name == name, c.removed_at.is_(None)]
+    if registry_id is not None:
+        conditions.append(c.registry_id == registry_id)
+    conditions += scope.registries(c.registry_name, reader)
+    holders: list[str] = [row.registry_id for row in await db.rows(select(c.registry_id).where(*conditions))]
+    if not holders:
+        raise semantics.repository_not_found(name, registry_id or "(any in the inventory)")
+    if len(holders) > 1:
+        raise invalid_parameter(
+            f"registryId: repository '{name}' exists in {region} in several registries "
+            f"({', '.join(sorted(holders))}); say which"
+        )
+    return holders[0]
+
+
+async def _by_ids(
+    db: Database, kind: str, registry: str, region: str, name: str, wanted: list[tuple[str | None, str | None]]
+) -> list[Row[Any]]:
+    """The images named by digest or tag, in the order asked, in one query."""
+    c = search.images.c
+    digests = [digest for digest, _ in wanted if digest]
+    tags = [tag for digest, tag in wanted if tag and not digest]
+    rows = await db.rows(
+        select(*search.shown_images).where(
+            c.registry_type == kind, c.registry_id == registry, c.region == region, c.repository_name == name,
+            c.removed_at.is_(None),
+            or_(c.image_digest.in_(digests), c.image_tags.overlap(literal(tags, ARRAY(Text)))),
+        )
+    )  # fmt: skip
+    by_digest = {row.image_digest: row for row in rows}
+    by_tag = {tag: row for row in rows for tag in row.image_tags}
+    found = []
+    for digest, tag in wanted:
+        row = by_digest.get(digest) if digest else by_tag.get(str(tag))
+        if row is None or (tag and tag not in row.image_tags):
+            raise semantics.image_not_found(digest, tag, name, registry)
+        found.append(row)
+    return found
