@@ -8,12 +8,13 @@ A past time is an ``AsOf``, made by ``as_of`` (checked against the retained hist
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Hashable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, NewType
 
-from sqlalchemy import ColumnElement, FromClause, Row, func, literal_column, select, tuple_
+from sqlalchemy import ColumnElement, FromClause, Row, Select, func, literal_column, select, tuple_
 
 from inventory.models import RegistryRow
 from inventory.read import cursors, past, scope, search
@@ -171,10 +172,40 @@ async def image_page(
     """A page of the images ``f`` selects (as they were at ``at``), in ``order``."""
     size = page_size(first)
     f = replace(image_filter(f), scope=reader)
-    bound_to = cursors.binding("images", f, order.name, *_binding(at))
+    listing = cursors.canonical("images", f, order.name, *_binding(at))
+    bound_to = cursors.hash_of(listing)
     position = _image_position(after, bound_to, order) if after is not None else None
-    rows = await db.rows(search.image_page(f, order, position, size, _images(at)))
+    statement = _PAGES.get((listing, size, position is not None))
+    if statement is None:
+        statement = search.image_page(f, order, position, size, _images(at))
+        _PAGES.put((listing, size, position is not None), statement)
+    rows = await db.rows(statement, None if position is None else search.position_parameters(position))
     return keyset_page(rows, size, after, lambda row: cursors.encode(bound_to, search.image_key(order, row)))
+
+
+class _Statements:
+    """The most recently used statements, by what they list: building a page's statement (and SQLAlchemy's
+    key of it, to find its compiled form) costs more than running it, and a listing is paged again and
+    again (its position is a parameter of the statement)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.held: OrderedDict[Hashable, Select[Any]] = OrderedDict()
+
+    def get(self, key: Hashable) -> Select[Any] | None:
+        found = self.held.get(key)
+        if found is not None:
+            self.held.move_to_end(key)
+        return found
+
+    def put(self, key: Hashable, statement: Select[Any]) -> None:
+        self.held[key] = statement
+        if len(self.held) > self.size:
+            self.held.popitem(last=False)
+
+
+_PAGES = _Statements(128)
+"""Image pages' statements, by (listing, page size, whether after a position)."""
 
 
 async def image_count(db: Database, reader: Scope, f: search.ImageFilter, at: AsOf | None = None) -> tuple[int, bool]:
