@@ -488,13 +488,21 @@ class ApiTokenRow(SQLModel, table=True):
 
     ``scopes`` are ``read``, ``metrics`` and ``admin``; ``registries`` the names of the registries it
     may read (null: all of them). A revoked token keeps its row (``revoked_at``), so that ``tokens
-    list`` still shows it; its name may then be given to a new token.
+    list`` still shows it; its name may then be given to a new token. A token created with ``--aws``
+    is an AWS access key for the ECR-compatible endpoint (``inventory.ecr``); its ``token_hash`` is
+    then its secret's.
     """
 
     __tablename__ = "api_tokens"
     __table_args__ = (
         Index("ix_api_tokens_token_hash", "token_hash", unique=True),
         Index("ix_api_tokens_live_name", "name", unique=True, postgresql_where=text("revoked_at IS NULL")),
+        Index(
+            "ix_api_tokens_aws_access_key_id",
+            "aws_access_key_id",
+            unique=True,
+            postgresql_where=text("aws_access_key_id IS NOT NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True, sa_type=BigInteger)
@@ -506,3 +514,5 @@ class ApiTokenRow(SQLModel, table=True):
     expires_at: datetime | None = _timestamp()
     last_used_at: datetime | None = _timestamp()
     revoked_at: datetime | None = _timestamp()
+    aws_access_key_id: str | None = Field(default=None, sa_type=Text)
+    """Set for an AWS access key (``--aws``): what a SigV4 request names it by; its secret is never stored."""

@@ -31,6 +31,7 @@ from inventory.api.auth import READS_INVENTORY, Authenticator, AuthError, Princi
 from inventory.api.context import Context
 from inventory.api.offloop import OffLoop, encode_json
 from inventory.api.schema import build_schema
+from inventory.ecr.endpoint import Endpoint
 from inventory.errors import InventoryError
 from inventory.metrics import CONTENT_TYPE, exposition, fleet_metrics, queries
 from inventory.outage import quiet
@@ -262,6 +263,8 @@ def create_app(
         allow_queries_via_get=graphiql,
     )
 
+    ecr = Endpoint(engine, auth)
+
     async def healthz(request: Request) -> Response:
         try:
             async with own.connect() as connection:
@@ -286,6 +289,7 @@ def create_app(
                 offloop.runs(AnswersOutages(Authenticated(graphql, auth, READS_INVENTORY, page=page))),
                 methods=["GET", "POST"],
             ),
+            *(Route(path, offloop.runs(ecr), methods=None) for path in ("/ecr", "/ecr/")),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/metrics", offloop.runs(AnswersOutages(request_response(metrics))), methods=["GET"]),
         ],

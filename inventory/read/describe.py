@@ -1,11 +1,11 @@
-"""ECR's DescribeImages answered from the inventory, with ECR's exact semantics (GraphQL's
-``describeImages``; the ECR-compatible endpoint's too).
+"""ECR's read operations answered from the inventory with ECR's exact semantics: DescribeImages (GraphQL's
+``describeImages``, and the ECR-compatible endpoint's), DescribeRepositories and ListImages (the endpoint's).
 
-The request is ECR's own (``registryId``, ``repositoryName``, ``imageIds``, ``filter``, ``maxResults``,
+Each request is ECR's own (``registryId``, ``repositoryName(s)``, ``imageIds``, ``filter``, ``maxResults``,
 ``nextToken``), validated as ECR validates it (``inventory.aws.semantics``, shared with the emulator).
-Pages are keyset pages in push order (oldest first), 100 by default, and the ``nextToken`` is None on
-the last page. Private ECR unless ``kind`` is ``ecr-public``, whose DescribeImages takes no ``filter``.
-A repository the reader may not see is one that does not exist.
+Pages are keyset pages, 100 items by default, and the ``nextToken`` is None on the last page; tokens are
+bound to the request and the reader's scope. Private ECR unless ``kind`` is ``ecr-public``, whose
+DescribeImages takes no ``filter``. A repository the reader may not see is one that does not exist.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ async def describe_images(db: Database, reader: Scope, kind: str, region: str, p
         conditions.append(func.coalesce(c.image_status, "ACTIVE") == image_status)
     sort = (func.coalesce(c.image_pushed_at, _NO_TIME), c.image_digest)
     bound_to = cursors.binding("describeImages", kind, registry, region, name, tag_status, image_status, reader)
-    next_token = params.get("nextToken")
+    next_token = semantics.next_token_param(params)
     if next_token is not None:
         pushed, digest = cursors.decode(
             next_token, bound_to, [cursors.time_or_never, cursors.text], argument="nextToken"
@@ -118,3 +118,88 @@ async def _by_ids(
             raise semantics.image_not_found(digest, tag, name, registry)
         found.append(row)
     return found
+
+
+@dataclass(frozen=True)
+class Repositories:
+    """DescribeRepositories' answer: the repositories' rows, and the token of the next page."""
+
+    repositories: list[Row[Any]]
+    next_token: str | None
+
+
+async def describe_repositories(
+    db: Database, reader: Scope, kind: str, region: str, registry_id: str, params: dict[str, Any]
+) -> Repositories:
+    """DescribeRepositories of ``params`` in ``registry_id``'s ``region``: the repositories named (each must
+    exist), or a page of all of them by name."""
+    try:
+        semantics.registry_id_param(params, registry_id)
+        limit = semantics.max_results_param(params)
+        semantics.exclusive_with_paging(params, "repositoryNames")
+        names = semantics.list_param(params, "repositoryNames")
+        wanted = [semantics.repository_name_param({"repositoryName": name}) for name in names or []]
+    except EcrError as exc:
+        raise from_ecr(exc) from None
+    c = search.repositories.c
+    conditions = [c.registry_type == kind, c.registry_id == registry_id, c.region == region, c.removed_at.is_(None),
+                  *scope.registries(c.registry_name, reader)]  # fmt: skip
+    if names is not None:
+        rows = await db.rows(select(search.repositories).where(*conditions, c.repository_name.in_(wanted)))
+        by_name = {row.repository_name: row for row in rows}
+        missing = next((name for name in wanted if name not in by_name), None)
+        if missing is not None:
+            raise from_ecr(semantics.repository_not_found(missing, registry_id))
+        return Repositories([by_name[name] for name in wanted], None)
+    bound_to = cursors.binding("describeRepositories", kind, registry_id, region, reader)
+    next_token = semantics.next_token_param(params)
+    if next_token is not None:
+        (after,) = cursors.decode(next_token, bound_to, [cursors.text], argument="nextToken")
+        conditions.append(c.repository_name > after)
+    statement = select(search.repositories).where(*conditions).order_by(c.repository_name).limit(limit + 1)
+    rows = await db.rows(statement)
+    token = cursors.encode(bound_to, [rows[limit - 1].repository_name]) if len(rows) > limit else None
+    return Repositories(rows[:limit], token)
+
+
+@dataclass(frozen=True)
+class ImageIds:
+    """ListImages' answer: (digest, tag or None) of each image's tags (an untagged image once, without a
+    tag), and the token of the next page."""
+
+    image_ids: list[tuple[str, str | None]]
+    next_token: str | None
+
+
+async def list_images(db: Database, reader: Scope, region: str, registry_id: str, params: dict[str, Any]) -> ImageIds:
+    """ListImages of ``params`` (private ECR): the repository's image ids, by digest then tag."""
+    try:
+        semantics.registry_id_param(params, registry_id)
+        name = semantics.repository_name_param(params)
+        limit = semantics.max_results_param(params)
+        tag_status, image_status = semantics.filter_param(params)
+        await _registry_of(db, reader, "ecr", registry_id, region, name)
+    except EcrError as exc:
+        raise from_ecr(exc) from None
+    f = search.ImageFilter(tag_status=tag_status, repository=("ecr", registry_id, region, name))
+    c = search.images.c
+    conditions = search.image_conditions(f)
+    if image_status != "ANY":
+        conditions.append(func.coalesce(c.image_status, "ACTIVE") == image_status)
+    # One row per tag, and one (tag '') for an untagged image: a tag is never empty.
+    tag = func.unnest(func.coalesce(func.nullif(c.image_tags, literal([], ARRAY(Text))),
+                                    literal([""], ARRAY(Text)))).label("tag")  # fmt: skip
+    entries = select(c.image_digest, tag).where(and_(*conditions)).subquery("entries")
+    e = entries.c
+    statement = select(e.image_digest, e.tag)
+    bound_to = cursors.binding("listImages", registry_id, region, name, tag_status, image_status, reader)
+    next_token = semantics.next_token_param(params)
+    if next_token is not None:
+        digest, after_tag = cursors.decode(next_token, bound_to, [cursors.text, cursors.text], argument="nextToken")
+        statement = statement.where(tuple_(e.image_digest, e.tag) > tuple_(digest, after_tag))
+    rows = await db.rows(statement.order_by(e.image_digest, e.tag).limit(limit + 1))
+    token = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        token = cursors.encode(bound_to, [last.image_digest, last.tag])
+    return ImageIds([(row.image_digest, row.tag or None) for row in rows[:limit]], token)

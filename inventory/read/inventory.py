@@ -75,6 +75,14 @@ async def registries_by_name(db: Database, reader: Scope, names: Sequence[str]) 
     return {row.name: row for row in rows}
 
 
+async def accounts(db: Database, reader: Scope, kind: str, region: str) -> list[str]:
+    """The accounts of the registries of type ``kind`` that ``reader`` may see and that declare ``region``."""
+    c = _registries.c
+    where = [c.type == kind, c.regions.contains([region]), *scope.registries(c.name, reader)]
+    rows = await db.rows(select(c.account_id).where(*where).distinct().order_by(c.account_id))
+    return [row.account_id for row in rows]
+
+
 # repositories ----------------------------------------------------------------------
 
 
