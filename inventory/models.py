@@ -115,6 +115,10 @@ KEYSET_ORDERS = (
 """(name, column, the value a missing one sorts as) of the image search's orders."""
 
 
+REPOSITORY_KEY = ("registry_type", "registry_id", "region", "repository_name")
+"""A repository's primary key, the columns an image's row begins its own with."""
+
+
 def _keyset(column: str, missing: str) -> tuple[Any, ...]:
     """An order's index columns: its key, then the image's identity in the search's tiebreak order."""
     return (text(f"coalesce({column}, {missing})"), "registry_id", "region", "repository_name", "image_digest",
@@ -190,6 +194,14 @@ class ImageRow(ImageDetailColumns, table=True):
         # removed images removed after T (inventory.read.past).
         Index("ix_images_live_changed_at", "changed_at", postgresql_where=text("removed_at IS NULL")),
         Index("ix_images_removed_at", "removed_at", postgresql_where=text("removed_at IS NOT NULL")),
+        # DescribeImages' order: one repository's present images in push order (inventory.read.describe).
+        Index(
+            "ix_images_live_by_repository_push",
+            *REPOSITORY_KEY,
+            text(f"coalesce(image_pushed_at, {KEYSET_ORDERS[0][2]})"),
+            "image_digest",
+            postgresql_where=text("removed_at IS NULL"),
+        ),
     )
 
     registry_type: str = Field(primary_key=True, sa_type=Text)

@@ -9,7 +9,8 @@ answered: the inventory does not know them.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import functools
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -45,32 +46,68 @@ def _present(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
-def image_detail(row: Any, kind: str) -> dict[str, Any]:
-    """An image's ImageDetail, as ECR (or ECR Public) answers it."""
-    scan = _present({"status": row.image_scan_status, "description": row.image_scan_status_description})
-    findings = _present({
-        "imageScanCompletedAt": _epoch(row.image_scan_completed_at),
-        "vulnerabilitySourceUpdatedAt": _epoch(row.vulnerability_source_updated_at),
-        "findingSeverityCounts": row.finding_severity_counts,
-    })  # fmt: skip
-    detail = _present({
-        "registryId": row.registry_id,
-        "repositoryName": row.repository_name,
-        "imageDigest": row.image_digest,
-        "imageTags": list(row.image_tags) or None,
-        "imageSizeInBytes": row.image_size_in_bytes,
-        "imagePushedAt": _epoch(row.image_pushed_at),
-        "imageScanStatus": scan or None,
-        "imageScanFindingsSummary": findings or None,
-        "imageManifestMediaType": row.image_manifest_media_type,
-        "artifactMediaType": row.artifact_media_type,
-        "lastRecordedPullTime": _epoch(row.last_recorded_pull_time),
-        "subjectManifestDigest": row.subject_manifest_digest,
-        "imageStatus": row.image_status,
-        "lastArchivedAt": _epoch(row.last_archived_at),
-        "lastActivatedAt": _epoch(row.last_activated_at),
-    })  # fmt: skip
-    return {k: v for k, v in detail.items() if k in PUBLIC_IMAGE_FIELDS} if kind == "ecr-public" else detail
+_DETAIL = (
+    ("imageSizeInBytes", "image_size_in_bytes", False),
+    ("imagePushedAt", "image_pushed_at", True),
+    ("imageManifestMediaType", "image_manifest_media_type", False),
+    ("artifactMediaType", "artifact_media_type", False),
+    ("lastRecordedPullTime", "last_recorded_pull_time", True),
+    ("subjectManifestDigest", "subject_manifest_digest", False),
+    ("imageStatus", "image_status", False),
+    ("lastArchivedAt", "last_archived_at", True),
+    ("lastActivatedAt", "last_activated_at", True),
+)
+"""(ImageDetail field, column, whether a timestamp) of the plain fields, in ECR's order."""
+
+
+def image_details(rows: Sequence[Any], kind: str) -> list[dict[str, Any]]:
+    """The images' ImageDetails, as ECR (or ECR Public) answers them."""
+    return _details_of(rows[0]._fields, kind)(rows) if rows else []
+
+
+@functools.cache
+def _details_of(columns: tuple[str, ...], kind: str) -> Callable[[Sequence[Any]], list[dict[str, Any]]]:
+    """What makes ImageDetails of rows with ``columns``: a page holds up to 1,000, so each row's values are
+    read by position."""
+    at = {name: i for i, name in enumerate(columns)}
+    public = kind == "ecr-public"
+    plain = [
+        (field, at[column], stamp) for field, column, stamp in _DETAIL if not public or field in PUBLIC_IMAGE_FIELDS
+    ]
+    account, repository, digest, tags = (
+        at[n] for n in ("registry_id", "repository_name", "image_digest", "image_tags")
+    )
+    status, description, counts, completed, updated = (
+        at[n] for n in ("image_scan_status", "image_scan_status_description", "finding_severity_counts",
+                        "image_scan_completed_at", "vulnerability_source_updated_at")
+    )  # fmt: skip
+
+    def details(rows: Sequence[Any]) -> list[dict[str, Any]]:
+        made = []
+        for row in rows:
+            detail: dict[str, Any] = {"registryId": row[account], "repositoryName": row[repository],
+                                      "imageDigest": row[digest]}  # fmt: skip
+            if row[tags]:
+                detail["imageTags"] = list(row[tags])
+            for field, i, stamp in plain:
+                value = row[i]
+                if value is not None:
+                    detail[field] = value.timestamp() if stamp else value
+            if not public:
+                scan = _present({"status": row[status], "description": row[description]})
+                if scan:
+                    detail["imageScanStatus"] = scan
+                findings = _present({
+                    "imageScanCompletedAt": _epoch(row[completed]),
+                    "vulnerabilitySourceUpdatedAt": _epoch(row[updated]),
+                    "findingSeverityCounts": row[counts],
+                })  # fmt: skip
+                if findings:
+                    detail["imageScanFindingsSummary"] = findings
+            made.append(detail)
+        return made
+
+    return details
 
 
 def repository_description(row: Any) -> dict[str, Any]:
@@ -92,7 +129,7 @@ async def describe_images(caller: Caller, params: dict[str, Any]) -> dict[str, A
     found = await describe.describe_images(
         caller.db, caller.scope, caller.kind, caller.region, params | {"registryId": caller.registry_id}
     )
-    details = [image_detail(row, caller.kind) for row in found.image_details]
+    details = image_details(found.image_details, caller.kind)
     return _with_token({"imageDetails": details}, found.next_token)
 
 
