@@ -19,7 +19,7 @@ from inventory.db import database_url, describe, open_inventory
 from inventory.sync.render import applied_line, render_applied, summary_line
 from inventory.sync.runner import sync_fleet
 from inventory.testing import Emulator
-from inventory.testing.seed import demo_config, seed_demo
+from inventory.testing.seed import DEMO_BIG_REPOSITORY, demo_config, seed_demo
 
 # The emulator accepts any credentials; these stand in when the machine has none.
 _DEMO_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "demo", "AWS_SECRET_ACCESS_KEY": "demo"}
@@ -84,12 +84,15 @@ def run_demo(settings: Settings, *, serve: tuple[str, int] | None = None) -> Non
             return
         host, port = serve
         assert sock is not None
-        url = f"http://{host}:{port}/graphql"
+        base = f"http://{host}:{port}"
+        url = f"{base}/graphql"
         body = json.dumps({"query": EXAMPLE})
         console.print(
             f"GraphQL API on {url} (GraphiQL: open it in a browser), without authentication "
             f"(--allow-anonymous: anyone who can reach it reads everything; `{inventory} serve` asks for tokens). "
             f"Try:\n  curl -s {url} -H 'content-type: application/json' -d '{body}'\n"
+            f"ECR's own API on {base}/ecr, for the AWS CLI and boto3 (any key here; `{inventory} tokens create NAME "
+            f"--aws` makes real ones):\n  {_ecr_example(base)}\n"
             "Keep it converged while you push and delete images in the emulator, from another terminal in this "
             f"directory{' with the same INVENTORY_DATABASE_URL' if settings.database_url else ''}:\n"
             f"  {_worker(settings, inventory, path)}\n"
@@ -123,6 +126,13 @@ def _worker(settings: Settings, inventory: str, path: Path) -> str:
     if settings.home != Settings.model_fields["home"].default:
         command = f"INVENTORY_HOME={shlex.quote(str(settings.home))} {command}"
     return command
+
+
+def _ecr_example(base: str) -> str:
+    account, region, repository, _ = DEMO_BIG_REPOSITORY
+    credentials = " ".join(f"{key}={value}" for key, value in _DEMO_CREDENTIALS.items())
+    return (f"{credentials} aws ecr describe-images --endpoint-url {base}/ecr --region {region} "
+            f"--registry-id {account} --repository-name {repository} --max-items 3")  # fmt: skip
 
 
 def _summary(engine: Engine) -> Table:

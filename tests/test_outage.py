@@ -4,8 +4,11 @@ outage starts and one when it ends, the first request after it answered; and con
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import os
+import secrets
 import subprocess
 import sys
 import threading
@@ -15,12 +18,16 @@ from pathlib import Path
 
 import httpx
 import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 from starlette.testclient import TestClient
 from tcp_proxy import Proxy
 
 from inventory.api.app import async_engine, create_app
 from inventory.api.auth import new_token, token_hash
 from inventory.db import create, driver_connection
+from inventory.ecr import keys
 from inventory.tables import api_tokens
 from inventory.worker import Worker, WorkerOptions
 from inventory.worker.metrics import serve_metrics
@@ -168,3 +175,35 @@ def test_serve_waits_for_a_database_that_never_answers_and_starts_when_it_does(p
     finally:
         serve.terminate()
         serve.wait(30)
+
+
+def test_the_ecr_endpoint_answers_ecrs_503_during_an_outage(
+    db_url: str, proxy: Proxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(keys.SECRET_KEY_VARIABLE, base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
+    access_key_id = keys.new_access_key_id()
+    secret = keys.secret_for(keys.server_key(), access_key_id)
+    engine = create(db_url)
+    with engine.begin() as connection:
+        api_tokens.create("aws", token_hash(secret), scopes=["read"], registries=None, expires_at=None,
+                          connection=driver_connection(connection), aws_access_key_id=access_key_id)  # fmt: skip
+    engine.dispose()
+
+    def describe(client: TestClient) -> httpx.Response:
+        body = json.dumps({"registryId": "111111111111"})
+        request = AWSRequest(method="POST", url="http://testserver/ecr", data=body, headers={
+            "X-Amz-Target": "AmazonEC2ContainerRegistry_V20150921.DescribeRepositories",
+            "Content-Type": "application/x-amz-json-1.1"})  # fmt: skip
+        SigV4Auth(Credentials(access_key_id, secret), "ecr", "us-east-1").add_auth(request)
+        return client.post("/ecr", content=body.encode(), headers=dict(request.headers))
+
+    database = db_url.rsplit("/", 1)[1].split("?")[0]
+    with TestClient(create_app(async_engine(proxy.url(database)))) as client:
+        assert describe(client).status_code == 200
+        proxy.set("drop")
+        for _ in range(2):  # the key's lookup is cached: the read meets the outage
+            answer = describe(client)
+            assert answer.status_code == 503 and answer.headers["retry-after"].isdigit(), answer.text
+            assert answer.json()["__type"] == "ServiceUnavailableException"
+        proxy.set("forward")
+        assert describe(client).status_code == 200
