@@ -91,11 +91,11 @@ def run_demo(settings: Settings, *, serve: tuple[str, int] | None = None) -> Non
             f"GraphQL API on {url} (GraphiQL: open it in a browser), without authentication "
             f"(--allow-anonymous: anyone who can reach it reads everything; `{inventory} serve` asks for tokens). "
             f"Try:\n  curl -s {url} -H 'content-type: application/json' -d '{body}'\n"
-            f"ECR's own API on {base}/ecr, for the AWS CLI and boto3 (any key here; `{inventory} tokens create NAME "
-            f"--aws` makes real ones):\n  {_ecr_example(base)}\n"
             "Keep it converged while you push and delete images in the emulator, from another terminal in this "
             f"directory{' with the same INVENTORY_DATABASE_URL' if settings.database_url else ''}:\n"
             f"  {_worker(settings, inventory, path)}\n"
+            f"ECR's own API on {base}/ecr, for the AWS CLI and boto3 (any key here; `{inventory} tokens create NAME "
+            f"--aws` makes real ones):\n  {_ecr_example(base)}\n"
             f"Ctrl-C stops the demo; the inventory stays ({describe(settings)}).",
             soft_wrap=True, highlight=False, markup=False,
         )  # fmt: skip

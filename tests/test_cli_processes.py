@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from queue import Empty, Queue
 
+import boto3
 import httpx
 import pytest
 
@@ -159,6 +160,10 @@ def test_demo_applies_the_fleet_and_serves_the_api(inventory_env: dict[str, str]
             f"INVENTORY_HOME={tmp_path / 'home'} AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo "
             f"{sys.executable} -m inventory worker -c {tmp_path / 'home' / 'demo-inventory.toml'} --interval 10s"
         )
+        ecr_hint, ecr_command = (process.stdout.readline().strip() for _ in range(2))
+        assert ecr_hint.startswith(f"ECR's own API on http://127.0.0.1:{port}/ecr"), ecr_hint
+        assert ecr_command.startswith("AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo aws ecr describe-images "
+                                      f"--endpoint-url http://127.0.0.1:{port}/ecr "), ecr_command  # fmt: skip
         assert "region synced" in run_until(worker, "region synced", cwd=tmp_path, env=inventory_env)
         query = json.loads(curl.split(" -d ", 1)[1].strip("'"))
         url = f"http://127.0.0.1:{port}"
@@ -169,6 +174,11 @@ def test_demo_applies_the_fleet_and_serves_the_api(inventory_env: dict[str, str]
             time.sleep(0.1)
         nodes = httpx.post(f"{url}/graphql", json=query).json()["data"]["images"]["nodes"]
         assert len(nodes) == 5 and all("latest" in node["imageTags"] for node in nodes)
+        option = dict(re.findall(r"--([a-z-]+) (\S+)", ecr_command))
+        ecr = boto3.client("ecr", endpoint_url=option["endpoint-url"], region_name=option["region"],
+                           aws_access_key_id="demo", aws_secret_access_key="demo")  # fmt: skip
+        described = ecr.describe_images(registryId=option["registry-id"], repositoryName=option["repository-name"])
+        assert described["imageDetails"] and described["nextToken"]  # the demo's big repository: several pages
         graphiql = httpx.get(f"{url}/graphql", headers={"accept": "text/html"})
         assert graphiql.status_code == 200 and "graphiql" in graphiql.text.lower()
     finally:
