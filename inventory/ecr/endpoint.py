@@ -71,8 +71,12 @@ def _answer(body: dict[str, Any], status: int = 200, request_id: str = "", **hea
 
 def _error(error: EcrError, request_id: str) -> Response:
     if isinstance(error, Unavailable):
-        return _answer({"__type": "ServiceUnavailableException", "message": error.message}, 503, request_id,
-                       **{"Retry-After": str(RETRY_AFTER_SECONDS)})  # fmt: skip
+        return _answer(
+            {"__type": "ServiceUnavailableException", "message": error.message},
+            503,
+            request_id,
+            **{"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
     return _answer({"__type": error.code, "message": error.message}, error.status, request_id)
 
 
@@ -109,8 +113,14 @@ class Endpoint:
             message = f"An internal error occurred (request {request_id})"
             response = _answer({"__type": "ServerException", "message": message}, 500, request_id)
         token = principal.name if principal is not None else None
-        audit.info("ecr request=%s token=%s operation=%s cost=%s", request_id, token, name, cost,
-                   extra={"request_id": request_id, "token_name": token, "operation": name, "cost": cost})  # fmt: skip
+        audit.info(
+            "ecr request=%s token=%s operation=%s cost=%s",
+            request_id,
+            token,
+            name,
+            cost,
+            extra={"request_id": request_id, "token_name": token, "operation": name, "cost": cost},
+        )
         await response(scope, receive, send)
 
     def _target(self, request: Request) -> tuple[str, str]:
@@ -135,8 +145,9 @@ class Endpoint:
         if found is None:
             raise EcrError("UnrecognizedClientException", "The security token included in the request is invalid.")
         secret = keys.secret_for(keys.server_key(), signed.access_key_id)
-        sigv4.verify(signed, secret, method=request.method, url=_url(request), headers=request.headers.items(),
-                     body=body)  # fmt: skip
+        sigv4.verify(
+            signed, secret, method=request.method, url=_url(request), headers=request.headers.items(), body=body
+        )
         if not any(found.may(scope) for scope in READS_INVENTORY):
             raise EcrError("AccessDeniedException", f"key {found.name!r} lacks the read scope")
         return found

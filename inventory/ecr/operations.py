@@ -20,9 +20,17 @@ from inventory.read.database import Database
 from inventory.read.scope import Scope
 
 PUBLIC_IMAGE_FIELDS = frozenset(
-    {"registryId", "repositoryName", "imageDigest", "imageTags", "imageSizeInBytes", "imagePushedAt",
-     "imageManifestMediaType", "artifactMediaType"}
-)  # fmt: skip
+    {
+        "registryId",
+        "repositoryName",
+        "imageDigest",
+        "imageTags",
+        "imageSizeInBytes",
+        "imagePushedAt",
+        "imageManifestMediaType",
+        "artifactMediaType",
+    }
+)
 """ECR Public's ImageDetail (its service model's members)."""
 
 
@@ -78,15 +86,24 @@ def _details_of(columns: tuple[str, ...], kind: str) -> Callable[[Sequence[Any]]
         at[n] for n in ("registry_id", "repository_name", "image_digest", "image_tags")
     )
     status, description, counts, completed, updated = (
-        at[n] for n in ("image_scan_status", "image_scan_status_description", "finding_severity_counts",
-                        "image_scan_completed_at", "vulnerability_source_updated_at")
-    )  # fmt: skip
+        at[n]
+        for n in (
+            "image_scan_status",
+            "image_scan_status_description",
+            "finding_severity_counts",
+            "image_scan_completed_at",
+            "vulnerability_source_updated_at",
+        )
+    )
 
     def details(rows: Sequence[Any]) -> list[dict[str, Any]]:
         made = []
         for row in rows:
-            detail: dict[str, Any] = {"registryId": row[account], "repositoryName": row[repository],
-                                      "imageDigest": row[digest]}  # fmt: skip
+            detail: dict[str, Any] = {
+                "registryId": row[account],
+                "repositoryName": row[repository],
+                "imageDigest": row[digest],
+            }
             if row[tags]:
                 detail["imageTags"] = list(row[tags])
             for field, i, stamp in plain:
@@ -97,11 +114,13 @@ def _details_of(columns: tuple[str, ...], kind: str) -> Callable[[Sequence[Any]]
                 scan = _present({"status": row[status], "description": row[description]})
                 if scan:
                     detail["imageScanStatus"] = scan
-                findings = _present({
-                    "imageScanCompletedAt": _epoch(row[completed]),
-                    "vulnerabilitySourceUpdatedAt": _epoch(row[updated]),
-                    "findingSeverityCounts": row[counts],
-                })  # fmt: skip
+                findings = _present(
+                    {
+                        "imageScanCompletedAt": _epoch(row[completed]),
+                        "vulnerabilitySourceUpdatedAt": _epoch(row[updated]),
+                        "findingSeverityCounts": row[counts],
+                    }
+                )
                 if findings:
                     detail["imageScanFindingsSummary"] = findings
             made.append(detail)
@@ -112,13 +131,15 @@ def _details_of(columns: tuple[str, ...], kind: str) -> Callable[[Sequence[Any]]
 
 def repository_description(row: Any) -> dict[str, Any]:
     """A repository as DescribeRepositories answers it (what the inventory records of it)."""
-    return _present({
-        "repositoryArn": row.repository_arn,
-        "registryId": row.registry_id,
-        "repositoryName": row.repository_name,
-        "repositoryUri": row.repository_uri,
-        "createdAt": _epoch(row.created_at),
-    })  # fmt: skip
+    return _present(
+        {
+            "repositoryArn": row.repository_arn,
+            "registryId": row.registry_id,
+            "repositoryName": row.repository_name,
+            "repositoryUri": row.repository_uri,
+            "createdAt": _epoch(row.created_at),
+        }
+    )
 
 
 def _with_token(answer: dict[str, Any], token: str | None) -> dict[str, Any]:

@@ -115,8 +115,9 @@ def verify(
     aws_request = AWSRequest(method=method, url=url, data=body)
     aws_request.headers = given
     aws_request.context["timestamp"] = request.timestamp
-    signer = _Verifier(Credentials(request.access_key_id, secret), request.service, request.region,
-                       request.signed_headers)  # fmt: skip
+    signer = _Verifier(
+        Credentials(request.access_key_id, secret), request.service, request.region, request.signed_headers
+    )
     expected = signer.signature(signer.string_to_sign(aws_request, signer.canonical_request(aws_request)), aws_request)
     if not hmac.compare_digest(expected, request.signature):
         raise EcrError(

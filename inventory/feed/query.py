@@ -50,10 +50,19 @@ EventScope = tuple[str, str, str | None, str | None]
 
 _XID = cast(cast(events.c.xid, Text), BigInteger)
 COLUMNS = (
-    events.c.id, _XID.label("xid"), events.c.sync_run_id, events.c.occurred_at, events.c.registry_type,
-    events.c.registry_id, events.c.region, events.c.repository_name, events.c.image_digest, events.c.type,
-    events.c.backfill, events.c.changes,
-)  # fmt: skip
+    events.c.id,
+    _XID.label("xid"),
+    events.c.sync_run_id,
+    events.c.occurred_at,
+    events.c.registry_type,
+    events.c.registry_id,
+    events.c.region,
+    events.c.repository_name,
+    events.c.image_digest,
+    events.c.type,
+    events.c.backfill,
+    events.c.changes,
+)
 """What a read of events returns (``xid`` as a plain integer)."""
 
 _VISIBLE = events.c.xid < func.pg_snapshot_xmin(func.pg_current_snapshot())

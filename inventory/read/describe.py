@@ -103,11 +103,14 @@ async def _by_ids(
     tags = [tag for digest, tag in wanted if tag and not digest]
     rows = await db.rows(
         select(*search.shown_images).where(
-            c.registry_type == kind, c.registry_id == registry, c.region == region, c.repository_name == name,
+            c.registry_type == kind,
+            c.registry_id == registry,
+            c.region == region,
+            c.repository_name == name,
             c.removed_at.is_(None),
             or_(c.image_digest.in_(digests), c.image_tags.overlap(literal(tags, ARRAY(Text)))),
         )
-    )  # fmt: skip
+    )
     by_digest = {row.image_digest: row for row in rows}
     by_tag = {tag: row for row in rows for tag in row.image_tags}
     found = []
@@ -149,8 +152,13 @@ async def describe_repositories(
     except EcrError as exc:
         raise from_ecr(exc) from None
     c = search.repositories.c
-    conditions = [c.registry_type == kind, c.registry_id == registry_id, c.region == region, c.removed_at.is_(None),
-                  *scope.registries(c.registry_name, reader)]  # fmt: skip
+    conditions = [
+        c.registry_type == kind,
+        c.registry_id == registry_id,
+        c.region == region,
+        c.removed_at.is_(None),
+        *scope.registries(c.registry_name, reader),
+    ]
     if names is not None:
         rows = await db.rows(select(search.repositories).where(*conditions, c.repository_name.in_(wanted)))
         by_name = {row.repository_name: row for row in rows}
@@ -194,8 +202,9 @@ async def list_images(db: Database, reader: Scope, region: str, registry_id: str
     if image_status != "ANY":
         conditions.append(_of_status(c, image_status))
     # One row per tag, and one (tag '') for an untagged image: a tag is never empty.
-    tag = func.unnest(func.coalesce(func.nullif(c.image_tags, literal([], ARRAY(Text))),
-                                    literal([""], ARRAY(Text)))).label("tag")  # fmt: skip
+    tag = func.unnest(
+        func.coalesce(func.nullif(c.image_tags, literal([], ARRAY(Text))), literal([""], ARRAY(Text)))
+    ).label("tag")
     entries = select(c.image_digest, tag).where(and_(*conditions)).subquery("entries")
     e = entries.c
     statement = select(e.image_digest, e.tag)

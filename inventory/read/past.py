@@ -171,15 +171,20 @@ def images_at(at: datetime) -> FromClause:
         [_pushed_by(c, at)],
     )
     removed = _either(
-        _columns(c, at), c.removed_at, "ix_images_removed_at", c.removed_at > at,  # removed after T: not null
+        _columns(c, at),
+        c.removed_at,
+        "ix_images_removed_at",
+        c.removed_at > at,  # removed after T: not null
         [_unestimated(c.changed_at <= at), _pushed_by(c, at)],  # true of most of them: not estimated
-    )  # fmt: skip
+    )
     v = _versions.c
     past = _either(
-        _columns(v, at, changed_at=v.valid_from, last_seen_at=_time(at)), v.valid_to, "ix_image_versions_valid_to",
+        _columns(v, at, changed_at=v.valid_from, last_seen_at=_time(at)),
+        v.valid_to,
+        "ix_image_versions_valid_to",
         v.valid_to > at,
         [v.valid_from <= at, _pushed_by(v, at)],
-    )  # fmt: skip
+    )
     return union_all(*present, *removed, *past).subquery("images_at")
 
 

@@ -245,14 +245,25 @@ def image_count(f: ImageFilter, source: FromClause = images) -> Select[Any, Any]
 def _by_location_only(f: ImageFilter) -> bool:
     """Whether ``f`` selects the present images of some repositories, nothing narrower."""
     return (
-        f.tags is None and f.digests is None and f.tag_status == "ANY" and f.image_status == "ANY"
-        and f.pushed_after is None and f.pushed_before is None and f.min_severity is None and not f.include_removed
-    )  # fmt: skip
+        f.tags is None
+        and f.digests is None
+        and f.tag_status == "ANY"
+        and f.image_status == "ANY"
+        and f.pushed_after is None
+        and f.pushed_before is None
+        and f.min_severity is None
+        and not f.include_removed
+    )
 
 
 def _repositories_of(f: ImageFilter) -> RepositoryFilter:
-    return RepositoryFilter(registry_types=f.registry_types, registry_ids=f.registry_ids, regions=f.regions,
-                            repository_names=f.repository_names, scope=f.scope)  # fmt: skip
+    return RepositoryFilter(
+        registry_types=f.registry_types,
+        registry_ids=f.registry_ids,
+        regions=f.regions,
+        repository_names=f.repository_names,
+        scope=f.scope,
+    )
 
 
 def image_key(order: Order, row: Any) -> list[Any]:

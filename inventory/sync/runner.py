@@ -172,9 +172,12 @@ def sync_fleet(
         registries.upsert(config.registries, connection=connection)
     with progress_for(interactive) as progress:
         sync = RegionSync(
-            engine, clients or ClientFactory(aws_max_attempts), lock_timeout=lock_timeout, keep=keep,
+            engine,
+            clients or ClientFactory(aws_max_attempts),
+            lock_timeout=lock_timeout,
+            keep=keep,
             on_images=progress.images_fetched,
-        )  # fmt: skip
+        )
         for region in regions(engine, config, covered):
             listing = sync.list_region(region, covered.scope)
             key = (region.registry_name, region.region)

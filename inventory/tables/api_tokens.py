@@ -53,9 +53,15 @@ def create(
         cursor.execute(
             "INSERT INTO api_tokens (name, token_hash, scopes, registries, expires_at, aws_access_key_id) "
             "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (name) WHERE revoked_at IS NULL DO NOTHING",
-            (name, token_hash, list(scopes), None if registries is None else list(registries), expires_at,
-             aws_access_key_id),
-        )  # fmt: skip
+            (
+                name,
+                token_hash,
+                list(scopes),
+                None if registries is None else list(registries),
+                expires_at,
+                aws_access_key_id,
+            ),
+        )
         return cursor.rowcount == 1
 
 

@@ -42,9 +42,16 @@ def finish(run_id: int, stats: ScopeStats, counts: Counts, *, connection: psycop
             "UPDATE sync_runs SET status = 'succeeded', finished_at = now(), images_seen = %s, "
             "images_added = %s, images_changed = %s, images_removed = %s, api_calls = %s, "
             "throttled_calls = %s WHERE id = %s",
-            (stats.images_seen, counts.add, counts.change, counts.remove, stats.api_calls,
-             stats.throttled_calls, run_id),
-        )  # fmt: skip
+            (
+                stats.images_seen,
+                counts.add,
+                counts.change,
+                counts.remove,
+                stats.api_calls,
+                stats.throttled_calls,
+                run_id,
+            ),
+        )
 
 
 def insert_finished(runs: Sequence[FinishedRun], *, worker: str | None, connection: psycopg.Connection[Any]) -> None:
@@ -52,11 +59,20 @@ def insert_finished(runs: Sequence[FinishedRun], *, worker: str | None, connecti
     if not runs:
         return
     rows = [
-        (r.registry_name, r.registry_id, r.region, r.repository_name, "failed" if r.failure else "succeeded",
-         r.stats.images_seen, r.stats.api_calls, r.stats.throttled_calls,
-         r.failure.code if r.failure else None, r.failure.message if r.failure else None)
+        (
+            r.registry_name,
+            r.registry_id,
+            r.region,
+            r.repository_name,
+            "failed" if r.failure else "succeeded",
+            r.stats.images_seen,
+            r.stats.api_calls,
+            r.stats.throttled_calls,
+            r.failure.code if r.failure else None,
+            r.failure.message if r.failure else None,
+        )
         for r in runs
-    ]  # fmt: skip
+    ]
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO sync_runs (registry_name, registry_id, region, repository_name, status, images_seen, "

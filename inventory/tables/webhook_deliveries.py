@@ -83,17 +83,30 @@ def insert(webhook: str, messages: Sequence[Message], *, connection: psycopg.Con
             "WITH ORDINALITY AS m(message_id, type, event_id, ordering_key, occurred_at, payload, n) ORDER BY n "
             "ON CONFLICT (webhook, message_id) DO NOTHING RETURNING id, message_id, next_attempt_at",
             (
-                webhook, [m.message_id for m in messages], [m.type for m in messages],
-                [m.event_id for m in messages], [m.ordering_key for m in messages],
-                [m.occurred_at for m in messages], [m.payload for m in messages],
+                webhook,
+                [m.message_id for m in messages],
+                [m.type for m in messages],
+                [m.event_id for m in messages],
+                [m.ordering_key for m in messages],
+                [m.occurred_at for m in messages],
+                [m.payload for m in messages],
             ),
-        )  # fmt: skip
+        )
         written = {message_id: (id_, due) for id_, message_id, due in cursor}  # not the payloads back again
     found = [
-        Pending(written[m.message_id][0], m.message_id, m.type, m.ordering_key, m.occurred_at, m.payload, 0,
-                written[m.message_id][1])
-        for m in messages if m.message_id in written
-    ]  # fmt: skip
+        Pending(
+            written[m.message_id][0],
+            m.message_id,
+            m.type,
+            m.ordering_key,
+            m.occurred_at,
+            m.payload,
+            0,
+            written[m.message_id][1],
+        )
+        for m in messages
+        if m.message_id in written
+    ]
     return sorted(found, key=lambda p: p.id)
 
 
@@ -117,10 +130,13 @@ def record(outcomes: Sequence[Outcome], *, connection: psycopg.Connection[Any]) 
             "INSERT INTO webhook_attempts (delivery_id, at, status_code, duration_ms, error) "
             "SELECT * FROM unnest(%s::bigint[], %s::timestamptz[], %s::int[], %s::int[], %s::text[])",
             (
-                [o.delivery_id for o in outcomes], [o.at for o in outcomes], [o.status_code for o in outcomes],
-                [o.duration_ms for o in outcomes], [o.error for o in outcomes],
+                [o.delivery_id for o in outcomes],
+                [o.at for o in outcomes],
+                [o.status_code for o in outcomes],
+                [o.duration_ms for o in outcomes],
+                [o.error for o in outcomes],
             ),
-        )  # fmt: skip
+        )
         # A delivery retried quickly has several attempts in one batch: its last one decides.
         last = {o.delivery_id: o for o in outcomes}
         tried = Counter(o.delivery_id for o in outcomes)
@@ -131,10 +147,13 @@ def record(outcomes: Sequence[Outcome], *, connection: psycopg.Connection[Any]) 
             "FROM unnest(%s::bigint[], %s::int[], %s::text[], %s::timestamptz[], %s::timestamptz[]) "
             "AS o(id, tried, state, next_at, at) WHERE d.id = o.id",
             (
-                list(last), [tried[i] for i in last], [o.state for o in last.values()],
-                [o.next_attempt_at for o in last.values()], [o.at for o in last.values()],
+                list(last),
+                [tried[i] for i in last],
+                [o.state for o in last.values()],
+                [o.next_attempt_at for o in last.values()],
+                [o.at for o in last.values()],
             ),
-        )  # fmt: skip
+        )
 
 
 class Recovered(NamedTuple):

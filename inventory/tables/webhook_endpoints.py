@@ -136,9 +136,16 @@ def advance(name: str, owner: str, position: Position, *, connection: psycopg.Co
 
 
 def record(
-    name: str, *, delivered: int, failed: int, retried: int, succeeded_at: datetime | None,
-    failed_at: datetime | None, failing_since: datetime | None, connection: psycopg.Connection[Any],
-) -> None:  # fmt: skip
+    name: str,
+    *,
+    delivered: int,
+    failed: int,
+    retried: int,
+    succeeded_at: datetime | None,
+    failed_at: datetime | None,
+    failing_since: datetime | None,
+    connection: psycopg.Connection[Any],
+) -> None:
     """Count outcomes and keep the health, ``failing_since`` as the sender saw it (the first failure
     after the last success). Not fenced: what was attempted is written, whoever holds the lease now."""
     with connection.cursor() as c:
@@ -148,9 +155,16 @@ def record(
             "last_success_at = greatest(last_success_at, %(succeeded_at)s), "
             "last_failure_at = greatest(last_failure_at, %(failed_at)s), failing_since = %(failing_since)s "
             "WHERE name = %(name)s",
-            {"delivered": delivered, "failed": failed, "retried": retried, "succeeded_at": succeeded_at,
-             "failed_at": failed_at, "failing_since": failing_since, "name": name},
-        )  # fmt: skip
+            {
+                "delivered": delivered,
+                "failed": failed,
+                "retried": retried,
+                "succeeded_at": succeeded_at,
+                "failed_at": failed_at,
+                "failing_since": failing_since,
+                "name": name,
+            },
+        )
 
 
 def disable(name: str, reason: str, *, connection: psycopg.Connection[Any]) -> None:

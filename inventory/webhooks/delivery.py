@@ -110,9 +110,10 @@ async def attempt(
     try:
         async with (
             asyncio.timeout(timeout),
-            http.post(url, data=payload.encode(), headers=signer.headers(message_id, at, payload),
-                      allow_redirects=False) as response,
-        ):  # fmt: skip
+            http.post(
+                url, data=payload.encode(), headers=signer.headers(message_id, at, payload), allow_redirects=False
+            ) as response,
+        ):
             status = response.status
             body = await _read(response.content)  # read, so that the connection is kept alive
             if not 200 <= status < 300:

@@ -138,10 +138,15 @@ class Store:
             raw = driver_connection(connection)
             webhook_deliveries.record(outcomes, connection=raw)
             webhook_endpoints.record(
-                self.webhook.name, delivered=health.delivered, failed=health.failed, retried=health.retried,
-                succeeded_at=health.succeeded_at, failed_at=health.failed_at, failing_since=failing_since,
+                self.webhook.name,
+                delivered=health.delivered,
+                failed=health.failed,
+                retried=health.retried,
+                succeeded_at=health.succeeded_at,
+                failed_at=health.failed_at,
+                failing_since=failing_since,
                 connection=raw,
-            )  # fmt: skip
+            )
             if disable is not None:  # its pending deliveries wait for ``inventory webhooks enable``
                 webhook_endpoints.disable(self.webhook.name, disable, connection=raw)
 
@@ -248,9 +253,14 @@ class Dispatcher:
     """
 
     def __init__(
-        self, store: Store, signer: Signer, *, timeout: float, retry_scale: float,
+        self,
+        store: Store,
+        signer: Signer,
+        *,
+        timeout: float,
+        retry_scale: float,
         on_change: Callable[[], None] = lambda: None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.store = store
         self.webhook = store.webhook
         self.signer = signer
@@ -330,8 +340,9 @@ class Dispatcher:
             if item is None:
                 await self._until_sendable()
                 continue
-            answer = await delivery.attempt(http, self.webhook.url, self.signer, item.message_id, item.payload,
-                                            self.timeout)  # fmt: skip
+            answer = await delivery.attempt(
+                http, self.webhook.url, self.signer, item.message_id, item.payload, self.timeout
+            )
             self._settle(item, answer)
             self.sendable.set()
 
@@ -398,16 +409,21 @@ class Dispatcher:
                 state, next_at = "pending", answer.at + timedelta(seconds=delay)
                 health.retried += 1
         self.settled.set()
-        self.outcomes.append(Outcome(item.id, answer.at, answer.status_code, answer.duration_ms, answer.error,
-                                     state, next_at))  # fmt: skip
+        self.outcomes.append(
+            Outcome(item.id, answer.at, answer.status_code, answer.duration_ms, answer.error, state, next_at)
+        )
         if state == "pending":
             assert next_at is not None
             self.queue.retry(item, next_at)
         else:
             self.queue.done(item)
         if self.disabled is not None:
-            log.warning("webhook %s: disabled (%s) after %s", self.webhook.name, self.disabled,
-                        answer.error or answer.status_code)  # fmt: skip
+            log.warning(
+                "webhook %s: disabled (%s) after %s",
+                self.webhook.name,
+                self.disabled,
+                answer.error or answer.status_code,
+            )
 
     async def _flush(self) -> None:
         outcomes, self.outcomes = self.outcomes, []

@@ -123,9 +123,11 @@ def severe_enough(row: Any, minimum: str) -> bool:
 
 
 def messages(
-    webhook: WebhookConfig, rows: Iterable[Any], registry_of: Callable[[Any], str],
+    webhook: WebhookConfig,
+    rows: Iterable[Any],
+    registry_of: Callable[[Any], str],
     images_added: Callable[[Any], int],
-) -> list[Message]:  # fmt: skip
+) -> list[Message]:
     """The messages the webhook is sent for these events (in feed order): its filters applied, and a
     first sync summarised unless it asks for ``backfill``. ``registry_of`` names an event's registry;
     ``images_added`` counts what the sync of a ``repository.added`` backfill event added."""

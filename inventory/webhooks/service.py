@@ -67,9 +67,15 @@ class WebhookService:
     """Delivers the webhooks this worker leases, on a thread of its own."""
 
     def __init__(
-        self, engine: Engine, owner: str, *, lease: float, timeout: float, retry_scale: float,
+        self,
+        engine: Engine,
+        owner: str,
+        *,
+        lease: float,
+        timeout: float,
+        retry_scale: float,
         outage: Outage | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.engine = engine
         self.outage = outage
         """Says a database outage once for the whole worker (None: each failure is logged)."""
@@ -139,8 +145,9 @@ class WebhookService:
                 await asyncio.to_thread(self._db, webhook_endpoints.release, self.owner, [name])
                 continue
             store = Store(self.engine, config, webhook, self.owner)
-            dispatcher = Dispatcher(store, signer, timeout=self.timeout, retry_scale=self.retry_scale,
-                                    on_change=self._changed)  # fmt: skip
+            dispatcher = Dispatcher(
+                store, signer, timeout=self.timeout, retry_scale=self.retry_scale, on_change=self._changed
+            )
             stop = asyncio.Event()
             task = asyncio.create_task(dispatcher.run(stop), name=f"webhook {name}")
             self._running[name] = _Running(webhook, dispatcher, stop, task)

@@ -89,8 +89,11 @@ class RegionPool:
             return result
         if listing.failure is not None:
             self.sync.finish(key, [], complete=False, failures=[listing.failure], listing=listing.stats)
-            self.report(ScopeReport(region.label, None, listing.failure, 0.0, listing.stats.api_calls,
-                                    listing.stats.throttled_calls))  # fmt: skip
+            self.report(
+                ScopeReport(
+                    region.label, None, listing.failure, 0.0, listing.stats.api_calls, listing.stats.throttled_calls
+                )
+            )
             result.failures.append(listing.failure)
             # A region no longer declared is listed from the database only: its failure is ours, and
             # its schedule must stay until a sync sweeps it.
@@ -116,8 +119,14 @@ class RegionPool:
         except Exception:
             log.exception("%s: cannot list the region's repositories", region.label, extra={"scope": region.label})
             account_id = region.registry.account_id if region.registry else ""
-            failure = ScopeFailure(region.registry_name, account_id, region.region, None, INTERNAL_ERROR,
-                                   "a defect of the inventory; see the worker's log")  # fmt: skip
+            failure = ScopeFailure(
+                region.registry_name,
+                account_id,
+                region.region,
+                None,
+                INTERNAL_ERROR,
+                "a defect of the inventory; see the worker's log",
+            )
             return Listing(region, failure=failure)
 
     def _sync(self, unit: Unit, cancelled: threading.Event) -> ScopeResult | None:
@@ -128,8 +137,11 @@ class RegionPool:
             result = self.sync.sync(unit)
         except Exception:
             log.exception("%s: sync failed", unit.scope.label, extra={"scope": unit.scope.label})
-            result = ScopeResult(unit.scope, ScopeStats(), failure=ScopeFailure.of(
-                unit.scope, INTERNAL_ERROR, "a defect of the inventory; see the worker's log"))  # fmt: skip
+            result = ScopeResult(
+                unit.scope,
+                ScopeStats(),
+                failure=ScopeFailure.of(unit.scope, INTERNAL_ERROR, "a defect of the inventory; see the worker's log"),
+            )
         self.report(ScopeReport.of(result))
         return result
 
