@@ -3,9 +3,10 @@
 ``Settings`` holds what varies per deployment (database URL, home directory,
 config path). ``InventoryConfig`` is the declarative ``inventory.toml``: which
 registries the inventory covers, which SQS queues bring it ECR's events, which webhooks
-it tells of changes, and how long it keeps its history. It is validated into frozen models, and every problem of the file
-is reported at once, naming the file, the registry or webhook, and the key, in the words of
-TOML (a string, an array, a table) rather than of the validation library.
+it tells of changes, and how long it keeps its history. It is validated into frozen
+models, and every problem of the file is reported at once, naming the file, the
+registry, queue or webhook, and the key, in the words of TOML (a string, an array, a
+table) rather than of the validation library.
 
 A webhook names the environment variable that holds its secrets, never the secrets:
 ``webhook_secrets`` reads and checks them where they are used (and ``load_config``
