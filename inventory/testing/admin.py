@@ -18,8 +18,9 @@
                               {"fault": "drop_events", "fraction", "seed"?}   lose that fraction (0..1)
                                                   of the ECR events on their way to the queues
     DELETE /_admin/faults                 disarm every fault
-    POST   /_admin/event_queues   {registryId?, region, name}   create an SQS queue that receives every ECR
-                                  event from now on; answers {"queueUrl"}
+    POST   /_admin/event_queues   {registryId?, region, name, visibilityTimeout?}
+                                  create an SQS queue that receives every ECR event from now on;
+                                  answers {"queueUrl"}
     GET    /_admin/event_queues           per queue: messages sent, deleted, held; events emitted, dropped
     GET    /_admin/calls                  API calls served, per operation
     GET    /_admin/summary                repositories and images per registry
@@ -201,6 +202,8 @@ def event_queue(store: Store, body: dict[str, Any], base_url: str) -> dict[str, 
         raise AdminError(f"missing key {exc.args[0]!r}") from None
     account = str(body.get("registryId", DEFAULT_ACCOUNT))
     events.subscribe(store, account, region, name)
+    if body.get("visibilityTimeout") is not None:
+        store.queues[(account, region, name)].visibility_timeout = int(body["visibilityTimeout"])
     return {"queueUrl": queue_url(base_url, store.queues[(account, region, name)])}
 
 

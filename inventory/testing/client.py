@@ -79,9 +79,11 @@ class AdminClient:
         result: dict[str, Any] = self._call("POST", "faults", {"fault": fault, **options})
         return result
 
-    def event_queue(self, region: str, name: str, registry_id: str = "123456789012") -> str:
+    def event_queue(
+        self, region: str, name: str, registry_id: str = "123456789012", visibility_timeout: int | None = None
+    ) -> str:
         """Create an SQS queue that receives every ECR event from now on; its URL."""
-        body = {"registryId": registry_id, "region": region, "name": name}
+        body = {"registryId": registry_id, "region": region, "name": name, "visibilityTimeout": visibility_timeout}
         url: str = self._call("POST", "event_queues", body)["queueUrl"]
         return url
 
