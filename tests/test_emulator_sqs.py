@@ -52,6 +52,7 @@ def test_send_receive_delete(sqs: Any, queue: str) -> None:
     )
     assert attributes["QueueArn"] == f"arn:aws:sqs:{REGION}:123456789012:ecr-events"
     sqs.delete_message(QueueUrl=queue, ReceiptHandle=first[0]["ReceiptHandle"])
+    sqs.delete_message(QueueUrl=queue, ReceiptHandle=first[0]["ReceiptHandle"])  # again: as in SQS, no error
     answer = sqs.delete_message_batch(
         QueueUrl=queue,
         Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(first[1:])]

@@ -119,7 +119,7 @@ class Queue:
         """Delete the message a receipt handle was given for; a handle this queue never gave is invalid."""
         message_id = self.handles.get(receipt_handle)
         if message_id is None:
-            if receipt_handle.startswith("deleted:"):
+            if "deleted:" + receipt_handle in self.handles:
                 return
             raise SqsError(
                 "ReceiptHandleIsInvalid", f'The input receipt handle "{receipt_handle}" is not a valid receipt handle.'

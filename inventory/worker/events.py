@@ -123,7 +123,10 @@ class _Poller:
             if failing:
                 log.info("%s: receiving from the queue again", self.queue.name, extra={"queue": self.queue.name})
             backoff, failing = BACKOFF_SECONDS[0], False
-            self.consumer.received(self, [dict(message) for message in answer.get("Messages", [])])
+            try:
+                self.consumer.received(self, [dict(message) for message in answer.get("Messages", [])])
+            except Exception:  # a defect of ours: said loudly, and the queue is read on
+                log.exception("%s: handling received messages", self.queue.name, extra={"queue": self.queue.name})
 
     def delete(self, receipt_handles: Iterable[str]) -> None:
         """Delete messages, 10 a call; one that cannot be deleted comes back, and is found applied already."""
