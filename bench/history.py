@@ -41,12 +41,12 @@ from typing import Any
 import httpx
 from sqlalchemy import create_engine, make_url, text
 
-from inventory.api import cursors
 from inventory.api.app import async_engine, create_app
 from inventory.api.schema import schema
 from inventory.config import Settings
 from inventory.db import create, database_url, migrate
-from inventory.tables.image_events import EventFilter
+from inventory.feed.query import EventFilter
+from inventory.read import cursors
 
 DATABASE = "inventory_bench_history"
 ACCOUNT, REGION = "111111111111", "us-east-1"

@@ -49,8 +49,10 @@ from sqlalchemy import create_engine, make_url, text
 
 from inventory.config import InventoryConfig, RegistryConfig, Settings, WebhookConfig
 from inventory.db import create, database_url, driver_connection, migrate
-from inventory.tables import image_events, webhook_endpoints
-from inventory.tables.image_events import event_node_id
+from inventory.feed import query
+from inventory.feed.event import event_node_id
+from inventory.feed.write import notify
+from inventory.tables import webhook_endpoints
 from inventory.tables.webhook_deliveries import Outcome
 from inventory.webhooks.delivery import Signer
 from inventory.webhooks.dispatch import Dispatcher, Health, Store
@@ -154,14 +156,14 @@ def write(engine: Any, first: int, last: int, repositories: int) -> None:
     with engine.begin() as connection:
         connection.execute(text(IMAGES), params)
         connection.execute(text(EVENTS), params)
-        image_events.notify(connection=driver_connection(connection))
+        notify(connection=driver_connection(connection))
 
 
 def payloads(engine: Any) -> list[tuple[str, str]]:
     """(message id, body) of every event, as the dispatcher will build them."""
     with engine.connect() as connection:
-        statement = image_events.feed_with_images(image_events.EventFilter())
-        rows = connection.execute(statement, image_events.feed_parameters(None, 10**9)).all()
+        statement = query.feed_with_images(query.EventFilter())
+        rows = connection.execute(statement, query.feed_parameters(None, 10**9)).all()
     return [(m.message_id, m.payload) for m in map(event_message, rows)]
 
 
@@ -303,9 +305,9 @@ def history(engine: Any, store: Store, args: argparse.Namespace) -> None:
     n += args.history
     with engine.begin() as connection:  # the loaded events were delivered: the cursor moves past them
         raw = driver_connection(connection)
-        horizon = connection.execute(image_events.HORIZON).scalar_one()
+        horizon = connection.execute(query.HORIZON).scalar_one()
         position, _ = webhook_endpoints.cursor("bench", connection=raw)
-        assert webhook_endpoints.advance("bench", OWNER, image_events.after_page(position, horizon), connection=raw)
+        assert webhook_endpoints.advance("bench", OWNER, query.after_page(position, horizon), connection=raw)
     vacuum()
     after = rows()
     many = polls(engine, store, n, args.polls, args.repositories)

@@ -240,7 +240,7 @@ class _SubjectType(click.ParamType[Any]):
     name = "subject"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        from inventory.feed import Subject
+        from inventory.feed.render import Subject
 
         try:
             return Subject.parse(value)
@@ -481,9 +481,11 @@ def serve(
     statement_timeout: float,
     log_format: LogFormat,
 ) -> None:
-    """Serve the GraphQL API on /graphql, a health check on /healthz and Prometheus metrics on /metrics.
+    """Serve the GraphQL API on /graphql, the ECR-compatible endpoint on /ecr, a health check on /healthz and
+    Prometheus metrics on /metrics.
 
-    /graphql and /metrics answer only `Authorization: Bearer <token>` (see `inventory tokens create`)."""
+    /graphql and /metrics answer only `Authorization: Bearer <token>` (see `inventory tokens create`); /ecr
+    requests signed with an AWS access key (`inventory tokens create --aws`)."""
     from inventory.api.app import listen
     from inventory.api.app import serve as serve_api
     from inventory.db import database_url, watch_embedded
@@ -493,10 +495,12 @@ def serve(
     settings = load_settings()
     sock = listen(host, port)
     forever = threading.Event()  # the process ends with the server
-    with patient_engine(settings, forever):  # waits for the database and migrates it; the API opens its own
-        pass
+    with patient_engine(settings, forever) as engine:  # waits for the database and migrates it; the API opens its own
+        if engine is not None:
+            _check_secret_key(engine)
     watch_embedded(settings, forever)
     click.echo(f"GraphQL API on http://{host}:{sock.getsockname()[1]}/graphql")  # --port 0: the port taken
+    click.echo(f"ECR-compatible endpoint on http://{host}:{sock.getsockname()[1]}/ecr")
     serve_api(
         database_url(settings),
         sock,
@@ -506,6 +510,23 @@ def serve(
         allow_anonymous=allow_anonymous,
         statement_timeout=statement_timeout,
     )
+
+
+def _check_secret_key(engine: Any) -> None:
+    """Say so when AWS access keys exist but the server key they are verified with is not set."""
+    from inventory.db import driver_connection
+    from inventory.ecr import keys
+    from inventory.tables import api_tokens
+
+    with engine.connect() as connection:
+        live = api_tokens.live_aws_keys(connection=driver_connection(connection))
+    try:
+        keys.server_key()
+    except keys.SecretKeyMissing:
+        if live:
+            click.echo(f"warning: {live} AWS access key(s) exist but {keys.SECRET_KEY_VARIABLE} is not set: /ecr "
+                       f"refuses every request until it is ({keys.HOW_TO_MAKE_ONE})", err=True)  # fmt: skip
+    # a malformed key is an error at once (InventoryError): the endpoint could verify nothing with it
 
 
 @main.command()
@@ -697,8 +718,10 @@ def events(
     output: str,
 ) -> None:
     """Print the change feed, oldest first: every change the syncs made, each once."""
-    from inventory.feed import FeedReader, Labels, event_json, event_line, target_scopes
-    from inventory.tables.image_events import EventFilter
+    from inventory.feed.event import Event
+    from inventory.feed.follow import FeedReader
+    from inventory.feed.query import EventFilter
+    from inventory.feed.render import Labels, event_json, event_line, target_scopes
 
     settings = load_settings()
     _, config = inventory_file(settings, config_file)
@@ -706,8 +729,8 @@ def events(
     where = EventFilter(types=types or None, since=since, scopes=scopes)
     labels = Labels(config)
 
-    def emit(row: Any) -> None:
-        click.echo(event_json(row) if output == "json" else event_line(row, labels))
+    def emit(event: Event) -> None:
+        click.echo(event_json(event) if output == "json" else event_line(event, labels))
 
     with inventory_engine(settings) as engine:
         reader = FeedReader(engine, where)
@@ -715,8 +738,8 @@ def events(
             if follow:
                 reader.follow(emit, _stop_on_signal())
             else:
-                for row in reader.read():
-                    emit(row)
+                for event in reader.read():
+                    emit(event)
         except BrokenPipeError:  # `inventory events | head`: the reader has seen enough
             sys.stderr.close()
 
@@ -816,7 +839,7 @@ def history(config_file: Path | None, subject: Any) -> None:
     """Where a tag pointed over time (…:TAG), or an image's events (…@DIGEST); newest first."""
     from rich.console import Console
 
-    from inventory.feed import history_view
+    from inventory.feed.render import history_view
 
     settings = load_settings()
     _, config = inventory_file(settings, config_file)
@@ -869,7 +892,7 @@ def migrate() -> None:
 
 @main.group()
 def tokens() -> None:
-    """Create, list and revoke the API's bearer tokens."""
+    """Create, list and revoke the API's bearer tokens and AWS access keys."""
 
 
 @tokens.command("create")
@@ -895,17 +918,31 @@ def tokens() -> None:
     metavar="DURATION",
     help="Expire after 30d, 12h… (default: never).",
 )
+@click.option(
+    "--aws",
+    is_flag=True,
+    help="An AWS access key for the ECR-compatible endpoint (/ecr): prints AWS_ACCESS_KEY_ID=… and "
+    "AWS_SECRET_ACCESS_KEY=…; needs INVENTORY_SECRET_KEY, as `serve` does.",
+)
 @reports_errors
-def tokens_create(name: str, registries: list[str] | None, scopes: tuple[str, ...], expires: float | None) -> None:
-    """Create a token and print it, once: only its hash is stored."""
+def tokens_create(
+    name: str, registries: list[str] | None, scopes: tuple[str, ...], expires: float | None, aws: bool
+) -> None:
+    """Create a token and print it, once: only its hash is stored (of an AWS key, only its id)."""
     from inventory.api.auth import new_token, token_hash
     from inventory.db import driver_connection
+    from inventory.ecr import keys
     from inventory.tables import api_tokens
 
-    token = new_token()
+    access_key_id = None
+    if aws:
+        access_key_id = keys.new_access_key_id()
+        token = keys.secret_for(keys.server_key(), access_key_id)
+    else:
+        token = new_token()
     with inventory_engine(load_settings()) as engine, engine.begin() as connection:
         if registries is not None:
-            _check_registries(connection, registries)
+            _check_registries(driver_connection(connection), registries)
         expires_at = None if expires is None else datetime.now(UTC) + timedelta(seconds=expires)
         created = api_tokens.create(
             name,
@@ -914,9 +951,17 @@ def tokens_create(name: str, registries: list[str] | None, scopes: tuple[str, ..
             registries=registries,
             expires_at=expires_at,
             connection=driver_connection(connection),
+            aws_access_key_id=access_key_id,
         )
     if not created:
         raise InventoryError(f"a token named {name!r} exists already: revoke it first, or choose another name")
+    if access_key_id is not None:
+        click.echo(f"AWS_ACCESS_KEY_ID={access_key_id}")
+        click.echo(f"AWS_SECRET_ACCESS_KEY={token}")
+        click.echo(f"AWS access key {name!r} created; the secret is shown only this once. Export both lines "
+                   "(export $(inventory tokens create …)) and call the endpoint with --endpoint-url "
+                   "http://HOST:PORT/ecr.", err=True)  # fmt: skip
+        return
     click.echo(token)
     click.echo(
         f"Token {name!r} created; it is shown only this once. Send it as 'Authorization: Bearer <token>'.", err=True
@@ -925,9 +970,9 @@ def tokens_create(name: str, registries: list[str] | None, scopes: tuple[str, ..
 
 def _check_registries(connection: Any, names: list[str]) -> None:
     """Every name is a registry the inventory knows (from the inventory file, stored by each sync)."""
-    from sqlalchemy import text
+    from inventory.tables import registries
 
-    known = {row[0] for row in connection.execute(text("SELECT name FROM registries"))}
+    known = registries.names(connection=connection)
     unknown = [name for name in names if name not in known]
     if unknown:
         listed = ", ".join(sorted(known)) or "none yet: run `inventory apply` first"

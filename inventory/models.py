@@ -9,7 +9,7 @@ column, named in snake_case; the two nested structures (``imageScanStatus`` and
 Removed images keep their row with ``removed_at`` set: that is history.
 
 Each table's class is named ``<Thing>Row`` (``ImageRow``, ``SyncRunRow``): the GraphQL types
-(``inventory.api.types``) and plain dataclasses take the bare names.
+(``inventory.api``) and plain dataclasses take the bare names.
 """
 
 from __future__ import annotations
@@ -115,6 +115,10 @@ KEYSET_ORDERS = (
 """(name, column, the value a missing one sorts as) of the image search's orders."""
 
 
+REPOSITORY_KEY = ("registry_type", "registry_id", "region", "repository_name")
+"""A repository's primary key, the columns an image's row begins its own with."""
+
+
 def _keyset(column: str, missing: str) -> tuple[Any, ...]:
     """An order's index columns: its key, then the image's identity in the search's tiebreak order."""
     return (text(f"coalesce({column}, {missing})"), "registry_id", "region", "repository_name", "image_digest",
@@ -190,6 +194,14 @@ class ImageRow(ImageDetailColumns, table=True):
         # removed images removed after T (inventory.read.past).
         Index("ix_images_live_changed_at", "changed_at", postgresql_where=text("removed_at IS NULL")),
         Index("ix_images_removed_at", "removed_at", postgresql_where=text("removed_at IS NOT NULL")),
+        # DescribeImages' order: one repository's present images in push order (inventory.read.describe).
+        Index(
+            "ix_images_live_by_repository_push",
+            *REPOSITORY_KEY,
+            text(f"coalesce(image_pushed_at, {KEYSET_ORDERS[0][2]})"),
+            "image_digest",
+            postgresql_where=text("removed_at IS NULL"),
+        ),
     )
 
     registry_type: str = Field(primary_key=True, sa_type=Text)
@@ -353,7 +365,7 @@ class RegionStatusRow(SQLModel, table=True):
 
 
 # The events that touched a tag: their ``changes.image_tags`` ([before, after]) contains an
-# array holding it (``image_events.touched``); a tag's history reads only those.
+# array holding it (``inventory.feed.query.touched``); a tag's history reads only those.
 Index(
     "ix_image_events_tags",
     ImageEventRow.__table__.c.changes.op("->")(text("'image_tags'")).label("tags"),  # type: ignore[attr-defined]
@@ -497,13 +509,21 @@ class ApiTokenRow(SQLModel, table=True):
 
     ``scopes`` are ``read``, ``metrics`` and ``admin``; ``registries`` the names of the registries it
     may read (null: all of them). A revoked token keeps its row (``revoked_at``), so that ``tokens
-    list`` still shows it; its name may then be given to a new token.
+    list`` still shows it; its name may then be given to a new token. A token created with ``--aws``
+    is an AWS access key for the ECR-compatible endpoint (``inventory.ecr``); its ``token_hash`` is
+    then its secret's.
     """
 
     __tablename__ = "api_tokens"
     __table_args__ = (
         Index("ix_api_tokens_token_hash", "token_hash", unique=True),
         Index("ix_api_tokens_live_name", "name", unique=True, postgresql_where=text("revoked_at IS NULL")),
+        Index(
+            "ix_api_tokens_aws_access_key_id",
+            "aws_access_key_id",
+            unique=True,
+            postgresql_where=text("aws_access_key_id IS NOT NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True, sa_type=BigInteger)
@@ -515,3 +535,5 @@ class ApiTokenRow(SQLModel, table=True):
     expires_at: datetime | None = _timestamp()
     last_used_at: datetime | None = _timestamp()
     revoked_at: datetime | None = _timestamp()
+    aws_access_key_id: str | None = Field(default=None, sa_type=Text)
+    """Set for an AWS access key (``--aws``): what a SigV4 request names it by; its secret is never stored."""

@@ -13,7 +13,8 @@ import psycopg
 from sqlalchemy import Engine
 
 from inventory.db import driver_connection
-from inventory.tables import image_events, image_versions, sync_runs, webhook_deliveries
+from inventory.feed import write as feed
+from inventory.tables import image_versions, sync_runs, webhook_deliveries
 
 Prune = Callable[..., int]
 """A table's ``prune(older_than, *, connection, batch)``: delete one batch, return how many went."""
@@ -30,7 +31,7 @@ def prune_events(engine: Engine, older_than: float, *, batch: int = 1000, max_ba
     it is refused (``HistoryNotRetained``), never answered from a history with holes."""
     with engine.begin() as connection:
         image_versions.advance_horizon(older_than, connection=driver_connection(connection))
-    pruned = prune_in_batches(engine, image_events.prune, older_than, batch=batch, max_batches=max_batches)
+    pruned = prune_in_batches(engine, feed.prune, older_than, batch=batch, max_batches=max_batches)
     return pruned + prune_in_batches(engine, image_versions.prune, older_than, batch=batch, max_batches=max_batches)
 
 

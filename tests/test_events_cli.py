@@ -24,9 +24,9 @@ from test_sync import inventory as inventory  # the fixture
 
 from inventory.config import parse_config
 from inventory.errors import ConfigError
-from inventory.feed import FeedReader
+from inventory.feed.follow import FeedReader
+from inventory.feed.query import EventFilter
 from inventory.retention import prune_events
-from inventory.tables.image_events import EventFilter
 
 DIGEST = "sha256:" + "c" * 64
 

@@ -1,7 +1,7 @@
 """The feed under concurrency: events committed out of the order of their ids are never skipped.
 
-Writers insert events with ``image_events.write_repository`` in their own transactions (psycopg
-connections); readers poll the feed, through GraphQL ``events`` or ``image_events.feed`` on their
+Writers insert events with ``inventory.feed.write.write_repository`` in their own transactions (psycopg
+connections); readers poll the feed, through GraphQL ``events`` or ``inventory.feed.query.feed`` on their
 own connection, and must see every event exactly once, whatever order the writers commit in.
 """
 
@@ -20,9 +20,10 @@ from starlette.testclient import TestClient
 
 from inventory.api.app import async_engine, create_app
 from inventory.db import autocommit, create
+from inventory.feed import query, write
+from inventory.feed.event import Position
+from inventory.feed.query import EventFilter
 from inventory.sync.plan import Scope
-from inventory.tables import image_events
-from inventory.tables.image_events import EventFilter, Position
 
 FEED = """query($after: String) {
   events(first: 2, after: $after) { pageInfo { endCursor } nextToken nodes { id repositoryName } }
@@ -55,9 +56,7 @@ class Writer:
 
     def write(self, name: str, run_id: int = 1) -> int:
         """A repository.added event for ``name``: its id."""
-        image_events.write_repository(
-            scope(name), run_id, "repository.added", backfill=False, connection=self.connection
-        )
+        write.write_repository(scope(name), run_id, "repository.added", backfill=False, connection=self.connection)
         row = self.connection.execute("SELECT currval('image_events_id_seq')").fetchone()
         assert row is not None
         return int(row[0])
@@ -102,7 +101,7 @@ def test_events_of_later_ids_wait_for_the_transaction_holding_earlier_ones(engin
     reader = Poller(client)
     assert reader.poll() == [] and reader.position is None
     with autocommit(engine) as connection:
-        image_events.write_repository(scope("before"), 1, "repository.added", backfill=False, connection=connection)
+        write.write_repository(scope("before"), 1, "repository.added", backfill=False, connection=connection)
     assert reader.poll() == ["before"]
 
     a, b = Writer(engine), Writer(engine)
@@ -136,7 +135,7 @@ def test_an_event_with_a_lower_id_committed_last_is_not_skipped(engine: Engine, 
 
 def _feed_rows(engine: Engine, after: Position | None) -> list[Any]:
     with engine.connect() as connection:
-        return list(connection.execute(image_events.feed(EventFilter(), after, 50)))
+        return list(connection.execute(query.feed(EventFilter(), after, 50)))
 
 
 def test_a_poller_sees_every_event_exactly_once_while_writers_commit_in_any_order(engine: Engine) -> None:

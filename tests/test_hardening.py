@@ -22,16 +22,16 @@ from starlette.testclient import TestClient
 from test_cli_processes import free_port
 
 from inventory import redact
-from inventory.api import cursors
 from inventory.api.app import async_engine, create_app
-from inventory.api.context import Context
 from inventory.api.cost import query_cost
-from inventory.api.limits import MAX_LIST_ITEMS
 from inventory.api.schema import schema
 from inventory.cli import main
 from inventory.db import mask_password
 from inventory.globs import InvalidGlob, glob_regex
 from inventory.logs import TextFormatter
+from inventory.read import cursors
+from inventory.read import inventory as read_inventory
+from inventory.read.bounds import MAX_LIST_ITEMS
 
 INVALID = "InvalidParameterException"
 
@@ -306,10 +306,10 @@ def test_syntax_errors_and_unchosen_operations_have_codes(client: TestClient) ->
 def test_only_our_own_defects_are_internal_errors_and_they_carry_a_logged_request_id(
     client: TestClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async def broken(self: Context) -> Any:
+    async def broken(db: Any, reader: Any) -> Any:
         raise RuntimeError("a defect of ours")
 
-    monkeypatch.setattr(Context, "registries", broken)
+    monkeypatch.setattr(read_inventory, "registries", broken)
     with caplog.at_level(logging.ERROR, logger="inventory.api"):
         body = gql(client, "{ registries { name } }")
     [failure] = body["errors"]

@@ -27,14 +27,16 @@ from starlette.routing import Route, request_response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 
-from inventory.api import reads
 from inventory.api.auth import READS_INVENTORY, Authenticator, AuthError, Principal
 from inventory.api.context import Context
 from inventory.api.offloop import OffLoop, encode_json
 from inventory.api.schema import build_schema
+from inventory.ecr.endpoint import Endpoint
 from inventory.errors import InventoryError
 from inventory.metrics import CONTENT_TYPE, exposition, fleet_metrics, queries
 from inventory.outage import quiet
+from inventory.read import database
+from inventory.read.errors import RETRY_AFTER_SECONDS, Unavailable
 from inventory.redact import AccessLogFilter
 
 MAX_BODY_BYTES = 64 * 1024
@@ -96,7 +98,7 @@ class _GraphQL(GraphQL):
         context = scope.get(CONTEXT)
         if isinstance(context, Context) and context.unavailable:  # a resolver met an outage: DATABASE_UNAVAILABLE
             response.status_code = 503
-            response.headers["Retry-After"] = str(reads.RETRY_AFTER_SECONDS)
+            response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         await response(scope, receive, send)
 
 
@@ -157,7 +159,7 @@ def principal_of(request: Request) -> Principal:
 class AnswersOutages:
     """A request that meets a database outage before its answer starts (its token's lookup, say) is
     answered HTTP 503, code DATABASE_UNAVAILABLE, with ``Retry-After``; the outage is logged once
-    (``inventory.api.reads``), not with a traceback per request."""
+    (``inventory.read.database``), not with a traceback per request."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -165,9 +167,9 @@ class AnswersOutages:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await self.app(scope, receive, send)
-        except reads.Unavailable as exc:
+        except Unavailable as exc:
             body = {"data": None, "errors": [{"message": str(exc), "extensions": {"code": "DATABASE_UNAVAILABLE"}}]}
-            headers = {"Retry-After": str(reads.RETRY_AFTER_SECONDS)}
+            headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
             await JSONResponse(body, 503, headers=headers)(scope, receive, send)
 
 
@@ -261,6 +263,8 @@ def create_app(
         allow_queries_via_get=graphiql,
     )
 
+    ecr = Endpoint(engine, auth)
+
     async def healthz(request: Request) -> Response:
         try:
             async with own.connect() as connection:
@@ -274,7 +278,7 @@ def create_app(
             principal = await auth.principal(request.headers, frozenset({"metrics"}))
         except AuthError as refused:
             return refused.response()
-        rows = {name: await reads.rows(engine, query) for name, query in queries(principal.registries).items()}
+        rows = {name: await database.rows(engine, query) for name, query in queries(principal.registries).items()}
         return Response(exposition(fleet_metrics(rows)), media_type=CONTENT_TYPE)
 
     page = graphql.graphql_ide_html if graphiql else None
@@ -285,6 +289,7 @@ def create_app(
                 offloop.runs(AnswersOutages(Authenticated(graphql, auth, READS_INVENTORY, page=page))),
                 methods=["GET", "POST"],
             ),
+            *(Route(path, offloop.runs(ecr), methods=None) for path in ("/ecr", "/ecr/")),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/metrics", offloop.runs(AnswersOutages(request_response(metrics))), methods=["GET"]),
         ],

@@ -45,8 +45,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, Response
 
-from inventory.api import reads
 from inventory.api.errors import ApiError
+from inventory.read import database
 from inventory.tables import api_tokens
 
 SCOPES = ("read", "metrics", "admin")
@@ -127,7 +127,7 @@ class Authenticator:
         self.cache_seconds = cache_seconds
         self.clock = clock
         self._known: dict[bytes, tuple[float, Principal | None]] = {}
-        """hash → (when looked up, the live token's principal or None)."""
+        """hash (or ``aws:`` and an access key id) → (when looked up, the live token's principal or None)."""
 
     async def principal(self, headers: Headers, needs: frozenset[str]) -> Principal:
         """The bearer of the request, if it may do what needs one of ``needs``; AuthError otherwise."""
@@ -147,13 +147,23 @@ class Authenticator:
             raise forbidden(found.name, needs)
         return found
 
+    async def access_key(self, access_key_id: str) -> Principal | None:
+        """The live AWS access key ``access_key_id``'s bearer (None: unknown, revoked or expired), known for
+        ``CACHE_SECONDS`` as a token is (``inventory.ecr``)."""
+        return await self._cached(
+            b"aws:" + access_key_id.encode(), api_tokens.AWS_LOOKUP, {"access_key_id": access_key_id}
+        )
+
     async def _lookup(self, token: str) -> Principal | None:
         key = token_hash(token)
+        return await self._cached(key, api_tokens.LOOKUP, {"hash": key})
+
+    async def _cached(self, key: bytes, lookup: Any, parameters: dict[str, Any]) -> Principal | None:
         now = self.clock()
         cached = self._known.get(key)
         if cached is not None and now - cached[0] < self.cache_seconds:
             return cached[1]
-        found_rows = await reads.rows(self.engine, api_tokens.LOOKUP, {"hash": key})
+        found_rows = await database.rows(self.engine, lookup, parameters)
         found = _principal(found_rows[0]) if found_rows else None
         if len(self._known) >= _CACHE_ENTRIES:  # a flood of made-up tokens cannot grow it without bound
             self._known.clear()

@@ -1,11 +1,8 @@
-"""The bounds of every argument, checked once a query is valid and before anything runs.
+"""The bounds of every GraphQL argument, checked once a query is valid and before anything runs.
 
-Every argument of every field, literal or variable, inside input objects too:
-
-- a list holds at most ``MAX_LIST_ITEMS`` (100, as ECR bounds ``imageIds``) items;
-- a string holds at most ``MAX_STRING_LENGTH`` characters, and neither NUL nor a lone
-  surrogate (neither can be stored, matched or logged as text);
-- a time can be told in UTC (``0001-01-01T00:00:00+05:00`` cannot).
+Every argument of every field, literal or variable, inside input objects too, is held to the read
+layer's bounds (``inventory.read.bounds``: list lengths, text), and a time must be one that can be told
+in UTC (``0001-01-01T00:00:00+05:00`` cannot).
 
 A value out of bounds is an ``InvalidParameterException`` that names the argument (as
 ``filter.tags``) and the bound.
@@ -13,49 +10,14 @@ A value out of bounds is an ``InvalidParameterException`` that names the argumen
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from graphql import GraphQLInputObjectType, GraphQLInputType, GraphQLList, GraphQLNonNull
 
-from inventory.api.errors import ApiError, invalid_parameter
-from inventory.globs import InvalidGlob, glob_regex
-
-MAX_LIST_ITEMS = 100
-"""The most items a list argument may hold."""
-MAX_STRING_LENGTH = 2048
-"""The most characters a string argument may hold (a cursor of the longest key is about 600)."""
-
-
-def unclean(value: str) -> str | None:
-    """Why ``value`` cannot be taken as text (NUL, a lone surrogate, too long), or None."""
-    if len(value) > MAX_STRING_LENGTH:
-        return f"at most {MAX_STRING_LENGTH} characters, got {len(value):,}"
-    if "\x00" in value:
-        return "must not contain NUL (\\u0000)"
-    try:
-        value.encode()
-    except UnicodeEncodeError:
-        return "must not contain a lone surrogate (not valid Unicode)"
-    return None
-
-
-def check_text(value: str, name: str) -> str:
-    """``value``, if it can be taken as text; InvalidParameterException naming ``name`` otherwise."""
-    problem = unclean(value)
-    if problem is not None:
-        raise invalid_parameter(f"{name}: {problem}")
-    return value
-
-
-def check_globs(globs: Sequence[str] | None, name: str) -> None:
-    """InvalidParameterException naming ``name`` unless every one of ``globs`` is a glob."""
-    for glob in globs or ():
-        try:
-            glob_regex(glob)
-        except InvalidGlob as exc:
-            raise invalid_parameter(f"{name}: {exc}") from None
+from inventory.read.bounds import check_list, check_text
+from inventory.read.errors import ReadError, invalid_parameter
 
 
 def checked_arguments(arguments: Mapping[str, Any], types: Mapping[str, GraphQLInputType]) -> int:
@@ -71,8 +33,7 @@ def _check(value: Any, type_: GraphQLInputType, name: str) -> int:
         return _check(value, type_.of_type, name)
     if isinstance(type_, GraphQLList):
         items = value if isinstance(value, list | tuple) else [value]
-        if len(items) > MAX_LIST_ITEMS:
-            raise invalid_parameter(f"{name}: at most {MAX_LIST_ITEMS} items, got {len(items):,}")
+        check_list(items, name)
         return len(items) + sum(_check(item, type_.of_type, f"{name}[{i}]") for i, item in enumerate(items))
     if isinstance(type_, GraphQLInputObjectType) and isinstance(value, Mapping):
         return sum(
@@ -94,5 +55,5 @@ def _check_time(value: datetime, name: str) -> None:
         raise _time_out_of_range(name) from None
 
 
-def _time_out_of_range(name: str) -> ApiError:
+def _time_out_of_range(name: str) -> ReadError:
     return invalid_parameter(f"{name}: the time is out of range in UTC (years 1 to 9999)")

@@ -26,7 +26,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 T = TypeVar("T")
 _DEPTH = 4
-"""Levels a JSON answer is split into (data, alias, connection's field, node): below, one call each."""
+"""Levels a JSON answer is split into (data, alias, connection's field, nodes): below, one call each."""
+_ITEMS = 50
+"""List items encoded by one call (50 image nodes: a tenth of a millisecond)."""
 _encode = json.JSONEncoder(separators=(",", ":")).encode
 """One encoder for every piece (``json.dumps`` with ``separators`` makes one per call)."""
 
@@ -113,8 +115,8 @@ class _Relayed:
 
 
 def encode_json(value: Any) -> str:
-    """``json.dumps(value)``, in pieces: each list item and object member below the top ``_DEPTH`` levels
-    is one call, so that no call holds the interpreter for long."""
+    """``json.dumps(value)``, in pieces: below the top ``_DEPTH`` levels, each object member and each run of
+    ``_ITEMS`` list items is one call, so that no call holds the interpreter for long."""
     return _encoded(value, _DEPTH)
 
 
@@ -124,5 +126,8 @@ def _encoded(value: Any, depth: int) -> str:
     if isinstance(value, dict):
         return "{" + ",".join(f"{json.dumps(str(k))}:{_encoded(v, depth - 1)}" for k, v in value.items()) + "}"
     if isinstance(value, list | tuple):
+        if depth == 1:  # the items (a page's nodes, say) in runs: a call per item costs more than encoding it
+            runs = (_encode(value[i : i + _ITEMS])[1:-1] for i in range(0, len(value), _ITEMS))
+            return "[" + ",".join(runs) + "]"
         return "[" + ",".join(_encoded(item, depth - 1) for item in value) + "]"
     return _encode(value)

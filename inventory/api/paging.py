@@ -1,57 +1,53 @@
-"""Keyset pages: one behaviour for every connection of the API (a leaf: it knows no domain).
+"""Connections: one generic GraphQL page for every paged field (a leaf: it knows no domain).
 
-A page is cut from ``size + 1`` rows fetched after a keyset position: the extra row only says that there
-is a next page. ``endCursor`` is the last row's cursor; the page after the last one is empty and has no
-``endCursor`` (null), except on a resumable feed (``events``), whose empty page hands back the position it
-was asked from, to poll with. ``nextToken`` (ECR's name) is the ``endCursor`` while there is a next page,
-null on the last one.
+A connection is a page of the read layer (``inventory.read.paging``: one behaviour for every listing,
+``endCursor`` null on an empty page except on the resumable feed) as GraphQL shows it: ``nodes``,
+``pageInfo``, ``nextToken`` (ECR's name: the ``endCursor`` while there is a next page, null at the end),
+and ``edges``, made only when asked for (a page's cursors are not free, and most clients want ``nodes``).
+A domain names its connection by subclassing ``Connection[Node]`` (GraphQL names its edges ``NodeEdge``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
+import strawberry
 from strawberry import relay
 
-from inventory.api.errors import invalid_parameter
-from inventory.aws.semantics import DEFAULT_MAX_RESULTS, MAX_RESULTS
+from inventory.api.resolvers import resolver
+from inventory.read.paging import Page
 
 T = TypeVar("T")
+ConnectionType = TypeVar("ConnectionType", bound="Connection[Any]")
 
 
-def page_size(first: int | None) -> int:
-    """``first``: 1..1000, default 100, as ECR's maxResults; outside is an error, never a clamp."""
-    if first is None:
-        return DEFAULT_MAX_RESULTS
-    if not 1 <= first <= MAX_RESULTS:
-        raise invalid_parameter(f"first: must be between 1 and {MAX_RESULTS}, got {first}")
-    return first
+@strawberry.type(description="An item of a page, and its cursor (a position to continue from).")
+class Edge(Generic[T]):
+    cursor: str = strawberry.field(description="A cursor for use in pagination")
+    node: T = strawberry.field(description="The item at the end of the edge")
 
 
-@dataclass(frozen=True)
-class Page(Generic[T]):
-    """The rows of a page, and what its connection says about them."""
-
-    rows: list[T]
-    page_info: relay.PageInfo
-    next_token: str | None
-    cursors: Callable[[], list[str]]
-    """Each row's cursor, made only if the query asks for ``edges``."""
-
-
-def keyset_page(
-    rows: Sequence[T], size: int, after: str | None, cursor: Callable[[T], str], *, resumable: bool = False
-) -> Page[T]:
-    """The page of ``size + 1`` fetched ``rows`` asked for ``after``; ``cursor`` makes a row's cursor."""
-    page = list(rows[:size])
-    has_next = len(rows) > size
-    end = cursor(page[-1]) if page else after if resumable else None
-    info = relay.PageInfo(
-        has_next_page=has_next,
-        has_previous_page=after is not None,
-        start_cursor=cursor(page[0]) if page else None,
-        end_cursor=end,
+@strawberry.type
+class Connection(Generic[T]):
+    page_info: relay.PageInfo = strawberry.field(description="Pagination data for this connection")
+    nodes: list[T]
+    next_token: str | None = strawberry.field(
+        description="The endCursor while there is a next page, null at the end: ECR's nextToken."
     )
-    return Page(page, info, end if has_next else None, lambda: [cursor(row) for row in page])
+    cursors: strawberry.Private[Callable[[], list[str]]]
+
+    @resolver(description="Contains the nodes in this connection")
+    def edges(self) -> list[Edge[T]]:
+        return [Edge(cursor=c, node=n) for c, n in zip(self.cursors(), self.nodes, strict=True)]
+
+
+def connection(cls: type[ConnectionType], page: Page[Any], nodes: Sequence[Any], **more: Any) -> ConnectionType:
+    """``cls`` of ``page``, with its items as ``nodes`` (and the fields ``more`` of a subclass)."""
+    info = relay.PageInfo(
+        has_next_page=page.has_next,
+        has_previous_page=page.has_previous,
+        start_cursor=page.start_cursor,
+        end_cursor=page.end_cursor,
+    )
+    return cls(page_info=info, nodes=list(nodes), next_token=page.next_token, cursors=page.cursors, **more)

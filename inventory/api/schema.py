@@ -1,17 +1,15 @@
-"""The GraphQL schema: queries, and the hardening every request goes through."""
+"""The GraphQL schema: the domains' queries composed (``inventory``, ``history``, ``sync``, ``webhooks``), and
+the hardening every request goes through."""
 
 from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime
 from functools import partial
-from typing import Annotated
 
 import strawberry
 from graphql import ASTValidationRule, GraphQLError, GraphQLSyntaxError
 from graphql.validation import NoSchemaIntrospectionCustomRule
-from strawberry import relay
 from strawberry.extensions import (
     AddValidationRules,
     MaskErrors,
@@ -23,47 +21,17 @@ from strawberry.extensions import (
     query_depth_limiter,
 )
 from strawberry.schema.config import StrawberryConfig
-from strawberry.types import Info
+from strawberry.tools import merge_types
 
-from inventory.api.auth import require_scope
 from inventory.api.context import Context
 from inventory.api.cost import QueryCost
-from inventory.api.describe import describe_images
-from inventory.api.diff import ImageDiffConnection, diff_connection
-from inventory.api.errors import invalid_parameter, is_expected
-from inventory.api.events import (
-    EventConnection,
-    EventFilterInput,
-    TagAssignmentConnection,
-    event_connection,
-    event_filter,
-    tag_history,
-)
+from inventory.api.errors import is_expected
 from inventory.api.execution import execution_context_class
-from inventory.api.limits import check_text
-from inventory.api.resolvers import resolver
-from inventory.api.types import (
-    LONG,
-    AsOf,
-    DescribeImagesFilter,
-    DescribeImagesResult,
-    Image,
-    ImageConnection,
-    ImageFilterInput,
-    ImageIdInput,
-    ImageOrder,
-    Long,
-    Registry,
-    RegistryType,
-    Repository,
-    RepositoryConnection,
-    RepositoryFilterInput,
-    SyncRunConnection,
-    SyncRunFilterInput,
-    config_type_of,
-    image_node_id,
-)
-from inventory.api.webhooks import Webhook, webhooks
+from inventory.api.history import HistoryQuery
+from inventory.api.inventory import InventoryQuery
+from inventory.api.scalars import LONG, Long
+from inventory.api.sync import SyncQuery
+from inventory.api.webhooks import WebhookQuery
 
 log = logging.getLogger("inventory.api")
 audit = logging.getLogger("inventory.api.audit")
@@ -74,168 +42,8 @@ MAX_ALIASES = 15
 CACHED_QUERIES = 256
 
 
-@strawberry.type
-class Query:
-    @resolver(description="Any Image, Repository, Registry or ImageEvent by its global id.")
-    async def node(self, info: Info[Context, None], id: relay.GlobalID) -> relay.Node | None:
-        check_text(id.type_name, "id")
-        check_text(id.node_id, "id")
-        try:
-            found: relay.Node | None = await id.resolve_node(info, required=False)
-        except (ValueError, KeyError, TypeError):
-            raise invalid_parameter(f"id: not the id of an Image, Repository, Registry or ImageEvent: {id}") from None
-        return found
-
-    @resolver(description="The registries declared in the config.")
-    async def registries(self, info: Info[Context, None]) -> list[Registry]:
-        return await info.context.registries()
-
-    @resolver()
-    async def repositories(
-        self,
-        info: Info[Context, None],
-        first: int | None = None,
-        after: str | None = None,
-        filter: Annotated[RepositoryFilterInput | None, strawberry.argument(name="filter")] = None,
-        as_of: AsOf = None,
-    ) -> RepositoryConnection:
-        return await info.context.repository_connection(first, after, filter, as_of)
-
-    @resolver(description="One repository; private ECR unless registryType says ECR_PUBLIC.")
-    async def repository(
-        self,
-        info: Info[Context, None],
-        registry_id: str,
-        region: str,
-        repository_name: str,
-        registry_type: RegistryType = RegistryType.ECR,
-        as_of: AsOf = None,
-    ) -> Repository | None:
-        key = (config_type_of(registry_type), registry_id, region, repository_name)
-        (found,) = await info.context.repositories_or_none([key], as_of)
-        return found
-
-    @resolver(description="One image; of private ECR unless registryType says ECR_PUBLIC.")
-    async def image(
-        self,
-        info: Info[Context, None],
-        registry_id: str,
-        region: str,
-        repository_name: str,
-        image_digest: str,
-        registry_type: RegistryType = RegistryType.ECR,
-        as_of: AsOf = None,
-    ) -> Image | None:
-        node_id = image_node_id(config_type_of(registry_type), registry_id, region, repository_name, image_digest)
-        (found,) = await info.context.images_by_node_id([node_id], as_of)
-        return found
-
-    @resolver(description="Cross-account image search, newest first unless orderBy says otherwise.")
-    async def images(
-        self,
-        info: Info[Context, None],
-        first: int | None = None,
-        after: str | None = None,
-        filter: Annotated[ImageFilterInput | None, strawberry.argument(name="filter")] = None,
-        order_by: ImageOrder = ImageOrder.PUSHED_AT,
-        as_of: AsOf = None,
-    ) -> ImageConnection:
-        return await info.context.image_connection(first, after, filter, order_by, as_of=as_of)
-
-    @resolver(
-        description="The change feed, oldest first: every change the syncs made. On the last page nextToken is "
-        "null and pageInfo.endCursor is the position to resume from later (never skipping an event)."
-    )
-    async def events(
-        self,
-        info: Info[Context, None],
-        first: int | None = None,
-        after: str | None = None,
-        filter: Annotated[EventFilterInput | None, strawberry.argument(name="filter")] = None,
-    ) -> EventConnection:
-        return await event_connection(info.context, first, after, event_filter(filter))
-
-    @resolver(
-        description="Where a tag of a repository pointed over time, newest first (until null while it still does)."
-    )
-    async def tag_history(
-        self,
-        info: Info[Context, None],
-        registry_id: str,
-        region: str,
-        repository_name: str,
-        tag: str,
-        first: int | None = None,
-        after: str | None = None,
-        registry_type: RegistryType = RegistryType.ECR,
-    ) -> TagAssignmentConnection:
-        repository = (config_type_of(registry_type), registry_id, region, repository_name)
-        return await tag_history(info.context, repository, tag, first, after)
-
-    @resolver(
-        description="The net change per image between two times: ADDED (present at `to` only), REMOVED (at "
-        "`from` only), CHANGED (at both, with different values). An image added and removed inside the window, "
-        "or unchanged, does not appear. Ordered by image identity."
-    )
-    async def diff(
-        self,
-        info: Info[Context, None],
-        since: Annotated[datetime, strawberry.argument(name="from")],
-        until: Annotated[datetime, strawberry.argument(name="to")],
-        filter: Annotated[
-            ImageFilterInput | None,
-            strawberry.argument(name="filter", description="Images that match it at either time."),
-        ] = None,
-        first: int | None = None,
-        after: str | None = None,
-    ) -> ImageDiffConnection:
-        return await diff_connection(info.context, since, until, filter, first, after)
-
-    @resolver(
-        description="The webhooks declared in the inventory file, by name: status, backlog, deliveries "
-        "(tokens with the admin scope)."
-    )
-    async def webhooks(self, info: Info[Context, None]) -> list[Webhook]:
-        require_scope(info, "admin")
-        return await webhooks(info.context)
-
-    @resolver(description="Sync runs, newest first: one per scope and sync.")
-    async def sync_runs(
-        self,
-        info: Info[Context, None],
-        first: int | None = None,
-        after: str | None = None,
-        filter: Annotated[SyncRunFilterInput | None, strawberry.argument(name="filter")] = None,
-    ) -> SyncRunConnection:
-        return await info.context.sync_run_connection(first, after, filter)
-
-    @resolver(
-        description="ECR's DescribeImages, answered from the inventory with ECR's semantics: of private ECR, "
-        "as ECR's own API, unless registryType says ECR_PUBLIC (ECR Public's DescribeImages, which takes no filter)."
-    )
-    async def describe_images(
-        self,
-        info: Info[Context, None],
-        region: str,
-        repository_name: str,
-        registry_type: RegistryType = RegistryType.ECR,
-        registry_id: str | None = None,
-        image_ids: list[ImageIdInput] | None = None,
-        filter: Annotated[DescribeImagesFilter | None, strawberry.argument(name="filter")] = None,
-        max_results: int | None = None,
-        next_token: str | None = None,
-    ) -> DescribeImagesResult:
-        return await describe_images(
-            info.context,
-            registry_type=registry_type,
-            registry_id=registry_id,
-            region=region,
-            repository_name=repository_name,
-            image_ids=image_ids,
-            filter=filter,
-            max_results=max_results,
-            next_token=next_token,
-        )
+Query = merge_types("Query", (InventoryQuery, HistoryQuery, SyncQuery, WebhookQuery))
+"""The schema's queries: each domain's fields (inventory, history, sync, webhooks), composed."""
 
 
 def _unexpected(error: GraphQLError) -> bool:

@@ -1,4 +1,5 @@
-"""GraphQL ``webhooks``: each declared webhook's status and backlog, and its deliveries with their attempts.
+"""GraphQL ``webhooks`` (admin tokens): each declared webhook's status and backlog, and its deliveries with
+their attempts, over ``inventory.read.webhooks``.
 
 Secrets never appear here (the API does not read them). Deliveries are paged newest
 first by id, like the other connections (``first``, ``after``, ``nextToken``).
@@ -7,20 +8,17 @@ first by id, like the other connections (``first``, ``after``, ``nextToken``).
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 import strawberry
-from strawberry import relay
 
 from inventory import redact
-from inventory.api import cursors
-from inventory.api.paging import keyset_page, page_size
+from inventory.api.auth import require_scope
+from inventory.api.paging import Connection, connection
 from inventory.api.resolvers import resolver
-from inventory.api.types import EDGES
-from inventory.tables import webhook_deliveries, webhook_endpoints
-from inventory.tables.image_events import event_node_id
+from inventory.feed.event import event_node_id
+from inventory.read import webhooks
 from inventory.tables.webhook_endpoints import Endpoint
 
 if TYPE_CHECKING:
@@ -64,25 +62,16 @@ class WebhookDelivery:
 
     @resolver(description="Its attempts, oldest first (kept [retention] webhook_attempts).")
     async def attempts(self, info: strawberry.Info[Context, None]) -> list[DeliveryAttempt]:
-        return await info.context.webhook_attempts.load(self.delivery_id)
-
-
-@strawberry.type
-class WebhookDeliveryEdge:
-    cursor: str
-    node: WebhookDelivery
+        rows = await info.context.webhook_attempts.load(self.delivery_id)
+        return [
+            DeliveryAttempt(at=row.at, status_code=row.status_code, duration_ms=row.duration_ms, error=row.error)
+            for row in rows
+        ]
 
 
 @strawberry.type(description="A page of a webhook's deliveries, newest first.")
-class WebhookDeliveryConnection:
-    page_info: relay.PageInfo
-    nodes: list[WebhookDelivery]
-    next_token: str | None
-    cursors: strawberry.Private[Callable[[], list[str]]]
-
-    @resolver(description=EDGES)
-    def edges(self) -> list[WebhookDeliveryEdge]:
-        return [WebhookDeliveryEdge(cursor=c, node=n) for c, n in zip(self.cursors(), self.nodes, strict=True)]
+class WebhookDeliveryConnection(Connection[WebhookDelivery]):
+    pass
 
 
 @strawberry.input(description="Which deliveries to list.")
@@ -105,23 +94,17 @@ class Webhook:
         self, info: strawberry.Info[Context, None], first: int | None = None, after: str | None = None,
         filter: WebhookDeliveryFilter | None = None,
     ) -> WebhookDeliveryConnection:  # fmt: skip
-        size = page_size(first)
         outcome = filter.outcome.value if filter is not None and filter.outcome is not None else None
-        bound_to = cursors.binding("deliveries", self.name, outcome)
-        before = _delivery_id(after, bound_to) if after is not None else None
-        rows = await info.context.rows(webhook_deliveries.page(self.name, outcome, before, size))
-        page = keyset_page(rows, size, after, lambda row: cursors.encode(bound_to, [row.id]))
+        page = await webhooks.delivery_page(info.context, self.name, outcome, first, after)
         nodes = [
             WebhookDelivery(
                 event_id=strawberry.ID(event_node_id(row.event_id)) if row.event_id is not None else None,
                 message_id=row.message_id, type=row.type, outcome=DeliveryOutcome(row.state),
                 occurred_at=row.occurred_at, created_at=row.created_at, delivery_id=row.id,
             )
-            for row in page.rows
+            for row in page.items
         ]  # fmt: skip
-        return WebhookDeliveryConnection(
-            page_info=page.page_info, nodes=nodes, next_token=page.next_token, cursors=page.cursors
-        )
+        return connection(WebhookDeliveryConnection, page, nodes)
 
     @classmethod
     def from_endpoint(cls, e: Endpoint) -> Webhook:
@@ -140,20 +123,12 @@ class Webhook:
         )
 
 
-def _delivery_id(after: str, bound_to: str) -> int:
-    (delivery_id,) = cursors.decode(after, bound_to, [cursors.integer])
-    return int(delivery_id)
-
-
-async def webhooks(context: Context) -> list[Webhook]:
-    rows = await context.rows(webhook_endpoints.listing())
-    return [Webhook.from_endpoint(Endpoint(**row._mapping)) for row in rows]
-
-
-async def load_attempts(context: Context, delivery_ids: list[int]) -> list[list[DeliveryAttempt]]:
-    found: dict[int, list[DeliveryAttempt]] = {i: [] for i in delivery_ids}
-    for row in await context.rows(webhook_deliveries.attempts_of(delivery_ids)):
-        found[row.delivery_id].append(
-            DeliveryAttempt(at=row.at, status_code=row.status_code, duration_ms=row.duration_ms, error=row.error)
-        )
-    return [found[i] for i in delivery_ids]
+@strawberry.type
+class WebhookQuery:
+    @resolver(
+        description="The webhooks declared in the inventory file, by name: status, backlog, deliveries "
+        "(tokens with the admin scope)."
+    )
+    async def webhooks(self, info: strawberry.Info[Context, None]) -> list[Webhook]:
+        require_scope(info, "admin")
+        return [Webhook.from_endpoint(e) for e in await webhooks.webhooks(info.context)]

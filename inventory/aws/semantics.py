@@ -88,12 +88,25 @@ def image_id_param(image_id: Any) -> tuple[str | None, str | None]:
     """(digest, tag) of one ImageIdentifier; at least one is needed."""
     if not isinstance(image_id, dict) or not (image_id.get("imageDigest") or image_id.get("imageTag")):
         raise invalid("Invalid parameter at 'imageIds': each image id needs imageDigest or imageTag")
-    return image_id.get("imageDigest"), image_id.get("imageTag")
+    digest, tag = image_id.get("imageDigest"), image_id.get("imageTag")
+    for name, value in (("imageDigest", digest), ("imageTag", tag)):
+        if value is not None and not isinstance(value, str):
+            raise constraint(f"imageIds.{name}", value, "Member must be a string")
+    return digest, tag
+
+
+def next_token_param(params: dict[str, Any]) -> str | None:
+    token = params.get("nextToken")
+    if token is not None and not isinstance(token, str):
+        raise constraint("nextToken", token, "Member must be a string")
+    return token
 
 
 def filter_param(params: dict[str, Any]) -> tuple[str, str]:
     """(tagStatus, imageStatus) of a DescribeImagesFilter; defaults ANY and ACTIVE."""
     filter_ = params.get("filter") or {}
+    if not isinstance(filter_, dict):
+        raise constraint("filter", filter_, "Member must be a structure")
     tag_status = filter_.get("tagStatus") or "ANY"
     image_status = filter_.get("imageStatus") or "ACTIVE"
     if tag_status not in TAG_STATUSES:

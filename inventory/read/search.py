@@ -23,6 +23,7 @@ from sqlalchemy import (
     Integer,
     Select,
     Text,
+    bindparam,
     cast,
     false,
     func,
@@ -38,6 +39,9 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from inventory.config import SEVERITIES
 from inventory.globs import glob_regex
 from inventory.models import ImageRow, RepositoryRow
+from inventory.read import scope
+from inventory.read.keys import RepositoryKey
+from inventory.read.scope import Scope
 
 images = ImageRow.__table__  # type: ignore[attr-defined]
 repositories = RepositoryRow.__table__  # type: ignore[attr-defined]
@@ -98,18 +102,10 @@ class ImageFilter:
     pushed_before: datetime | None = None
     min_severity: str | None = None
     include_removed: bool = False
-    repository: tuple[str, str, str, str] | None = field(default=None)
+    repository: RepositoryKey | None = field(default=None)
     """Restricts the listing to one repository (``Repository.images``): its (type, id, region, name)."""
-    scope: tuple[str, ...] | None = None
-    """The registries (by name) the reader's token may see; None: every one."""
-
-
-def in_registries(c: Any, registries: Sequence[str]) -> ColumnElement[bool]:
-    """Rows (of images, versions or events: ``c`` has the repository's key columns) of a repository of
-    ``registries``: a semi-join on ``repositories`` by its primary key, which says whose it is."""
-    r = repositories.c
-    mine = select(r.registry_type, r.registry_id, r.region, r.repository_name).where(r.registry_name.in_(registries))
-    return tuple_(c.registry_type, c.registry_id, c.region, c.repository_name).in_(mine)
+    scope: Scope = None
+    """What the reader may see (``inventory.read.scope``)."""
 
 
 def _location_conditions(
@@ -150,8 +146,7 @@ def image_conditions(f: ImageFilter, source: FromClause = images) -> list[Column
     )
     if f.repository is not None:
         conditions.append(tuple_(c.registry_type, c.registry_id, c.region, c.repository_name) == tuple_(*f.repository))
-    if f.scope is not None:
-        conditions.append(in_registries(c, f.scope))
+    conditions += scope.repositories(c, f.scope)
     if f.tags is not None:
         conditions.append(c.image_tags.overlap(literal(list(f.tags), ARRAY(Text))))
     if f.digests is not None:
@@ -172,7 +167,7 @@ def image_conditions(f: ImageFilter, source: FromClause = images) -> list[Column
 
 
 def image_page(
-    f: ImageFilter, order: Order, after: list[Any] | None, first: int, source: FromClause = images
+    f: ImageFilter, order: Order, after: Sequence[Any] | None, first: int, source: FromClause = images
 ) -> Select[Any]:
     """``first + 1`` images of ``source`` after the key ``after``, in ``order``.
 
@@ -180,12 +175,27 @@ def image_page(
     it is a UNION ALL (``past.images_at``), each branch gets the page's conditions, order and
     limit of its own: Postgres plans a UNION ALL branch that has a WHERE clause as a subquery of
     its own, and would otherwise sort all of its rows rather than read the branch's keyset index.
+
+    The key is bound as parameters (``position_parameters``): the statement serves every position of
+    its listing, given the parameters of another key.
     """
-    pages = [_branch_page(f, order, after, first, branch) for branch in branches(source)]
+    position = None if after is None else _position(order, after)
+    pages = [_branch_page(f, order, position, first, branch) for branch in branches(source)]
     if len(pages) == 1:
         return pages[0]
     merged = union_all(*pages).subquery("page")
     return select(merged).order_by(*(s.desc() for s in _sort(order, merged))).limit(first + 1)
+
+
+def _position(order: Order, key: Sequence[Any]) -> tuple[ColumnElement[Any], ...]:
+    """The key as bound parameters (named as ``position_parameters`` names them), its sort key cast to its type."""
+    parameters: list[ColumnElement[Any]] = [bindparam(name, value) for name, value in position_parameters(key).items()]
+    return (cast(parameters[0], order.sql_type), *parameters[1:])
+
+
+def position_parameters(key: Sequence[Any]) -> dict[str, Any]:
+    """The parameters of a page statement (``image_page``) that put it after ``key``."""
+    return {f"after_{i}": value for i, value in enumerate(key)}
 
 
 def branches(source: FromClause) -> list[FromClause]:
@@ -201,11 +211,12 @@ def _sort(order: Order, source: FromClause) -> tuple[ColumnElement[Any], ...]:
     return (order.key(c), *(c[name] for name in IDENTITY))
 
 
-def _branch_page(f: ImageFilter, order: Order, after: list[Any] | None, first: int, source: FromClause) -> Select[Any]:
+def _branch_page(
+    f: ImageFilter, order: Order, position: Sequence[ColumnElement[Any]] | None, first: int, source: FromClause
+) -> Select[Any]:
     sort = _sort(order, source)
     conditions = image_conditions(f, source)
-    if after is not None:
-        position = (cast(literal(after[0]), order.sql_type), *after[1:])
+    if position is not None:
         conditions.append(tuple_(*sort) < tuple_(*position))
     columns = [source.c[column.name] for column in shown_images]
     return select(*columns).where(*conditions).order_by(*(s.desc() for s in sort)).limit(first + 1)
@@ -256,8 +267,8 @@ class RepositoryFilter:
     regions: Sequence[str] | None = None
     repository_names: Sequence[str] | None = None
     include_removed: bool = False
-    scope: tuple[str, ...] | None = None
-    """The registries (by name) the reader's token may see; None: every one."""
+    scope: Scope = None
+    """What the reader may see (``inventory.read.scope``)."""
 
 
 def repository_conditions(f: RepositoryFilter, source: FromClause = repositories) -> list[ColumnElement[bool]]:
@@ -267,8 +278,7 @@ def repository_conditions(f: RepositoryFilter, source: FromClause = repositories
     )
     if f.registry_names is not None:
         conditions.append(c.registry_name.in_(f.registry_names))
-    if f.scope is not None:
-        conditions.append(c.registry_name.in_(f.scope))
+    conditions += scope.registries(c.registry_name, f.scope)
     return conditions
 
 

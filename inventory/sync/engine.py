@@ -43,6 +43,7 @@ from inventory.aws.paging import image_pages, repository_pages
 from inventory.config import RegistryConfig
 from inventory.db import autocommit, driver_connection
 from inventory.errors import LeaseLost, RegionUndeclared, ScopeFailed, ScopeLocked, ScopeUnobservable, StalePlan
+from inventory.feed import write as feed
 from inventory.sync.plan import (
     Counts,
     Entry,
@@ -58,7 +59,7 @@ from inventory.sync.plan import (
 )
 from inventory.sync.planfile import PlanWriter
 from inventory.sync.transform import image_values
-from inventory.tables import image_events, images, region_status, repositories, sync_runs, sync_scopes
+from inventory.tables import images, region_status, repositories, sync_runs, sync_scopes
 from inventory.tables.region_status import RegionOutcome
 from inventory.tables.sync_runs import FinishedRun
 
@@ -442,7 +443,7 @@ class ScopeWriter:
             was = repositories.upsert(self.scope, self.repository, image_delta=0, connection=connection)
             self.backfill = was is None
             if not was:
-                image_events.write_repository(self.scope, self.run_id, "repository.added", backfill=self.backfill,
+                feed.write_repository(self.scope, self.run_id, "repository.added", backfill=self.backfill,
                                               connection=connection)  # fmt: skip
 
     def __enter__(self) -> ScopeWriter:
@@ -462,7 +463,7 @@ class ScopeWriter:
         if others:
             self.end_copy()
             images.write(self.scope, others, connection=self.connection)
-            image_events.write_changes(self.scope, self.run_id, others, connection=self.connection)
+            feed.write_changes(self.scope, self.run_id, others, connection=self.connection)
         if new:
             if self._copy is None:
                 self._copy = images.NewImages(self.scope, connection=self.connection)
@@ -485,16 +486,16 @@ class ScopeWriter:
         scope, connection = self.scope, self.connection
         if counts.add != counts.remove and self.repository is not None:
             repositories.add_images(scope, counts.add - counts.remove, connection=connection)
-        image_events.write_added_and_removed(
+        feed.write_added_and_removed(
             scope, self.run_id, added=counts.add > 0, removed=counts.remove > 0, backfill=self.backfill,
             connection=connection,
         )  # fmt: skip
         if self.repository is None and repositories.mark_removed(scope, connection=connection):
-            image_events.write_repository(scope, self.run_id, "repository.removed", backfill=False,
+            feed.write_repository(scope, self.run_id, "repository.removed", backfill=False,
                                           connection=connection)  # fmt: skip
         self._check_fence()
         sync_runs.finish(self.run_id, stats, counts, connection=connection)
-        image_events.notify(connection=connection)
+        feed.notify(connection=connection)
 
 
 def _counted(entries: Sequence[Entry]) -> Counts:

@@ -24,3 +24,10 @@ def upsert(registries: Iterable[RegistryConfig], *, connection: psycopg.Connecti
             "IS DISTINCT FROM (excluded.type, excluded.account_id, excluded.regions)",
             rows,
         )
+
+
+def names(*, connection: psycopg.Connection[Any]) -> set[str]:
+    """The names of the registries the inventory knows (stored by each sync)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name FROM registries")
+        return {row[0] for row in cursor}

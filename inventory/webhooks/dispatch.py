@@ -31,9 +31,10 @@ from sqlalchemy import Engine
 
 from inventory.config import InventoryConfig, WebhookConfig
 from inventory.db import driver_connection
-from inventory.feed import Labels
-from inventory.tables import image_events, webhook_deliveries, webhook_endpoints
-from inventory.tables.image_events import EventFilter
+from inventory.feed import query
+from inventory.feed.query import EventFilter
+from inventory.feed.render import Labels
+from inventory.tables import webhook_deliveries, webhook_endpoints
 from inventory.tables.webhook_deliveries import Outcome, Pending
 from inventory.webhooks import delivery, payloads
 from inventory.webhooks.delivery import Answer, Signer
@@ -88,7 +89,7 @@ class Store:
         self.webhook = webhook
         self.owner = owner
         self.labels = Labels(config)
-        self.feed = image_events.feed_with_images(event_filter(config, webhook))
+        self.feed = query.feed_with_images(event_filter(config, webhook))
 
     def enqueue(self, page: int = PAGE) -> Read:
         """Write the deliveries of the next page of the feed and move the cursor past it."""
@@ -97,19 +98,19 @@ class Store:
             raw = driver_connection(connection)
             position, recovered_at = webhook_endpoints.cursor(name, connection=raw)
             # The horizon before the page: every event below it is visible to the page's later snapshot.
-            horizon, hidden = connection.execute(image_events.HORIZON_AND_HIDDEN).one()
-            rows = connection.execute(self.feed, image_events.feed_parameters(position, page)).all()
+            horizon, hidden = connection.execute(query.HORIZON_AND_HIDDEN).one()
+            rows = connection.execute(self.feed, query.feed_parameters(position, page)).all()
             more = len(rows) > page
             rows = rows[:page]
 
             def images_added(row: Any) -> int:
                 key = (row.registry_type, row.registry_id, row.region, row.repository_name)
-                return int(connection.execute(image_events.images_added(key, row.sync_run_id)).scalar_one())
+                return int(connection.execute(query.images_added(key, row.sync_run_id)).scalar_one())
 
             messages = payloads.messages(self.webhook, rows, self._registry_of, images_added)
             written = webhook_deliveries.insert(name, messages, connection=raw)
             last = (rows[-1].xid, rows[-1].id) if rows else position
-            after = last if more else image_events.after_page(last, horizon)
+            after = last if more else query.after_page(last, horizon)
             if after != position and not webhook_endpoints.advance(name, self.owner, after, connection=raw):
                 raise LeaseLost(name)
         return Read(written, more, not more and hidden, recovered_at)

@@ -14,8 +14,9 @@ from inventory import redact
 from inventory.config import InventoryConfig, WebhookConfig, webhook_secrets
 from inventory.db import driver_connection
 from inventory.errors import InventoryError
-from inventory.feed import when
-from inventory.tables import image_events, webhook_deliveries, webhook_endpoints
+from inventory.feed import write as feed
+from inventory.feed.render import when
+from inventory.tables import webhook_deliveries, webhook_endpoints
 from inventory.tables.webhook_deliveries import Outcome, Recovered
 from inventory.tables.webhook_endpoints import Endpoint
 from inventory.webhooks import delivery, payloads
@@ -101,7 +102,7 @@ def recover(engine: Engine, config: InventoryConfig, name: str, since: datetime)
         raw = driver_connection(connection)
         webhook_endpoints.reconcile(config, connection=raw)
         recovered = webhook_deliveries.recover(name, since, connection=raw)
-        image_events.notify(connection=raw)
+        feed.notify(connection=raw)
         [endpoint] = webhook_endpoints.endpoints([name], connection=connection)
     return recovered, endpoint
 
@@ -113,6 +114,6 @@ def enable(engine: Engine, config: InventoryConfig, name: str) -> Endpoint:
         raw = driver_connection(connection)
         webhook_endpoints.reconcile(config, connection=raw)
         webhook_endpoints.enable(name, connection=raw)
-        image_events.notify(connection=raw)
+        feed.notify(connection=raw)
         [endpoint] = webhook_endpoints.endpoints([name], connection=connection)
     return endpoint

@@ -1,6 +1,6 @@
 """What a webhook is sent: Standard Webhooks payloads (``{"type", "timestamp", "data"}``), built from the feed.
 
-Pure functions: the rows come from ``image_events.feed_with_images`` (an event and its image's
+Pure functions: the rows come from ``inventory.feed.query.feed_with_images`` (an event and its image's
 current columns). An event's ``data`` has the fields of GraphQL's ``ImageEvent`` and ``image``,
 the image's ``ImageDetail`` as ECR spells it (and what the inventory knows of it: first seen,
 last seen, removed), null for repository events. A payload that would reach ``MAX_PAYLOAD``
@@ -17,7 +17,8 @@ from datetime import datetime
 from typing import Any
 
 from inventory.config import EVENT_TYPES, SEVERITIES, WebhookConfig
-from inventory.tables.image_events import IMAGE, event_dict, utc_text
+from inventory.feed.event import Event, utc_text
+from inventory.feed.query import IMAGE
 from inventory.tables.webhook_deliveries import Message
 
 MAX_PAYLOAD = 64 * 1024
@@ -79,7 +80,7 @@ def image_detail(row: Any) -> dict[str, Any] | None:
 
 def event_message(row: Any) -> Message:
     """The message of one event of the feed (its image's current values included)."""
-    data = {**event_dict(row), "image": image_detail(row) if row.image_digest is not None else None}
+    data = {**Event.from_row(row).json(), "image": image_detail(row) if row.image_digest is not None else None}
     data["truncated"] = False
     text = body(row.type, row.occurred_at, data)
     if len(text) >= MAX_PAYLOAD:

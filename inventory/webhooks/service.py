@@ -3,7 +3,7 @@
 Each turn (about a second) it claims the declared, enabled webhooks whose lease is free
 or expired (``webhook_endpoints.claim``: one worker serves a webhook at a time), renews
 the leases it holds (a lost one stops its dispatcher), and restarts a dispatcher whose
-webhook's config changed. One connection listens on ``image_events.CHANNEL``: every
+webhook's config changed. One connection listens on ``inventory.feed.write.CHANNEL``: every
 commit that writes events wakes every dispatcher at once. On stop, dispatchers drop
 their attempts in flight (those deliveries stay pending: the next holder sends them
 again), write the outcomes they have, and the leases are given back.
@@ -25,8 +25,9 @@ from sqlalchemy import Engine
 from inventory import redact
 from inventory.config import InventoryConfig, WebhookConfig, webhook_secrets
 from inventory.db import autocommit
+from inventory.feed.write import CHANNEL
 from inventory.outage import Outage, is_outage
-from inventory.tables import image_events, webhook_endpoints
+from inventory.tables import webhook_endpoints
 from inventory.webhooks.delivery import Signer
 from inventory.webhooks.dispatch import Dispatcher, Store
 
@@ -42,7 +43,7 @@ async def listen(engine: Engine, wake: Callable[[], None], outage: Outage | None
     while True:
         try:
             async with await psycopg.AsyncConnection.connect(url, autocommit=True) as connection:
-                await connection.execute(f"LISTEN {image_events.CHANNEL}")
+                await connection.execute(f"LISTEN {CHANNEL}")
                 wake()  # what was committed while not listening
                 async for _ in connection.notifies():
                     wake()

@@ -1,16 +1,12 @@
-"""The change feed and the histories on the command line: ``inventory events`` and ``inventory history``.
-
-``FeedReader`` pages ``image_events.feed`` oldest first from a position, each page in a
-snapshot of its own, and keeps the position: a follower calls ``read`` again and again
-and gets each event exactly once. Rows print as text lines or as JSON objects shaped
-like GraphQL's ``ImageEvent``; histories print as tables.
+"""The change feed and the histories as the command line prints them: ``inventory events`` and
+``inventory history``. Events print as text lines or as JSON objects shaped like GraphQL's ``ImageEvent``
+(``Event.json``); histories print as tables.
 """
 
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,50 +19,12 @@ from sqlalchemy import Engine
 
 from inventory.config import InventoryConfig, RegistryConfig, is_region
 from inventory.errors import InventoryError, TargetError
-from inventory.history import TagSpan, tag_assignments
+from inventory.feed import query
+from inventory.feed.event import Event, FieldChange, Position
+from inventory.feed.follow import PAGE
+from inventory.feed.query import EventFilter, EventScope
+from inventory.feed.replay import TagSpan, tag_assignments
 from inventory.sync.runner import Target
-from inventory.tables import image_events
-from inventory.tables.image_events import EventFilter, EventScope, Position
-
-PAGE = 1000
-"""Events read per statement."""
-
-
-class FeedReader:
-    """The feed after a position, oldest first, read page by page."""
-
-    def __init__(self, engine: Engine, where: EventFilter, *, page: int = PAGE) -> None:
-        self.engine = engine
-        self.where = where
-        self.page = page
-        self.position: Position | None = None
-        """After the last event returned, or further: past every event the last read could see."""
-
-    def read(self) -> Iterator[Any]:
-        """Every event after the position that is visible now, advancing the position as they go."""
-        while True:
-            # Repeatable read: the horizon and the page are of one snapshot.
-            repeatable = self.engine.connect().execution_options(isolation_level="REPEATABLE READ")
-            with repeatable as connection, connection.begin():
-                horizon = connection.execute(image_events.HORIZON).scalar_one()
-                rows = connection.execute(image_events.feed(self.where, self.position, self.page)).all()
-            for row in rows[: self.page]:
-                self.position = (row.xid, row.id)
-                yield row
-            if len(rows) <= self.page:
-                self.position = image_events.after_page(self.position, horizon)
-                return
-
-    def follow(self, emit: Callable[[Any], None], stop: threading.Event, interval: float = 1.0) -> None:
-        """Emit every event, then each new one as it becomes visible, until ``stop`` is set."""
-        while True:
-            for row in self.read():
-                emit(row)
-                if stop.is_set():
-                    return
-            if stop.wait(interval):
-                return
-
 
 # names ---------------------------------------------------------------------------------
 
@@ -132,12 +90,16 @@ def _value(value: Any) -> str:
     return str(value)
 
 
-def change_summary(changes: dict[str, Any], sep: str = "; ") -> str:
+def change_summary(event: Event, sep: str = "; ") -> str:
     """``tags +prod -v1.2; image_status ACTIVE → ARCHIVED``: tag movements first, then each other field."""
-    added, removed = image_events.tag_changes(changes)
+    added, removed = event.tags_added, event.tags_removed
     parts = ["tags " + " ".join([f"+{t}" for t in added] + [f"-{t}" for t in removed])] if added or removed else []
-    parts += [f"{name} {_value(b)} → {_value(a)}" for name, (b, a) in sorted(changes.items()) if name != "image_tags"]
+    parts += [_change(c) for c in event.changes if c.field != "image_tags"]
     return sep.join(parts)
+
+
+def _change(change: FieldChange) -> str:
+    return f"{change.field} {_value(change.before)} → {_value(change.after)}"
 
 
 def _utc(moment: datetime) -> datetime:
@@ -148,16 +110,16 @@ def when(moment: datetime) -> str:
     return _utc(moment).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def event_line(row: Any, labels: Labels) -> str:
+def event_line(event: Event, labels: Labels) -> str:
     """``2026-11-23T06:14:36Z image.changed prod/us-east-1/payments/api sha256:… tags +prod -v1.2``."""
-    parts = [when(row.occurred_at), row.type, labels(row), row.image_digest, change_summary(row.changes)]
+    parts = [when(event.occurred_at), event.type, labels(event), event.image_digest, change_summary(event)]
     line = " ".join(part for part in parts if part)
-    return line + " (backfill)" if row.backfill else line
+    return line + " (backfill)" if event.backfill else line
 
 
-def event_json(row: Any) -> str:
+def event_json(event: Event) -> str:
     """One JSON object with the fields of GraphQL's ``ImageEvent`` (``syncRun`` as ``syncRunId``)."""
-    return json.dumps(image_events.event_dict(row))
+    return json.dumps(event.json())
 
 
 # histories ---------------------------------------------------------------------------
@@ -212,19 +174,19 @@ def tag_history(engine: Engine, config: InventoryConfig, subject: Subject) -> li
     """Where ``subject.tag`` pointed, newest first."""
     assert subject.tag is not None
     with engine.connect() as connection:
-        rows = connection.execute(image_events.tag_events(_repository(config, subject), subject.tag)).all()
+        rows = connection.execute(query.tag_events(_repository(config, subject), subject.tag)).all()
     return tag_assignments(rows, subject.tag)
 
 
-def image_history(engine: Engine, config: InventoryConfig, subject: Subject) -> list[Any]:
+def image_history(engine: Engine, config: InventoryConfig, subject: Subject) -> list[Event]:
     """The events of ``subject.image_digest``, newest first."""
     where = EventFilter(repository=_repository(config, subject), image_digests=[subject.image_digest or ""])
-    found: list[Any] = []
+    found: list[Event] = []
     with engine.connect() as connection:
         before: Position | None = None
         while True:
-            rows = connection.execute(image_events.history(where, before, PAGE)).all()
-            found += rows[:PAGE]
+            rows = connection.execute(query.history(where, before, PAGE)).all()
+            found += [Event.from_row(row) for row in rows[:PAGE]]
             if len(rows) <= PAGE:
                 return found
             before = (rows[PAGE - 1].xid, rows[PAGE - 1].id)
@@ -293,10 +255,9 @@ def tag_table(subject: Subject, assignments: Sequence[TagSpan]) -> Group:
     return _table(heading, ("digest", "from", "until"), rows, fits="digest")
 
 
-def image_table(subject: Subject, events: Sequence[Any]) -> Group:
+def image_table(subject: Subject, events: Sequence[Event]) -> Group:
     rows = [
-        (when(e.occurred_at), e.type + (" (backfill)" if e.backfill else ""), change_summary(e.changes, "\n"))
-        for e in events
+        (when(e.occurred_at), e.type + (" (backfill)" if e.backfill else ""), change_summary(e, "\n")) for e in events
     ]
     heading = _Digest(subject.image_digest or "", "Events of ", f" in {subject.repository}, newest first")
     return _table(heading, ("when", "type", "changes"), rows, fits="changes")

@@ -1,7 +1,4 @@
-"""SQL of the ``image_events`` table: the change feed, written in the sync's own transaction.
-
-Every change a sync makes is one event: ``image.added``, ``image.changed``,
-``image.restored``, ``image.removed``, ``repository.added``, ``repository.removed``.
+"""Reading the change feed (``image_events``): the statements of its pages, of a history, of a tag's events.
 
 The feed is read by position ``(xid, id)``. ``id`` comes from a sequence at insert,
 so a transaction can commit events with lower ids after another committed higher
@@ -14,14 +11,12 @@ the feed back (events wait; none are lost).
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-import psycopg
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
@@ -41,101 +36,14 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import Text
 
-from inventory.config import EVENT_TYPES
+from inventory.feed.event import Position
 from inventory.globs import glob_regex
-from inventory.models import ImageEventRow, ImageRow, RepositoryRow
-from inventory.sync.plan import Entry, Scope
-from inventory.sync.transform import TAGS
-
-TYPES = EVENT_TYPES
-_KEY = "registry_type, registry_id, region, repository_name"
-_COPY = f"COPY image_events (sync_run_id, {_KEY}, image_digest, type, backfill, changes) FROM STDIN"
-
-# Added and removed images' events are made by the server, once per scope, from the rows
-# the transaction wrote (now() is the transaction's time): no per-row work in Python for
-# the bulk of a first apply or of a mass removal.
-_FROM_IMAGES = (
-    f"INSERT INTO image_events (sync_run_id, {_KEY}, image_digest, type, backfill, changes) "
-    f"SELECT %s, {_KEY}, image_digest, '{{type}}', %s, "
-    "jsonb_build_object('image_tags', jsonb_build_array({before}, {after})) FROM images "
-    "WHERE registry_type = %s AND registry_id = %s AND region = %s AND repository_name = %s AND {written} = now()"
-)
-_ADDED = _FROM_IMAGES.format(type="image.added", before="NULL", after="to_jsonb(image_tags)", written="first_seen_at")
-_REMOVED = _FROM_IMAGES.format(type="image.removed", before="to_jsonb(image_tags)", after="NULL", written="removed_at")
-
-
-def _json(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, datetime) else value
-
-
-def write_changes(scope: Scope, run_id: int, entries: Sequence[Entry], *, connection: psycopg.Connection[Any]) -> None:
-    """The events of changed and restored images: each changed field as [before, after]. A restored
-    image brings its tags back as an added one does (``image_tags``: [null, its tags]), whether or
-    not they are the ones it had when it was removed."""
-    updated = [e for e in entries if e.symbol == "~" or e.restored]
-    if not updated:
-        return
-    with connection.cursor() as cursor, cursor.copy(_COPY) as copy:
-        for entry in updated:
-            changes = {f: [_json(b), _json(a)] for f, (b, a) in entry.changes.items()}
-            if entry.restored:
-                assert entry.after is not None
-                changes["image_tags"] = [None, list(entry.after[TAGS])]
-            kind = "image.restored" if entry.restored else "image.changed"
-            copy.write_row((run_id, *scope.key, entry.image_digest, kind, False, json.dumps(changes)))
-
-
-def write_added_and_removed(
-    scope: Scope, run_id: int, *, added: bool, removed: bool, backfill: bool, connection: psycopg.Connection[Any]
-) -> None:
-    """The events of the images this transaction added and removed (their tags as they were)."""
-    with connection.cursor() as cursor:
-        if added:
-            cursor.execute(_ADDED, (run_id, backfill, *scope.key))
-        if removed:
-            cursor.execute(_REMOVED, (run_id, False, *scope.key))
-
-
-def write_repository(
-    scope: Scope, run_id: int, type: str, *, backfill: bool, connection: psycopg.Connection[Any]
-) -> None:
-    """A ``repository.added`` or ``repository.removed`` event."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO image_events (sync_run_id, {_KEY}, type, backfill, changes) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, '{}')",
-            (run_id, *scope.key, type, backfill),
-        )
-
-
-CHANNEL = "inventory_events"
-"""Notified by every transaction that writes events, when it commits: webhook senders wake at once."""
-
-
-def notify(*, connection: psycopg.Connection[Any]) -> None:
-    """Tell the listeners of ``CHANNEL`` there are new events (delivered when the transaction commits)."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
-
-
-def prune(older_than: float, *, connection: psycopg.Connection[Any], batch: int = 1000) -> int:
-    """Delete at most ``batch`` of the oldest events that occurred over ``older_than`` seconds ago."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "DELETE FROM image_events WHERE id IN (SELECT id FROM image_events "
-            "WHERE occurred_at < now() - make_interval(secs => %s) ORDER BY xid, id LIMIT %s FOR UPDATE SKIP LOCKED)",
-            (older_than, batch),
-        )
-        return cursor.rowcount
-
-
-# reading the feed ---------------------------------------------------------------------
+from inventory.models import ImageEventRow, ImageRow
+from inventory.read import scope
+from inventory.read.keys import RepositoryKey
+from inventory.read.scope import Scope
 
 events = ImageEventRow.__table__  # type: ignore[attr-defined]
-repositories = RepositoryRow.__table__  # type: ignore[attr-defined]
-
-Position = tuple[int, int]
-"""A place in the feed: (the writing transaction's xid, the event's id)."""
 
 EventScope = tuple[str, str, str | None, str | None]
 """(registry type, registry id, region, repository name): a registry, a region of it, or a repository."""
@@ -167,12 +75,12 @@ class EventFilter:
     since: datetime | None = None
     until: datetime | None = None
     backfill: bool | None = None
-    repository: tuple[str, str, str, str] | None = None
+    repository: RepositoryKey | None = None
     """One repository: (registry type, registry id, region, name)."""
     scopes: Sequence[EventScope] | None = None
     """Events in any of these (registry type, registry id, region, repository name); None: any region or name."""
-    registries: tuple[str, ...] | None = None
-    """Events of the repositories of these registries (by name: an API token's); None: of any."""
+    registries: Scope = None
+    """Events of the repositories a reader may see (``inventory.read.scope``); None: of any."""
 
 
 def conditions(f: EventFilter) -> list[ColumnElement[bool]]:
@@ -203,13 +111,7 @@ def conditions(f: EventFilter) -> list[ColumnElement[bool]]:
         columns = (c.registry_type, c.registry_id, c.region, c.repository_name)
         each = [and_(*(column == v for column, v in zip(columns, s, strict=True) if v is not None)) for s in f.scopes]
         found.append(or_(*each) if each else false())
-    if f.registries is not None:
-        # The repository's row says whose it is: a semi-join on its primary key.
-        r = repositories.c
-        mine = select(r.registry_type, r.registry_id, r.region, r.repository_name).where(
-            r.registry_name.in_(f.registries)
-        )
-        found.append(tuple_(c.registry_type, c.registry_id, c.region, c.repository_name).in_(mine))
+    found += scope.repositories(c, f.registries)
     return found
 
 
@@ -257,7 +159,7 @@ def feed_parameters(after: Position | None, first: int) -> dict[str, Any]:
     return {"after_xid": str(xid), "after_id": id, "limit": first + 1}
 
 
-def images_added(repository: tuple[str, str, str, str], sync_run_id: int) -> Select[Any]:
+def images_added(repository: RepositoryKey, sync_run_id: int) -> Select[Any]:
     """How many images a sync run added to a repository (the events of its backfill)."""
     c = events.c
     return select(func.count()).where(
@@ -302,46 +204,7 @@ def after_page(position: Position | None, horizon: int) -> Position:
     return max(position or (0, 0), (horizon - 1, _MAX_ID))
 
 
-def event_dict(row: Any) -> dict[str, Any]:
-    """An event with the fields of GraphQL's ``ImageEvent`` (``syncRun`` as ``syncRunId``), and its position."""
-    added, removed = tag_changes(row.changes)
-    return {
-        "id": event_node_id(row.id),
-        "position": [row.xid, row.id],
-        "type": row.type,
-        "occurredAt": utc_text(row.occurred_at),
-        "registryId": row.registry_id,
-        "region": row.region,
-        "repositoryName": row.repository_name,
-        "registryType": "ECR_PUBLIC" if row.registry_type == "ecr-public" else "ECR",
-        "imageDigest": row.image_digest,
-        "backfill": row.backfill,
-        "changes": [{"field": f, "before": b, "after": a} for f, (b, a) in sorted(row.changes.items())],
-        "tagsAdded": added,
-        "tagsRemoved": removed,
-        "syncRunId": row.sync_run_id,
-    }
-
-
-def event_node_id(event_id: int) -> str:
-    """The event's GraphQL node id, as strawberry's relay spells a GlobalID: base64 of ``ImageEvent:<id>``."""
-    return base64.b64encode(f"ImageEvent:{event_id}".encode()).decode()
-
-
-def utc_text(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.astimezone(UTC).isoformat()
-
-
-def tag_changes(changes: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """(tags added, tags removed) by an event, from its ``image_tags`` change."""
-    before, after = changes.get("image_tags") or (None, None)
-    before, after = set(before or ()), set(after or ())
-    return sorted(after - before), sorted(before - after)
-
-
-def tag_events(
-    repository: tuple[str, str, str, str], tag: str, registries: tuple[str, ...] | None = None
-) -> Select[Any]:
+def tag_events(repository: RepositoryKey, tag: str, registries: Scope = None) -> Select[Any]:
     """Every event of the repository whose tags held ``tag`` before or after, oldest first (none unless the
     repository is of ``registries``, when given)."""
     f = EventFilter(repository=repository, tags=[tag], registries=registries)

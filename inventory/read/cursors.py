@@ -16,8 +16,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from inventory.api.errors import invalid_parameter
-from inventory.api.limits import unclean
+from inventory.read.bounds import unclean
+from inventory.read.errors import invalid_parameter
 
 Part = Callable[[Any], Any]
 """One part of a key: its value as the query reads it; ValueError when it is not one."""
@@ -57,10 +57,19 @@ def size(value: Any) -> int:
     return value
 
 
+def canonical(*parts: Any) -> str:
+    """The query a cursor belongs to, as canonical JSON: equal queries, equal text."""
+    return json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
+
+
 def binding(*parts: Any) -> str:
     """A stable short hash of the query a cursor belongs to."""
-    canonical = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.blake2b(canonical.encode(), digest_size=8).hexdigest()
+    return hash_of(canonical(*parts))
+
+
+def hash_of(query: str) -> str:
+    """``binding`` of the query whose ``canonical`` text is ``query``."""
+    return hashlib.blake2b(query.encode(), digest_size=8).hexdigest()
 
 
 def encode(bound_to: str, key: list[Any]) -> str:

@@ -5,8 +5,8 @@ scopes or not), ``last_event_at`` (the time ECR gave the newest event applied),
 ``last_event_applied_at`` (when its sync committed) and ``events_applied`` (messages applied).
 All are null (0) until a round or an event writes them.
 
-Revision ID: 0014
-Revises: 0013
+Revision ID: 0016
+Revises: 0015
 Create Date: 2026-12-07
 """
 
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0014"
-down_revision: str | None = "0013"
+revision: str = "0016"
+down_revision: str | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

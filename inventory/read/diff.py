@@ -1,4 +1,5 @@
-"""``diff(from, to)``: the net change per image between two times.
+"""The net change per image between two times (GraphQL's ``diff(from, to)``): its statement, and its rows
+read as ``ImageDiff``s.
 
 The images present at ``from`` and at ``to`` (``past.images_at``) are joined on the
 image's identity (a FULL OUTER JOIN): present at ``to`` only, the image was ADDED;
@@ -10,17 +11,17 @@ counts as maps (an empty map as none). An image appears when it matches the filt
 at either time, so a tag filter shows the image that gained or lost the tag.
 
 Pages are keyset-ordered by identity, in the order of the primary key of ``images``
-(and of ``ix_image_versions_image``); cursors are bound to the two times and the filter.
+(and of ``ix_image_versions_image``); cursors are bound to the two times and the filter
+(``inventory.read.history.diff_page``).
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-import strawberry
 from sqlalchemy import (
     ColumnElement,
     CompoundSelect,
@@ -34,15 +35,8 @@ from sqlalchemy import (
     tuple_,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from strawberry import relay
 
-from inventory.api import cursors
-from inventory.api.context import Context, image_filter
-from inventory.api.errors import invalid_parameter
-from inventory.api.events import FieldChange
-from inventory.api.paging import keyset_page, page_size
-from inventory.api.resolvers import resolver
-from inventory.api.types import EDGES, ImageFilterInput, RegistryType, registry_type_of
+from inventory.feed.event import FieldChange
 from inventory.read import past, search
 from inventory.sync.transform import FIELDS, TAGS, Values, changed_fields
 
@@ -52,43 +46,20 @@ _NONE: Values = tuple([] if i == TAGS else None for i in range(len(FIELDS)))
 """The values of no image: an added image's changes are its values that differ from these."""
 
 
-@strawberry.enum(description="How an image differs between the two times of a diff.")
-class ImageDiffKind(enum.Enum):
-    ADDED = strawberry.enum_value("ADDED", description="Present at `to`, not at `from`.")
-    REMOVED = strawberry.enum_value("REMOVED", description="Present at `from`, not at `to`.")
-    CHANGED = strawberry.enum_value("CHANGED", description="Present at both, with different values.")
-
-
-@strawberry.type(description="The net change of one image between two times.")
+@dataclass(frozen=True)
 class ImageDiff:
-    registry_type: RegistryType
+    """The net change of one image between two times."""
+
+    registry_type: str
     registry_id: str
     region: str
     repository_name: str
     image_digest: str
-    kind: ImageDiffKind
-    changes: list[FieldChange] = strawberry.field(
-        description="Each field that differs, by name: for ADDED its values at `to` (before null), for REMOVED "
-        "its values at `from` (after null), for CHANGED only the fields that differ (tags compared as sets)."
-    )
-
-
-@strawberry.type
-class ImageDiffEdge:
-    cursor: str
-    node: ImageDiff
-
-
-@strawberry.type(description="A page of a diff, by image identity; nextToken and endCursor continue it.")
-class ImageDiffConnection:
-    page_info: relay.PageInfo
-    nodes: list[ImageDiff]
-    next_token: str | None = strawberry.field(description="The endCursor while there is a next page, null at the end.")
-    cursors: strawberry.Private[Callable[[], list[str]]]
-
-    @resolver(description=EDGES)
-    def edges(self) -> list[ImageDiffEdge]:
-        return [ImageDiffEdge(cursor=c, node=n) for c, n in zip(self.cursors(), self.nodes, strict=True)]
+    kind: str
+    """``ADDED`` (present at ``to`` only), ``REMOVED`` (at ``from`` only), ``CHANGED`` (at both, different)."""
+    changes: list[FieldChange]
+    """Each field that differs, by name: for ADDED its values at ``to`` (before None), for REMOVED its values
+    at ``from`` (after None), for CHANGED only the fields that differ (tags compared as sets)."""
 
 
 def _window(
@@ -174,14 +145,14 @@ def image_diff(row: Any) -> ImageDiff:
     before: Values = tuple(getattr(row, f"before_{f}") for f in FIELDS) if row.in_before else _NONE
     after: Values = tuple(getattr(row, f"after_{f}") for f in FIELDS) if row.in_after else _NONE
     if not row.in_before:
-        kind = ImageDiffKind.ADDED
+        kind = "ADDED"
     elif not row.in_after:
-        kind = ImageDiffKind.REMOVED
+        kind = "REMOVED"
     else:
-        kind = ImageDiffKind.CHANGED
+        kind = "CHANGED"
     changes = sorted(changed_fields(before, after).items())
     return ImageDiff(
-        registry_type=registry_type_of(row.registry_type),
+        registry_type=row.registry_type,
         registry_id=row.registry_id,
         region=row.region,
         repository_name=row.repository_name,
@@ -189,41 +160,7 @@ def image_diff(row: Any) -> ImageDiff:
         kind=kind,
         # The side where the image was not is null (not its empty tags), as in the change feed.
         changes=[
-            FieldChange(
-                field=name, before=_json(b) if row.in_before else None, after=_json(a) if row.in_after else None
-            )
+            FieldChange(name, _json(b) if row.in_before else None, _json(a) if row.in_after else None)
             for name, (b, a) in changes
         ],
-    )
-
-
-def _key(after: str, bound_to: str) -> list[Any]:
-    return cursors.decode(after, bound_to, [cursors.text] * len(KEY))
-
-
-async def diff_connection(
-    context: Context,
-    since: datetime,
-    until: datetime,
-    given: ImageFilterInput | None,
-    first: int | None,
-    after: str | None,
-) -> ImageDiffConnection:
-    """A page of the images that differ between ``since`` and ``until``: both checked as ``asOf`` is (with
-    an offset, not in the future, not before the retained history), ``since`` the earlier."""
-    size = page_size(first)
-    f = image_filter(given, scope=context.scope)
-    await context.as_of(until, argument="to")
-    await context.as_of(since, argument="from")
-    if since >= until:
-        raise invalid_parameter(f"from must be earlier than to, got {since.isoformat()} and {until.isoformat()}")
-    bound_to = cursors.binding("diff", since.astimezone(UTC).isoformat(), until.astimezone(UTC).isoformat(), f)
-    position = _key(after, bound_to) if after is not None else None
-    rows = await context.rows(diff_page(f, since, until, position, size))
-    page = keyset_page(rows, size, after, lambda row: cursors.encode(bound_to, [getattr(row, k) for k in KEY]))
-    return ImageDiffConnection(
-        page_info=page.page_info,
-        nodes=[image_diff(row) for row in page.rows],
-        next_token=page.next_token,
-        cursors=page.cursors,
     )

@@ -1,0 +1,58 @@
+"""The API's hot paths, held to what they stand in for: the JSON encoder in pieces to ``json.dumps``, the
+image maker to the dataclass it fills, a cached page statement to a fresh one."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections import namedtuple
+from datetime import UTC, datetime
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from inventory.api.inventory import Image
+from inventory.api.offloop import encode_json
+from inventory.read import search
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: st.lists(children, max_size=120) | st.dictionaries(st.text(), children, max_size=8),
+    max_leaves=400,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(JSON)
+def test_the_json_encoded_in_pieces_is_json_dumps_compact(value: Any) -> None:
+    assert encode_json(value) == json.dumps(value, separators=(",", ":"))
+
+
+_Row = namedtuple("_Row", [column.name for column in search.shown_images])  # type: ignore[misc]
+"""A row as the read layer reads one (by position, and by name through ``_fields``)."""
+
+
+def _row(**values: Any) -> Any:
+    empty: dict[str, Any] = dict.fromkeys(_Row._fields)
+    return _Row(**(empty | values))
+
+
+def test_an_image_made_from_its_row_has_every_field_its_dataclass_init_would_set() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    common = dict(registry_type="ecr-public", registry_id="111111111111", region="us-east-1",
+                  repository_name="team/app", image_digest="sha256:" + "a" * 64, image_tags=["v1"],
+                  first_seen_at=now, last_seen_at=now)  # fmt: skip
+    scanned = _row(**common, image_scan_status="COMPLETE", finding_severity_counts={"LOW": 2, "HIGH": 1})
+    plain = _row(**common)
+    for row in (scanned, plain):
+        (made,) = Image.from_rows([row])
+        fields = {f.name for f in dataclasses.fields(Image) if f.init}
+        rebuilt = Image(**{name: getattr(made, name) for name in fields})
+        assert vars(made) == vars(rebuilt) and made == rebuilt
+    (made,) = Image.from_rows([scanned])
+    assert made.image_scan_findings_summary is not None
+    assert [(c.severity, c.count) for c in made.image_scan_findings_summary.finding_severity_counts] == [
+        ("HIGH", 1), ("LOW", 2)
+    ]  # fmt: skip
+    assert made.node_id == "ecr-public/111111111111/us-east-1/sha256:" + "a" * 64 + "/team/app"
