@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,15 @@ from dbview import DatabaseView
 from prometheus_client import generate_latest
 from sqlalchemy import Engine
 
+from inventory.aws.clients import ClientFactory
 from inventory.cli import main
 from inventory.config import load_config
-from inventory.db import create
+from inventory.db import autocommit, create
+from inventory.sync.engine import RegionSync
+from inventory.sync.plan import Scope
 from inventory.sync.runner import sync_fleet
+from inventory.sync.targeted import Affected, sync_affected
+from inventory.tables import registries, sync_scopes
 from inventory.testing import AdminClient, Emulator
 from inventory.worker.loop import Worker, WorkerOptions
 
@@ -188,3 +194,22 @@ def test_a_new_repository_and_a_deleted_one(running: Events) -> None:
     assert running.scalar("SELECT count(*) FROM image_events WHERE type = 'repository.added' "
                           "AND repository_name = 'app/api'") == 1  # fmt: skip
     assert running.converged()
+
+
+def test_an_events_sync_writes_only_while_its_region_is_declared(events: Events) -> None:
+    """Events hold no lease: their sync's last check is that the region is still declared (``sync_scopes``)."""
+    config = load_config(events.config)
+    registry = config.registries[0]
+    pushed = events.push(5, "v1")
+    affected = Affected(Scope("prod", "ecr", PROD, US, "app/web"), registry, frozenset({pushed}), frozenset({"v1"}),
+                        datetime.now(UTC))  # fmt: skip
+    sync = RegionSync(events.engine, ClientFactory(), worker="w1", fence="declared")
+    with autocommit(events.engine) as connection:
+        registries.upsert(config.registries, connection=connection)  # but no region of it in sync_scopes
+    refused = sync_affected(sync, affected)
+    assert refused.failure is not None and refused.failure.code == "RegionUndeclared"
+    assert events.tags() == {}  # rolled back
+    with autocommit(events.engine) as connection:
+        sync_scopes.reconcile(config, connection=connection)
+    assert sync_affected(sync, affected).failure is None
+    assert events.tags() == {pushed: ["v1"]}
