@@ -180,7 +180,7 @@ def test_demo_applies_the_fleet_and_serves_the_api(inventory_env: dict[str, str]
         ecr = boto3.client("ecr", endpoint_url=emulator[1], region_name="us-east-1", aws_access_key_id="demo",
                            aws_secret_access_key="demo")  # fmt: skip
         steps = [
-            ("region synced", lambda: admin.put_images(PROD, "us-east-1", "payments/api",
+            ("prod/us-east-1: region synced", lambda: admin.put_images(PROD, "us-east-1", "payments/api",
                                                        [{"imageDigest": digest, "imageTags": ["pushed"]}])),
             ("events applied: +1", lambda: ecr.batch_delete_image(registryId=PROD, repositoryName="payments/api",
                                                                    imageIds=[{"imageDigest": digest}])),

@@ -104,7 +104,7 @@ def running(events: Events) -> Iterator[Events]:
     """A worker whose full rounds are an hour apart: after the first, only events move the inventory."""
     events.push(0, "latest")
     worker = Worker(events.engine, events.config,
-                    WorkerOptions(interval=3600, lease=10, event_wait=1, event_coalesce=0.2), name="w1")  # fmt: skip
+                    WorkerOptions(interval=3600, lease=10, event_wait=1), name="w1")  # fmt: skip
     stop = threading.Event()
     thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
     thread.start()
