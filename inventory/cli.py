@@ -636,12 +636,13 @@ def status(config_file: Path | None) -> None:
     from rich.text import Text
 
     from inventory.db import driver_connection
-    from inventory.status import declared_statuses
+    from inventory.status import declared_freshness, worst_first
 
     settings = load_settings()
     path, config = inventory_file(settings, config_file)
     with inventory_engine(settings) as engine, engine.connect() as connection:
-        statuses = declared_statuses(config, connection=driver_connection(connection))
+        both = declared_freshness(config, connection=driver_connection(connection))
+    statuses = worst_first([status for status, _ in both])
     if not statuses:
         click.echo(f"No registries declared in {path}.")
         return
@@ -672,6 +673,15 @@ def status(config_file: Path | None) -> None:
     wide = table(codes=True)
     fits = Measurement.get(console, console.options.update_width(10_000), wide).maximum <= console.width  # unwrapped
     console.print(Group(wide if fits else table(codes=False), *errors), crop=False)  # each error in full, below
+    if config.event_queues or any(f.last_event_applied_at for _, f in both):
+        events = Table(title="Full rounds and ECR events")
+        events.add_column("registry region", overflow="fold")
+        events.add_column("last full round", no_wrap=True)
+        events.add_column("last event applied", no_wrap=True)
+        for status, freshness in both:
+            events.add_row(f"{status.registry_name}/{status.region}", _when(freshness.last_round_at),
+                           _when(freshness.last_event_applied_at))  # fmt: skip
+        console.print(events, crop=False)
 
 
 def _when(moment: datetime | None) -> str:

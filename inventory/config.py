@@ -2,10 +2,11 @@
 
 ``Settings`` holds what varies per deployment (database URL, home directory,
 config path). ``InventoryConfig`` is the declarative ``inventory.toml``: which
-registries the inventory covers, which webhooks it tells of changes, and how long it
-keeps its history. It is validated into frozen models, and every problem of the file
-is reported at once, naming the file, the registry or webhook, and the key, in the words of
-TOML (a string, an array, a table) rather than of the validation library.
+registries the inventory covers, which SQS queues bring it ECR's events, which webhooks
+it tells of changes, and how long it keeps its history. It is validated into frozen
+models, and every problem of the file is reported at once, naming the file, the
+registry, queue or webhook, and the key, in the words of TOML (a string, an array, a
+table) rather than of the validation library.
 
 A webhook names the environment variable that holds its secrets, never the secrets:
 ``webhook_secrets`` reads and checks them where they are used (and ``load_config``
@@ -56,6 +57,7 @@ _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]+$")
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512}$")
 _ENDPOINT_URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
 _ENVIRONMENT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_QUEUE_URL = re.compile(r"^https?://[^\s/]+/(?P<account>[0-9]{12})/(?P<name>[A-Za-z0-9_-]{1,80}(\.fifo)?)$")
 
 EVENT_TYPES = (
     "image.added",
@@ -113,6 +115,18 @@ def _glob(value: str) -> str:
 Glob = Annotated[str, AfterValidator(_glob)]
 
 
+def _checked_role_arn(value: str | None) -> str | None:
+    if value is not None and not _ROLE_ARN.match(value):
+        raise ValueError(f"not an IAM role ARN (arn:aws:iam::<account>:role/<name>): {value!r}")
+    return value
+
+
+def _checked_endpoint_url(value: str | None) -> str | None:
+    if value is not None and not _ENDPOINT_URL.match(value):
+        raise ValueError(f"not an http(s) URL: {redact.url(value)!r}")
+    return value
+
+
 class RegistryConfig(BaseModel):
     """One ``[[registries]]`` entry: an AWS account's private ECR or ECR Public."""
 
@@ -138,16 +152,12 @@ class RegistryConfig(BaseModel):
     @field_validator("role_arn")
     @classmethod
     def _role_arn(cls, value: str | None) -> str | None:
-        if value is not None and not _ROLE_ARN.match(value):
-            raise ValueError(f"not an IAM role ARN (arn:aws:iam::<account>:role/<name>): {value!r}")
-        return value
+        return _checked_role_arn(value)
 
     @field_validator("endpoint_url")
     @classmethod
     def _endpoint_url(cls, value: str | None) -> str | None:
-        if value is not None and not _ENDPOINT_URL.match(value):
-            raise ValueError(f"not an http(s) URL: {redact.url(value)!r}")
-        return value
+        return _checked_endpoint_url(value)
 
     def covers(self, repository_name: str) -> bool:
         """Whether the include globs take ``repository_name`` and no exclude glob drops it."""
@@ -197,6 +207,77 @@ def _registry_rules(entry: dict[str, Any]) -> Iterator[tuple[str, str]]:
 def _raised_again(error: ErrorDetails) -> InitErrorDetails:
     """A reported error as ``ValidationError.from_exception_data`` takes it, to raise it again with others."""
     return {"type": error["type"], "loc": error["loc"], "input": error["input"], "ctx": error.get("ctx", {})}
+
+
+class EventQueueConfig(BaseModel):
+    """One ``[[event_queues]]`` entry: an SQS queue that EventBridge fills with ECR's events."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    url: str
+    """The queue's URL, ``https://sqs.<region>.amazonaws.com/<account>/<name>``."""
+    region: str
+    """The queue's region (the one its URL names, for AWS)."""
+    role_arn: str | None = None
+    external_id: str | None = Field(default=None, min_length=2, max_length=1224)
+    endpoint_url: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not _QUEUE_URL.match(value):
+            raise ValueError(f"not an SQS queue URL (https://sqs.<region>.amazonaws.com/<account>/<name>): "
+                             f"{redact.url(value)!r}")  # fmt: skip
+        return value
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        if not _REGION.match(value):
+            raise ValueError(f"not an AWS region: {value!r}")
+        return value
+
+    @field_validator("role_arn")
+    @classmethod
+    def _role_arn(cls, value: str | None) -> str | None:
+        return _checked_role_arn(value)
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint_url(cls, value: str | None) -> str | None:
+        return _checked_endpoint_url(value)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _coherent(cls, data: Any, handler: ModelWrapValidatorHandler[EventQueueConfig]) -> EventQueueConfig:
+        """Adds the problems of keys that go together to those of each key (see ``RegistryConfig``)."""
+        broken: list[InitErrorDetails] = [
+            {"type": PydanticCustomError("queue_rule", message), "loc": (key,), "input": data.get(key)}
+            for key, message in (_queue_rules(data) if isinstance(data, dict) else ())
+        ]
+        try:
+            queue = handler(data)
+        except ValidationError as exc:
+            if not broken:
+                raise
+            raise ValidationError.from_exception_data(
+                cls.__name__, [*map(_raised_again, exc.errors()), *broken]
+            ) from None
+        if broken:
+            raise ValidationError.from_exception_data(cls.__name__, broken)
+        return queue
+
+
+def _queue_rules(entry: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """The problems of a queue's keys that go together, as ``(key, message)``."""
+    if entry.get("external_id") is not None and entry.get("role_arn") is None:
+        yield "external_id", "only meaningful together with role_arn"
+    url, region = entry.get("url"), entry.get("region")
+    if isinstance(url, str) and isinstance(region, str) and _REGION.match(region):
+        host = re.match(r"^https?://sqs\.([a-z0-9-]+)\.amazonaws\.com/", url)
+        if host is not None and host[1] != region:
+            yield "region", f"the queue's URL is in {host[1]}, not {region}"
 
 
 class WebhookConfig(BaseModel):
@@ -290,6 +371,7 @@ class InventoryConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     registries: tuple[RegistryConfig, ...] = ()
+    event_queues: tuple[EventQueueConfig, ...] = ()
     webhooks: tuple[WebhookConfig, ...] = ()
     retention: RetentionConfig = RetentionConfig()
 
@@ -327,9 +409,10 @@ def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Inve
 
 def parse_config(document: dict[str, Any], where: str, *, environ: Mapping[str, str] | None = None) -> InventoryConfig:
     """Validate a parsed document; ``where`` names its origin in messages."""
-    known = ("registries", "webhooks", "retention")
+    known = ("registries", "event_queues", "webhooks", "retention")
     problems = [f"{where}: unknown key {key!r}" for key in document if key not in known]
     registries = _tables(document, "registries", RegistryConfig, where, problems)
+    queues = _tables(document, "event_queues", EventQueueConfig, where, problems)
     declared = {registry.name for _, registry in registries}
     webhooks = [webhook for label, webhook in _tables(document, "webhooks", WebhookConfig, where, problems)
                 if _webhook_fits(webhook, f"{where}: {label}", declared, environ, problems)]  # fmt: skip
@@ -337,10 +420,15 @@ def parse_config(document: dict[str, Any], where: str, *, environ: Mapping[str, 
 
     if problems:
         raise ConfigError(where, problems)
-    return InventoryConfig(registries=tuple(r for _, r in registries), webhooks=tuple(webhooks), retention=retention)
+    return InventoryConfig(
+        registries=tuple(r for _, r in registries),
+        event_queues=tuple(q for _, q in queues),
+        webhooks=tuple(webhooks),
+        retention=retention,
+    )
 
 
-Table = TypeVar("Table", RegistryConfig, WebhookConfig)
+Table = TypeVar("Table", RegistryConfig, EventQueueConfig, WebhookConfig)
 
 
 def _tables(

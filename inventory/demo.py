@@ -18,8 +18,8 @@ from inventory.config import Settings, load_config
 from inventory.db import database_url, describe, open_inventory
 from inventory.sync.render import applied_line, render_applied, summary_line
 from inventory.sync.runner import sync_fleet
-from inventory.testing import Emulator
-from inventory.testing.seed import DEMO_BIG_REPOSITORY, demo_config, seed_demo
+from inventory.testing import Emulator, events
+from inventory.testing.seed import DEMO_BIG_REPOSITORY, DEMO_QUEUE, demo_config, seed_demo
 
 # The emulator accepts any credentials; these stand in when the machine has none.
 _DEMO_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "demo", "AWS_SECRET_ACCESS_KEY": "demo"}
@@ -57,11 +57,13 @@ def run_demo(settings: Settings, *, serve: tuple[str, int] | None = None) -> Non
         engine = open_inventory(settings)
     console.print(f"inventory database ready: {describe(settings)}")
     with Emulator() as emulator:
-        seed_demo(emulator.store)
+        with emulator.store.locked() as store:
+            seed_demo(store)
+            events.subscribe(store, *DEMO_QUEUE)  # from now on its pushes, deletes, scans are announced
         console.print(f"ECR emulator listening on {emulator.url}")
         settings.home.mkdir(parents=True, exist_ok=True)
         path = settings.home / "demo-inventory.toml"
-        path.write_text(demo_config(emulator.url), encoding="utf-8")
+        path.write_text(demo_config(emulator.url, event_queue=True), encoding="utf-8")
         console.print(f"demo configuration written to {path}\n")
         config = load_config(path)
         # Each scope printed once, as applied: the live display (on a terminal) and never the log lines too.
@@ -91,7 +93,9 @@ def run_demo(settings: Settings, *, serve: tuple[str, int] | None = None) -> Non
             f"GraphQL API on {url} (GraphiQL: open it in a browser), without authentication "
             f"(--allow-anonymous: anyone who can reach it reads everything; `{inventory} serve` asks for tokens). "
             f"Try:\n  curl -s {url} -H 'content-type: application/json' -d '{body}'\n"
-            "Keep it converged while you push and delete images in the emulator, from another terminal in this "
+            "Keep it converged while you push and delete images in the emulator (its ECR events reach the "
+            "worker through its SQS queue: a push shows within about a second, though a full round runs only "
+            "every hour), from another terminal in this "
             f"directory{' with the same INVENTORY_DATABASE_URL' if settings.database_url else ''}:\n"
             f"  {_worker(settings, inventory, path)}\n"
             f"ECR's own API on {base}/ecr, for the AWS CLI and boto3 (any key here; `{inventory} tokens create NAME "
@@ -122,7 +126,7 @@ def _worker(settings: Settings, inventory: str, path: Path) -> str:
     """The worker's command line: against the emulator, on this inventory's database (its home said unless the
     default one)."""
     credentials = " ".join(f"{key}={value}" for key, value in _DEMO_CREDENTIALS.items())
-    command = f"{credentials} {inventory} worker -c {shlex.quote(str(path))} --interval 10s"
+    command = f"{credentials} {inventory} worker -c {shlex.quote(str(path))} --interval 1h"
     if settings.home != Settings.model_fields["home"].default:
         command = f"INVENTORY_HOME={shlex.quote(str(settings.home))} {command}"
     return command

@@ -13,7 +13,8 @@
           │    └── MalformedResponse -- AWS answered something that is not what its API documents
           ├── StalePlan         -- a saved plan's scope changed since the plan was made
           ├── ScopeLocked       -- another apply held the scope past --lock-timeout
-          └── LeaseLost         -- a worker's lease on the region lapsed before it wrote (rolled back)
+          ├── LeaseLost         -- a worker's lease on the region lapsed before it wrote (rolled back)
+          └── RegionUndeclared  -- an event's region is no longer declared (its last sync sweeps it)
 
 Anything else raised during a sync is a defect of ours: ``plan``/``apply`` stop
 with the traceback (exit 1); a worker records the scope as failed with code
@@ -94,3 +95,9 @@ class LeaseLost(ScopeFailed):
     """this worker's lease on the region lapsed before the scope was written; nothing was written"""
 
     code = "LeaseLost"
+
+
+class RegionUndeclared(ScopeFailed):
+    """the region is no longer declared by the inventory file; nothing was written"""
+
+    code = "RegionUndeclared"

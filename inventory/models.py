@@ -336,7 +336,8 @@ class RegionStatusRow(SQLModel, table=True):
 
     What ``inventory status``, ``/metrics`` and ``Registry.syncStatus`` read, so they cost the
     same however many ``sync_runs`` are kept: the last success and error, since when the region
-    has been failing (null once a whole round succeeded), and counters of the scope syncs.
+    has been failing (null once a whole round succeeded), counters of the scope syncs, the last
+    full round, and the last of ECR's events applied.
     """
 
     __tablename__ = "region_status"
@@ -353,6 +354,14 @@ class RegionStatusRow(SQLModel, table=True):
     api_calls: int = _big_counter()
     throttled_calls: int = _big_counter()
     updated_at: datetime | None = _timestamp(nullable=False, now=True)
+    last_round_at: datetime | None = _timestamp()
+    """The last round that covered the whole region (a full round), whether or not a scope failed."""
+    last_event_at: datetime | None = _timestamp()
+    """The time ECR gave the newest of its events applied to the region (``inventory.worker.events``)."""
+    last_event_applied_at: datetime | None = _timestamp()
+    """When the sync of that event committed."""
+    events_applied: int = _big_counter()
+    """Event messages applied to the region."""
 
 
 # The events that touched a tag: their ``changes.image_tags`` ([before, after]) contains an

@@ -1,4 +1,5 @@
-"""How fresh the inventory is, per registry region: the last success and the last error.
+"""How fresh the inventory is, per registry region: the last success and the last error, the last
+full round and the last of ECR's events applied.
 
 Read from ``region_status`` (one row per region, kept by the sync), never from the
 history in ``sync_runs``: the cost does not grow with the runs kept.
@@ -48,6 +49,23 @@ class RegionStatus:
         )
 
 
+@dataclass(frozen=True)
+class Freshness:
+    """How a region was last brought up to date: its last full round, and the last of ECR's events applied
+    (read from the same ``region_status`` rows as ``RegionStatus``)."""
+
+    last_round_at: datetime | None
+    """The last round that covered the whole region, failed scopes or not."""
+    last_event_at: datetime | None
+    """The time ECR gave the newest of its events applied to the region."""
+    last_event_applied_at: datetime | None
+    """When the sync of that event committed."""
+
+    @classmethod
+    def from_row(cls, row: Any) -> Freshness:
+        return cls(row.last_round_at, row.last_event_at, row.last_event_applied_at)
+
+
 def worst_first(statuses: list[RegionStatus]) -> list[RegionStatus]:
     """Stale regions first (stale the longest first), then never synced, then the least recently synced."""
 
@@ -63,5 +81,13 @@ def worst_first(statuses: list[RegionStatus]) -> list[RegionStatus]:
 
 def declared_statuses(config: InventoryConfig, *, connection: psycopg.Connection[Any]) -> list[RegionStatus]:
     """The status of every region ``config`` declares, worst first; a region never synced has no dates."""
+    return worst_first([status for status, _ in declared_freshness(config, connection=connection)])
+
+
+def declared_freshness(
+    config: InventoryConfig, *, connection: psycopg.Connection[Any]
+) -> list[tuple[RegionStatus, Freshness]]:
+    """The status and the freshness of every region ``config`` declares, in the file's order."""
     regions = [(registry.name, region) for registry in config.registries for region in registry.regions]
-    return worst_first([RegionStatus.from_row(row) for row in region_status.of_regions(regions, connection=connection)])
+    rows = region_status.of_regions(regions, connection=connection)
+    return [(RegionStatus.from_row(row), Freshness.from_row(row)) for row in rows]

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from queue import Empty, Queue
 
@@ -21,6 +21,9 @@ import httpx
 import pytest
 
 from inventory.testing import AdminClient
+
+PROD = "111111111111"
+"""The demo's prod account."""
 
 ROOT = Path(__file__).resolve().parent.parent
 AWS_CLI = Path(os.environ.get("INVENTORY_TEST_AWS_CLI", ROOT / ".venv-awscli" / "bin" / "aws"))
@@ -110,9 +113,17 @@ def free_port() -> int:
         return port
 
 
-def run_until(command: str, wanted: str, *, cwd: Path, env: dict[str, str], timeout: float = 60) -> str:
+def run_until(
+    command: str,
+    wanted: str,
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    timeout: float = 60,
+    then: list[tuple[str, Callable[[], None]]] | None = None,
+) -> str:
     """Run a shell command line until a line of its output holds ``wanted`` (or it exits, or ``timeout``),
-    then SIGINT it; its output."""
+    then SIGINT it; its output. ``then``: (a line's text, what to do once a line holds it), in turn."""
     process = subprocess.Popen(["bash", "-c", command], cwd=cwd, env=env, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
     assert process.stdout is not None
@@ -122,6 +133,8 @@ def run_until(command: str, wanted: str, *, cwd: Path, env: dict[str, str], time
     while not any(wanted in line for line in output) and time.monotonic() < deadline:
         with contextlib.suppress(Empty):
             output.append(lines.get(timeout=0.5))
+            if then and then[0][0] in output[-1]:
+                then.pop(0)[1]()
     process.send_signal(signal.SIGINT)
     process.wait(timeout=30)
     return "".join(output)
@@ -158,13 +171,27 @@ def test_demo_applies_the_fleet_and_serves_the_api(inventory_env: dict[str, str]
         # as printed: this run's home (not the default), the program that runs (`inventory` is not on PATH)
         assert worker == (
             f"INVENTORY_HOME={tmp_path / 'home'} AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo "
-            f"{sys.executable} -m inventory worker -c {tmp_path / 'home' / 'demo-inventory.toml'} --interval 10s"
+            f"{sys.executable} -m inventory worker -c {tmp_path / 'home' / 'demo-inventory.toml'} --interval 1h"
         )
         ecr_hint, ecr_command = (process.stdout.readline().strip() for _ in range(2))
         assert ecr_hint.startswith(f"ECR's own API on http://127.0.0.1:{port}/ecr"), ecr_hint
         assert ecr_command.startswith("AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo aws ecr describe-images "
                                       f"--endpoint-url http://127.0.0.1:{port}/ecr "), ecr_command  # fmt: skip
-        assert "region synced" in run_until(worker, "region synced", cwd=tmp_path, env=inventory_env)
+        # A push into the demo emulator, then its delete, reach the worker as ECR events (its round is an hour away).
+        emulator = re.search(r'endpoint_url = "([^"]+)"', (tmp_path / "home" / "demo-inventory.toml").read_text())
+        assert emulator is not None
+        admin, digest = AdminClient(emulator[1]), "sha256:" + "d" * 64
+        ecr = boto3.client("ecr", endpoint_url=emulator[1], region_name="us-east-1", aws_access_key_id="demo",
+                           aws_secret_access_key="demo")  # fmt: skip
+        steps = [
+            ("prod/us-east-1: region synced", lambda: admin.put_images(PROD, "us-east-1", "payments/api",
+                                                       [{"imageDigest": digest, "imageTags": ["pushed"]}])),
+            ("events applied: +1", lambda: ecr.batch_delete_image(registryId=PROD, repositoryName="payments/api",
+                                                                   imageIds=[{"imageDigest": digest}])),
+        ]  # fmt: skip
+        log = run_until(worker, "events applied: +0 ~0 -1", cwd=tmp_path, env=inventory_env, then=steps)
+        assert "prod/us-east-1/payments/api: 1 events applied: +1 ~0 -0" in log, log
+        assert "prod/us-east-1/payments/api: 1 events applied: +0 ~0 -1" in log, log
         query = json.loads(curl.split(" -d ", 1)[1].strip("'"))
         url = f"http://127.0.0.1:{port}"
         for _ in range(100):  # uvicorn binds just after the banner
@@ -175,9 +202,9 @@ def test_demo_applies_the_fleet_and_serves_the_api(inventory_env: dict[str, str]
         nodes = httpx.post(f"{url}/graphql", json=query).json()["data"]["images"]["nodes"]
         assert len(nodes) == 5 and all("latest" in node["imageTags"] for node in nodes)
         option = dict(re.findall(r"--([a-z-]+) (\S+)", ecr_command))
-        ecr = boto3.client("ecr", endpoint_url=option["endpoint-url"], region_name=option["region"],
-                           aws_access_key_id="demo", aws_secret_access_key="demo")  # fmt: skip
-        described = ecr.describe_images(registryId=option["registry-id"], repositoryName=option["repository-name"])
+        endpoint = boto3.client("ecr", endpoint_url=option["endpoint-url"], region_name=option["region"],
+                                aws_access_key_id="demo", aws_secret_access_key="demo")  # fmt: skip
+        described = endpoint.describe_images(registryId=option["registry-id"], repositoryName=option["repository-name"])
         assert described["imageDetails"] and described["nextToken"]  # the demo's big repository: several pages
         graphiql = httpx.get(f"{url}/graphql", headers={"accept": "text/html"})
         assert graphiql.status_code == 200 and "graphiql" in graphiql.text.lower()

@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from inventory.config import RegistryConfig, RetentionConfig, Settings, WebhookConfig, load_config, webhook_secrets
+from inventory.config import (
+    EventQueueConfig,
+    RegistryConfig,
+    RetentionConfig,
+    Settings,
+    WebhookConfig,
+    load_config,
+    webhook_secrets,
+)
 from inventory.errors import ConfigError
 
 FULL = """
@@ -397,3 +405,80 @@ def test_secrets_are_checked_only_when_asked(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, text))  # plan, status, serve: no secret needed
     assert config.webhook("security").min_severity == "HIGH"
     assert webhook_secrets(config.webhook("security"), {"SECURITY_WEBHOOK_SECRET": f"{GOOD_SECRET} {GOOD_SECRET}"})
+
+
+QUEUES = """
+[[event_queues]]
+name = "ecr-events"
+url = "https://sqs.eu-west-1.amazonaws.com/111111111111/inventory-ecr-events"
+region = "eu-west-1"
+role_arn = "arn:aws:iam::111111111111:role/inventory-events"
+external_id = "s3cr3t-id"
+endpoint_url = "http://127.0.0.1:5000"
+
+[[event_queues]]
+name = "local"
+url = "http://127.0.0.1:5000/123456789012/ecr-events"
+region = "us-east-1"
+"""
+
+
+def test_event_queues_are_read(tmp_path: Path) -> None:
+    central, local = load_config(write(tmp_path, FULL + QUEUES)).event_queues
+    assert central == EventQueueConfig(
+        name="ecr-events",
+        url="https://sqs.eu-west-1.amazonaws.com/111111111111/inventory-ecr-events",
+        region="eu-west-1",
+        role_arn="arn:aws:iam::111111111111:role/inventory-events",
+        external_id="s3cr3t-id",
+        endpoint_url="http://127.0.0.1:5000",
+    )
+    assert (local.role_arn, local.external_id, local.endpoint_url) == (None, None, None)
+    assert load_config(write(tmp_path, FULL)).event_queues == ()
+
+
+def test_every_problem_of_the_event_queues_is_reported_at_once(tmp_path: Path) -> None:
+    path = write(tmp_path, BROKEN + """
+[[event_queues]]
+name = "q"
+url = "https://sqs.eu-west-1.amazonaws.com/111111111111/events"
+region = "us-east-1"
+external_id = "orphan"
+colour = "blue"
+
+[[event_queues]]
+name = "q"
+url = "ftp://example.com/queue"
+region = "mars"
+role_arn = "nope"
+
+[[event_queues]]
+url = 3
+""")  # fmt: skip
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    problems = [p.removeprefix(f"{path}: ") for p in exc.value.problems]
+    expected = [
+        "event_queues[0] ('q'): colour: unknown key",
+        "event_queues[0] ('q'): external_id: only meaningful together with role_arn",
+        "event_queues[0] ('q'): region: the queue's URL is in eu-west-1, not us-east-1",
+        "event_queues[1] ('q'): url: not an SQS queue URL (https://sqs.<region>.amazonaws.com/<account>/<name>): "
+        "'ftp://example.com/queue'",
+        "event_queues[1] ('q'): region: not an AWS region: 'mars'",
+        "event_queues[1] ('q'): role_arn: not an IAM role ARN (arn:aws:iam::<account>:role/<name>): 'nope'",
+        "event_queues[2]: name: required key is missing",
+        "event_queues[2]: url: must be a string, got an integer",
+        "event_queues[2]: region: required key is missing",
+        "event_queues: name 'q' is used by 2 event_queues",
+    ]
+    for line in expected:
+        assert line in problems, f"{line!r} not in {problems}"
+    assert any(p.startswith("registries[0]") for p in problems)  # the registries' problems too, in one report
+
+
+def test_event_queues_must_be_an_array_of_tables(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_config(write(tmp_path, 'event_queues = "q"'))
+    assert exc.value.problems == [
+        f"{tmp_path / 'inventory.toml'}: event_queues: must be an array of tables ([[event_queues]]), got a string"
+    ]

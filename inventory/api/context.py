@@ -21,7 +21,7 @@ from inventory.read import database, inventory, sync, webhooks
 from inventory.read.errors import Unavailable
 from inventory.read.inventory import AsOf
 from inventory.read.keys import ImageKey, RepositoryKey
-from inventory.status import RegionStatus
+from inventory.status import Freshness, RegionStatus
 
 
 class Context:
@@ -53,8 +53,8 @@ class Context:
         """Images present in each repository, by (key, time or None)."""
         self.images: DataLoader[tuple[ImageKey, AsOf | None], Row[Any] | None] = DataLoader(self._load_images)
         """Images by (key, time or None); None where there is none."""
-        self.region_statuses: DataLoader[str, list[RegionStatus]] = DataLoader(self._load_region_statuses)
-        """The status of each region of a registry, by its name."""
+        self.regions: DataLoader[str, list[tuple[RegionStatus, Freshness]]] = DataLoader(self._load_regions)
+        """The status and freshness of each region of a registry, by its name."""
         self.sync_runs: DataLoader[int, Row[Any] | None] = DataLoader(self._load_sync_runs)
         """Sync runs by id; None once retention pruned them."""
         self.webhook_attempts: DataLoader[int, list[Row[Any]]] = DataLoader(self._load_attempts)
@@ -99,8 +99,8 @@ class Context:
             found.update({(key, at): row for key, row in rows.items()})
         return [found.get(key) for key in keys]
 
-    async def _load_region_statuses(self, names: Sequence[str]) -> list[list[RegionStatus]]:
-        found = await sync.region_statuses(self, self.scope, names)
+    async def _load_regions(self, names: Sequence[str]) -> list[list[tuple[RegionStatus, Freshness]]]:
+        found = await sync.regions(self, self.scope, names)
         return [found[name] for name in names]
 
     async def _load_sync_runs(self, ids: Sequence[int]) -> list[Row[Any] | None]:

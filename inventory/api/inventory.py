@@ -375,7 +375,7 @@ class Registry(relay.Node):
 
     @resolver(description="How fresh the inventory of this registry is.")
     async def sync_status(self, info: strawberry.Info[Context, None]) -> SyncStatus:
-        return SyncStatus.of(await info.context.region_statuses.load(self.name))
+        return SyncStatus.of(await info.context.regions.load(self.name))
 
     @resolver()
     async def repositories(

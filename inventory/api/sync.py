@@ -12,7 +12,7 @@ import strawberry
 from inventory.api.paging import Connection, connection
 from inventory.api.resolvers import resolver
 from inventory.read import sync
-from inventory.status import RegionStatus
+from inventory.status import Freshness, RegionStatus
 
 if TYPE_CHECKING:
     from inventory.api.context import Context
@@ -28,10 +28,19 @@ class RegionSyncStatus:
     stale_since: datetime | None = strawberry.field(
         description="Set when a sync failed after the last success: the rows are as of this time."
     )
+    last_round_at: datetime | None = strawberry.field(
+        description="The last full round of the region (the reconcile), failed scopes or not."
+    )
+    last_event_at: datetime | None = strawberry.field(
+        description="The time ECR gave the newest of its events applied to the region (null: none yet)."
+    )
+    last_event_applied_at: datetime | None = strawberry.field(
+        description="When the targeted sync of that event committed."
+    )
 
     @classmethod
-    def of(cls, status: RegionStatus) -> RegionSyncStatus:
-        return cls(**{k: v for k, v in vars(status).items() if k != "registry_name"})
+    def of(cls, status: RegionStatus, freshness: Freshness) -> RegionSyncStatus:
+        return cls(**{k: v for k, v in vars(status).items() if k != "registry_name"}, **vars(freshness))
 
 
 @strawberry.type(description="How fresh a registry is: its regions, and the worst of them.")
@@ -44,8 +53,8 @@ class SyncStatus:
     regions: list[RegionSyncStatus]
 
     @classmethod
-    def of(cls, statuses: list[RegionStatus]) -> SyncStatus:
-        regions = [RegionSyncStatus.of(status) for status in statuses]
+    def of(cls, statuses: list[tuple[RegionStatus, Freshness]]) -> SyncStatus:
+        regions = [RegionSyncStatus.of(status, freshness) for status, freshness in statuses]
         errors = [r for r in regions if r.last_error_at is not None]
         latest_error = max(errors, key=lambda r: r.last_error_at or datetime.min) if errors else None
         return cls(

@@ -1,4 +1,4 @@
-"""boto3 clients per (registry, region): assumed roles, endpoints, retries, timeouts.
+"""boto3 clients per (registry, region), and of the event queues: assumed roles, endpoints, retries, timeouts.
 
 A registry with ``role_arn`` gets refreshable credentials from ``sts:AssumeRole``
 (with its ``external_id``), renewed by botocore before they expire. An
@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import boto3
 from botocore.config import Config
@@ -22,11 +22,24 @@ from botocore.utils import parse_timestamp as botocore_parse_timestamp
 
 from inventory.aws.budget import Budgets
 from inventory.aws.errors import is_throttled
-from inventory.config import ECR_PUBLIC_REGION, RegistryConfig
+from inventory.config import ECR_PUBLIC_REGION, EventQueueConfig, RegistryConfig
 
 if TYPE_CHECKING:
     from mypy_boto3_ecr import ECRClient
     from mypy_boto3_ecr_public import ECRPublicClient
+    from mypy_boto3_sqs import SQSClient
+
+
+class Identity(Protocol):
+    """Who a client acts as: a registry or an event queue of the config."""
+
+    @property
+    def role_arn(self) -> str | None: ...
+    @property
+    def external_id(self) -> str | None: ...
+    @property
+    def endpoint_url(self) -> str | None: ...
+
 
 CLIENT_CONFIG = Config(
     retries={"mode": "standard", "total_max_attempts": 5},
@@ -47,7 +60,7 @@ def client_config(max_attempts: int) -> Config:
 SESSION_NAME = "ecr-inventory"
 
 
-def _assume_role_fetcher(registry: RegistryConfig, region: str) -> Any:
+def _assume_role_fetcher(registry: Identity, region: str) -> Any:
     def fetch() -> dict[str, str]:
         sts = boto3.client("sts", region_name=region, endpoint_url=registry.endpoint_url, config=CLIENT_CONFIG)
         options: dict[str, Any] = {"RoleArn": registry.role_arn, "RoleSessionName": SESSION_NAME}
@@ -83,7 +96,7 @@ _LOADER = create_loader()
 once per process, not once per client (that parsing was most of a small region's sync)."""
 
 
-def session_for(registry: RegistryConfig, region: str) -> boto3.Session:
+def session_for(registry: Identity, region: str) -> boto3.Session:
     """A boto3 session acting as ``registry``'s account (its role when one is set)."""
     botocore_session = get_session()
     botocore_session.register_component("data_loader", _LOADER)
@@ -114,6 +127,14 @@ def ecr_public_client(
     return session.client(
         "ecr-public", region_name=ECR_PUBLIC_REGION, endpoint_url=registry.endpoint_url, config=config
     )
+
+
+def sqs_client(queue: EventQueueConfig, wait_seconds: float, max_attempts: int = 5) -> SQSClient:
+    """A client of ``queue``'s region (its role when one is set) whose reads outlast a long poll of
+    ``wait_seconds``. Without an ``endpoint_url``, boto3's resolution applies (``AWS_ENDPOINT_URL_SQS``)."""
+    config = client_config(max_attempts).merge(Config(read_timeout=wait_seconds + 10))
+    session = session_for(queue, queue.region)
+    return session.client("sqs", region_name=queue.region, endpoint_url=queue.endpoint_url, config=config)
 
 
 @dataclass

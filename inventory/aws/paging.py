@@ -12,9 +12,10 @@ further in. AWS and network errors become ``ScopeUnobservable`` here too.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
+from botocore.exceptions import ClientError
 from botocore.parsers import ResponseParserError
 
 from inventory.aws.errors import aws_calls
@@ -22,6 +23,10 @@ from inventory.config import RegistryConfig
 from inventory.errors import MalformedResponse
 
 PAGE_SIZE = 1000
+IMAGE_IDS = 100
+"""Image ids one ``DescribeImages`` call takes at most."""
+REPOSITORY_NOT_FOUND = "RepositoryNotFoundException"
+IMAGE_NOT_FOUND = "ImageNotFoundException"
 EVERY_IMAGE = {"tagStatus": "ANY", "imageStatus": "ANY"}
 
 _LISTS = {
@@ -38,7 +43,6 @@ _TYPES: dict[str, type] = {
 
 def _pages(client: Any, operation: str, **options: Any) -> Iterator[list[dict[str, Any]]]:
     """The operation's items, a page at a time, each checked to carry its identifying key."""
-    key, identity = _LISTS[operation]
     pages = iter(client.get_paginator(operation).paginate(**options))
     while True:
         with aws_calls():
@@ -49,14 +53,20 @@ def _pages(client: Any, operation: str, **options: Any) -> Iterator[list[dict[st
                 raise MalformedResponse(f"{operation}: the response does not parse: {exc}") from exc
         if page is None:
             return
-        items = page.get(key)
-        if not isinstance(items, list):
-            raise MalformedResponse(f"{operation}: the response has no {key} list")
-        for item in items:
-            if not isinstance(item, dict) or not isinstance(item.get(identity), str):
-                raise MalformedResponse(f"{operation}: an item of {key} has no {identity}")
-            _check_fields(operation, item, item[identity])
-        yield items
+        yield _checked(operation, page)
+
+
+def _checked(operation: str, page: Any) -> list[dict[str, Any]]:
+    """The page's items, each checked to carry its identifying key and fields of the documented types."""
+    key, identity = _LISTS[operation]
+    items = page.get(key) if isinstance(page, dict) else None
+    if not isinstance(items, list):
+        raise MalformedResponse(f"{operation}: the response has no {key} list")
+    for item in items:
+        if not isinstance(item, dict) or not isinstance(item.get(identity), str):
+            raise MalformedResponse(f"{operation}: an item of {key} has no {identity}")
+        _check_fields(operation, item, item[identity])
+    return items
 
 
 def _check_fields(operation: str, item: dict[str, Any], name: str) -> None:
@@ -91,3 +101,55 @@ def image_pages(client: Any, registry: RegistryConfig, repository_name: str) -> 
     if registry.type == "ecr":
         options["filter"] = EVERY_IMAGE
     yield from _pages(client, "describe_images", **options)
+
+
+def image_details(
+    client: Any, registry: RegistryConfig, repository_name: str, digests: Sequence[str]
+) -> list[dict[str, Any]]:
+    """The ImageDetail of each of ``digests`` the repository holds (archived ones too), by
+    ``DescribeImages(imageIds=…)`` in calls of up to 100 ids. ECR refuses a whole call with
+    ``ImageNotFoundException`` when any id is missing, so such a call is split in halves until
+    each missing digest is alone (and left out): a digest deleted costs about log2(100) calls more."""
+    found: list[dict[str, Any]] = []
+    for start in range(0, len(digests), IMAGE_IDS):
+        found.extend(_described(client, registry, repository_name, digests[start : start + IMAGE_IDS]))
+    return found
+
+
+def _described(client: Any, registry: RegistryConfig, repository_name: str, digests: Sequence[str]) -> list[Any]:
+    options: dict[str, Any] = {
+        "registryId": registry.account_id,
+        "repositoryName": repository_name,
+        "imageIds": [{"imageDigest": digest} for digest in digests],
+    }
+    if registry.type == "ecr":
+        options["filter"] = EVERY_IMAGE
+    with aws_calls():
+        try:
+            page = client.describe_images(**options)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != IMAGE_NOT_FOUND:
+                raise
+            if len(digests) == 1:
+                return []
+            half = len(digests) // 2
+            return [*_described(client, registry, repository_name, digests[:half]),
+                    *_described(client, registry, repository_name, digests[half:])]  # fmt: skip
+        except (ResponseParserError, AttributeError, TypeError, ValueError) as exc:
+            raise MalformedResponse(f"describe_images: the response does not parse: {exc}") from exc
+    return _checked("describe_images", page)
+
+
+def repository_description(client: Any, registry: RegistryConfig, repository_name: str) -> dict[str, Any] | None:
+    """``DescribeRepositories`` of one repository; None when the registry holds no such repository."""
+    with aws_calls():
+        try:
+            page = client.describe_repositories(registryId=registry.account_id, repositoryNames=[repository_name])
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == REPOSITORY_NOT_FOUND:
+                return None
+            raise
+        except (ResponseParserError, AttributeError, TypeError, ValueError) as exc:
+            raise MalformedResponse(f"describe_repositories: the response does not parse: {exc}") from exc
+    found = _checked("describe_repositories", page)
+    return next((r for r in found if r["repositoryName"] == repository_name), None)

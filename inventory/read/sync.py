@@ -16,7 +16,7 @@ from inventory.read import cursors, scope
 from inventory.read.database import Database
 from inventory.read.paging import Page, keyset_page, page_size
 from inventory.read.scope import Scope
-from inventory.status import RegionStatus
+from inventory.status import Freshness, RegionStatus
 from inventory.tables import region_status
 
 _sync_runs = SyncRunRow.__table__  # type: ignore[attr-defined]
@@ -69,10 +69,16 @@ async def sync_runs_by_id(db: Database, reader: Scope, ids: Sequence[int]) -> di
     return {row.id: row for row in rows}
 
 
-async def region_statuses(db: Database, reader: Scope, names: Sequence[str]) -> dict[str, list[RegionStatus]]:
-    """The status of every region each registry of ``names`` declares, by region (none out of scope)."""
-    found: dict[str, list[RegionStatus]] = {name: [] for name in names}
+async def regions(db: Database, reader: Scope, names: Sequence[str]) -> dict[str, list[tuple[RegionStatus, Freshness]]]:
+    """The status and freshness of every region each registry of ``names`` declares, by region (none out of
+    scope)."""
+    found: dict[str, list[tuple[RegionStatus, Freshness]]] = {name: [] for name in names}
     wanted = [name for name in names if reader is None or name in reader]
     for row in await db.rows(region_status.DECLARED_BY.bindparams(names=wanted)):
-        found[row.registry_name].append(RegionStatus.from_row(row))
+        found[row.registry_name].append((RegionStatus.from_row(row), Freshness.from_row(row)))
     return found
+
+
+async def region_statuses(db: Database, reader: Scope, names: Sequence[str]) -> dict[str, list[RegionStatus]]:
+    """The status of every region each registry of ``names`` declares, by region (none out of scope)."""
+    return {name: [status for status, _ in found] for name, found in (await regions(db, reader, names)).items()}

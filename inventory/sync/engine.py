@@ -17,7 +17,12 @@ A registry region is synced in three steps:
    nothing (unchanged, or failed), last-synced times, and the region's current status.
 
 A scope AWS or the network would not let us observe fully, or that is locked or
-stale, is a ``ScopeFailure``: its rows stay as they were. Anything else raised is a
+stale, is a ``ScopeFailure``: its rows stay as they were.
+
+The last check before a scope's transaction commits is its *fence*: for a worker's round,
+that its lease on the region is still live (``lease``); for the syncs ECR's events trigger,
+which hold no lease, that the region is still declared (``declared``). Either way the row
+checked stays locked until the commit. Anything else raised is a
 defect of ours and propagates (a worker records it as ``InternalError``).
 """
 
@@ -27,7 +32,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 from sqlalchemy import Engine
@@ -37,7 +42,7 @@ from inventory.aws.errors import aws_calls
 from inventory.aws.paging import image_pages, repository_pages
 from inventory.config import RegistryConfig
 from inventory.db import autocommit, driver_connection
-from inventory.errors import LeaseLost, ScopeFailed, ScopeLocked, ScopeUnobservable, StalePlan
+from inventory.errors import LeaseLost, RegionUndeclared, ScopeFailed, ScopeLocked, ScopeUnobservable, StalePlan
 from inventory.feed import write as feed
 from inventory.sync.plan import (
     Counts,
@@ -60,6 +65,9 @@ from inventory.tables.sync_runs import FinishedRun
 
 WRITE_BATCH = 5000
 """Entries of a saved plan written per statement."""
+
+Fence = Literal["lease", "declared"]
+"""What a worker's scope transaction checks last (see the module docstring)."""
 
 
 @dataclass(frozen=True)
@@ -115,7 +123,7 @@ class ScopeResult:
     shown: list[Entry] = field(default_factory=list)
     """The first entries written, for display (``RegionSync.keep`` of them)."""
     calls_before: CallStats = field(default_factory=CallStats, repr=False)
-    """The thread's AWS calls when the scope started (``RegionSync._tally``)."""
+    """The thread's AWS calls when the scope started (``RegionSync.tally``)."""
 
 
 class _Restart(Exception):
@@ -134,10 +142,12 @@ class RegionSync:
         lock_timeout: float = 30.0,
         keep: int = 0,
         on_images: Callable[[int], None] | None = None,
+        fence: Fence = "lease",
     ) -> None:
         self.engine = engine
         self.clients = clients
         self.worker = worker
+        self.fence: Fence = fence
         self.lock_timeout = lock_timeout
         self.keep = keep
         self.on_images = on_images
@@ -189,7 +199,7 @@ class RegionSync:
 
     def sync(self, unit: Unit) -> ScopeResult:
         """Converge one scope, writing pages as they arrive (see the module docstring)."""
-        return self._measured(unit.scope, lambda result: self._sync(unit, result))
+        return self.measured(unit.scope, lambda result: self._sync(unit, result))
 
     def _sync(self, unit: Unit, result: ScopeResult) -> None:
         try:
@@ -202,15 +212,15 @@ class RegionSync:
         scope = unit.scope
         with ExitStack() as transaction, ExitStack() as reading:
             reads = _Reads(reading.enter_context(autocommit(self.engine)))
-            writer: _ScopeWriter | None = None
+            writer: ScopeWriter | None = None
 
-            def begin(read_at: str | None) -> _ScopeWriter:
+            def begin(read_at: str | None) -> ScopeWriter:
                 """The scope's transaction and writer; ``_Restart`` if the scope moved since ``read_at``."""
                 reading.close()  # one connection per scope at a time
-                connection = transaction.enter_context(self._locked(scope))
+                connection = transaction.enter_context(self.locked(scope))
                 if read_at is not None and images.version(scope, connection=connection) != read_at:
                     raise _Restart
-                return reads.write_with(transaction.enter_context(_ScopeWriter(connection, unit, self.worker)))
+                return reads.write_with(transaction.enter_context(self.writer(connection, unit)))
 
             if locked:
                 writer = begin(None)
@@ -225,7 +235,7 @@ class RegionSync:
             if writer is None and unit.row_changed:
                 writer = begin(version)
             if writer is not None:
-                self._tally(result)
+                self.tally(result)
                 writer.finish(result.stats, result.counts)
                 result.written = True
 
@@ -246,7 +256,7 @@ class RegionSync:
                     raise
                 writer.end_scope(result.stats)
 
-        return self._measured(unit.scope, plan)
+        return self.measured(unit.scope, plan)
 
     def apply(self, planned: PlannedScope) -> ScopeResult:
         """Apply one scope of a saved plan, exactly as shown; ``StalePlan`` once its images moved."""
@@ -257,11 +267,11 @@ class RegionSync:
                 return  # nothing to write: the region's bookkeeping records it
             scope = planned.scope
             with ExitStack() as transaction:
-                connection = transaction.enter_context(self._locked(scope))
+                connection = transaction.enter_context(self.locked(scope))
                 if images.version(scope, connection=connection) != planned.version:
                     raise StalePlan()
                 unit = Unit(scope, None, planned.repository, None)
-                writer = transaction.enter_context(_ScopeWriter(connection, unit, self.worker))
+                writer = transaction.enter_context(self.writer(connection, unit))
                 batch: list[Entry] = []
                 for entry in planned.entries:
                     batch.append(entry)
@@ -272,7 +282,7 @@ class RegionSync:
                 writer.finish(result.stats, result.counts)
                 result.written = True
 
-        return self._measured(planned.scope, apply, count_calls=False)
+        return self.measured(planned.scope, apply, count_calls=False)
 
     def _entries(
         self, unit: Unit, index: dict[str, StoredImage], reads: _Reads, stats: ScopeStats
@@ -296,7 +306,7 @@ class RegionSync:
         for batch in images.batched(diff.gone(), images.BATCH):
             yield list(removal_entries(images.stored_values(scope, batch, connection=reads.connection)))
 
-    def _measured(self, scope: Scope, work: Callable[[ScopeResult], None], *, count_calls: bool = True) -> ScopeResult:
+    def measured(self, scope: Scope, work: Callable[[ScopeResult], None], *, count_calls: bool = True) -> ScopeResult:
         """Run ``work`` for ``scope``; what may fail a scope becomes its failure, with its calls and time."""
         started = time.monotonic()
         result = ScopeResult(scope, calls_before=self.clients.stats.snapshot())
@@ -309,11 +319,11 @@ class RegionSync:
         except ScopeFailed as exc:
             result.failure = ScopeFailure.of(scope, exc.code, exc.message)
         if count_calls:
-            self._tally(result)
+            self.tally(result)
         result.seconds = time.monotonic() - started
         return result
 
-    def _tally(self, result: ScopeResult) -> None:
+    def tally(self, result: ScopeResult) -> None:
         """The AWS calls this thread made for the scope so far, into its stats."""
         spent = self.clients.stats.since(result.calls_before)
         result.stats.api_calls, result.stats.throttled_calls = spent.api_calls, spent.throttled_calls
@@ -323,8 +333,12 @@ class RegionSync:
         if room > 0:
             result.shown.extend(entries[:room])
 
+    def writer(self, connection: psycopg.Connection[Any], unit: Unit, *, targeted: bool = False) -> ScopeWriter:
+        """The writes of ``unit`` in the scope's transaction of ``connection``, fenced as this sync is."""
+        return ScopeWriter(connection, unit, self.worker, fence=self.fence, targeted=targeted)
+
     @contextmanager
-    def _locked(self, scope: Scope) -> Iterator[psycopg.Connection[Any]]:
+    def locked(self, scope: Scope) -> Iterator[psycopg.Connection[Any]]:
         """A transaction holding the scope's advisory lock."""
         with self.engine.begin() as connection:
             raw = driver_connection(connection)
@@ -383,7 +397,7 @@ class _Reads:
 
     def __init__(self, connection: psycopg.Connection[Any]) -> None:
         self._connection = connection
-        self._writer: _ScopeWriter | None = None
+        self._writer: ScopeWriter | None = None
 
     @property
     def connection(self) -> psycopg.Connection[Any]:
@@ -391,37 +405,48 @@ class _Reads:
             self._writer.end_copy()
         return self._connection
 
-    def write_with(self, writer: _ScopeWriter) -> _ScopeWriter:
+    def write_with(self, writer: ScopeWriter) -> ScopeWriter:
         self._connection, self._writer = writer.connection, writer
         return writer
 
 
-class _ScopeWriter:
+class ScopeWriter:
     """The writes of one scope, in the transaction of ``connection``: its repository row first (its
     images refer to it), then each batch of entries with their events, then the run's totals.
+    ``targeted``: only some of the scope's images were observed (an event's), so the repository,
+    already stored as present, is not stamped as synced.
 
     New images go into one COPY left open across batches, so the server stores a page while
     the next is fetched and diffed; any other statement ends it first. As a context manager,
     an exception aborts the COPY (the transaction then rolls back).
     """
 
-    def __init__(self, connection: psycopg.Connection[Any], unit: Unit, worker: str | None) -> None:
+    def __init__(
+        self,
+        connection: psycopg.Connection[Any],
+        unit: Unit,
+        worker: str | None,
+        *,
+        fence: Fence = "lease",
+        targeted: bool = False,
+    ) -> None:
         self.connection = connection
         self.scope = unit.scope
         self.repository = unit.repository
         self.worker = worker
+        self.fence = fence
         self._copy: images.NewImages | None = None
         self.run_id = sync_runs.start(self.scope, worker=worker, connection=connection)
         self.backfill = False
         """The repository's first sync: its events are a backfill, not live changes."""
-        if self.repository is not None:
+        if self.repository is not None and not targeted:
             was = repositories.upsert(self.scope, self.repository, image_delta=0, connection=connection)
             self.backfill = was is None
             if not was:
                 feed.write_repository(self.scope, self.run_id, "repository.added", backfill=self.backfill,
                                               connection=connection)  # fmt: skip
 
-    def __enter__(self) -> _ScopeWriter:
+    def __enter__(self) -> ScopeWriter:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
@@ -445,6 +470,17 @@ class _ScopeWriter:
             self._copy.write(new)
         counts += _counted(entries)
 
+    def _check_fence(self) -> None:
+        """The transaction's last check; its row stays locked until the commit (``sync_scopes``)."""
+        if self.worker is None:
+            return
+        scope, connection = self.scope, self.connection
+        if self.fence == "declared":
+            if not sync_scopes.declared(scope.registry_name, scope.region, connection=connection):
+                raise RegionUndeclared
+        elif not sync_scopes.hold(self.worker, scope.registry_name, scope.region, connection=connection):
+            raise LeaseLost  # rolled back: another worker may hold the region by now
+
     def finish(self, stats: ScopeStats, counts: Counts) -> None:
         self.end_copy()
         scope, connection = self.scope, self.connection
@@ -457,9 +493,7 @@ class _ScopeWriter:
         if self.repository is None and repositories.mark_removed(scope, connection=connection):
             feed.write_repository(scope, self.run_id, "repository.removed", backfill=False,
                                           connection=connection)  # fmt: skip
-        if self.worker is not None and not sync_scopes.hold(self.worker, scope.registry_name, scope.region,
-                                                            connection=connection):  # fmt: skip
-            raise LeaseLost  # rolled back: another worker may hold the region by now
+        self._check_fence()
         sync_runs.finish(self.run_id, stats, counts, connection=connection)
         feed.notify(connection=connection)
 

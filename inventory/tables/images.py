@@ -96,6 +96,20 @@ def stored_values(
     return found
 
 
+def holding_tags(scope: Scope, tags: Iterable[str], *, connection: psycopg.Connection[Any]) -> list[str]:
+    """The digests of the scope's present images that hold any of ``tags``, by the GIN index on tags."""
+    tags = list(tags)
+    if not tags:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT image_digest FROM images WHERE {IN_SCOPE} AND removed_at IS NULL AND image_tags && %s::text[] "
+            "ORDER BY image_digest",
+            (*scope.key, tags),
+        )
+        return [digest for (digest,) in cursor]
+
+
 class NewImages:
     """A COPY of new images into the scope, open until ``close``: batches written into it stream
     to the server while the caller prepares the next (nothing else may use the connection)."""

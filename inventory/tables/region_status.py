@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -40,14 +41,15 @@ class RegionOutcome:
 _RECORD = """
 INSERT INTO region_status AS s (registry_name, region, syncs_succeeded, syncs_failed, api_calls, throttled_calls,
                                 last_success_at, last_error_at, last_error_code, last_error_message,
-                                failing_since, updated_at)
+                                failing_since, updated_at, last_round_at)
 SELECT o.registry_name, o.region, o.succeeded, o.failed, o.api_calls, o.throttled_calls,
        CASE WHEN o.failed = 0 AND o.complete THEN now() END,
        CASE WHEN o.failed > 0 THEN now() END,
        CASE WHEN o.failed > 0 THEN o.error_code END,
        CASE WHEN o.failed > 0 THEN o.error_message END,
        CASE WHEN o.failed > 0 THEN now() END,
-       now()
+       now(),
+       CASE WHEN o.complete THEN now() END
 FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[],
             %s::text[], %s::text[], %s::boolean[])
      AS o(registry_name, region, succeeded, failed, api_calls, throttled_calls, error_code, error_message, complete)
@@ -66,7 +68,8 @@ ON CONFLICT (registry_name, region) DO UPDATE SET
     failing_since = CASE WHEN excluded.last_error_at IS NOT NULL THEN coalesce(s.failing_since, now())
                          WHEN excluded.last_success_at IS NOT NULL THEN NULL
                          ELSE s.failing_since END,
-    updated_at = now()
+    updated_at = now(),
+    last_round_at = coalesce(excluded.last_round_at, s.last_round_at)
 """
 
 
@@ -92,6 +95,23 @@ def record(outcomes: Sequence[RegionOutcome], *, connection: psycopg.Connection[
         cursor.execute(_RECORD, columns)
 
 
+def event_applied(
+    registry_name: str, region: str, event_at: datetime, messages: int, *, connection: psycopg.Connection[Any]
+) -> None:
+    """ECR's events of the region, the newest of ``event_at``, were applied by a sync committing now
+    (``messages`` of them); never commits."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO region_status AS s (registry_name, region, last_event_at, last_event_applied_at, "
+            "events_applied) VALUES (%s, %s, %s, clock_timestamp(), %s) "
+            "ON CONFLICT (registry_name, region) DO UPDATE SET "
+            "last_event_at = greatest(s.last_event_at, excluded.last_event_at), "
+            "last_event_applied_at = excluded.last_event_applied_at, "
+            "events_applied = s.events_applied + excluded.events_applied",
+            (registry_name, region, event_at, messages),
+        )
+
+
 def _merged(outcomes: Sequence[RegionOutcome]) -> list[RegionOutcome]:
     """One outcome per region, sorted by key (rows locked in one order: no deadlock between syncs)."""
     by_region: dict[tuple[str, str], RegionOutcome] = {}
@@ -108,7 +128,10 @@ def _merged(outcomes: Sequence[RegionOutcome]) -> list[RegionOutcome]:
     return [by_region[key] for key in sorted(by_region)]
 
 
-_STATUS_COLUMNS = "s.last_success_at, s.last_error_at, s.last_error_code, s.last_error_message, s.failing_since"
+_STATUS_COLUMNS = (
+    "s.last_success_at, s.last_error_at, s.last_error_code, s.last_error_message, s.failing_since, "
+    "s.last_round_at, s.last_event_at, s.last_event_applied_at"
+)
 
 DECLARED = text(
     f"""

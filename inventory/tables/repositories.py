@@ -41,6 +41,18 @@ def live(
         return [StoredRepository(Scope(*row[:5]), RepositoryDescription(*row[5:])) for row in cursor]
 
 
+def present(scope: Scope, *, connection: psycopg.Connection[Any]) -> tuple[RepositoryDescription, int] | None:
+    """The repository as last described and its present images, when stored as present; else None."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT repository_arn, repository_uri, created_at, image_count FROM repositories "
+            f"WHERE {_IN_SCOPE} AND removed_at IS NULL",
+            scope.key,
+        )
+        row = cursor.fetchone()
+    return None if row is None else (RepositoryDescription(*row[:3]), row[3])
+
+
 def upsert(
     scope: Scope, description: RepositoryDescription, *, image_delta: int, connection: psycopg.Connection[Any]
 ) -> bool | None:

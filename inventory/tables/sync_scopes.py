@@ -120,6 +120,18 @@ def hold(owner: str, registry_name: str, region: str, *, connection: psycopg.Con
         return cursor.fetchone() is not None
 
 
+def declared(registry_name: str, region: str, *, connection: psycopg.Connection[Any]) -> bool:
+    """Whether the inventory file still declares the scope, as the last check of a transaction that holds
+    no lease (an event's sync): the row stays locked until the transaction ends, so the scope's last
+    sync, which deletes the row, cannot interleave."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT 1 FROM sync_scopes WHERE registry_name = %s AND region = %s AND declared_as IS NOT NULL FOR SHARE",
+            (registry_name, region),
+        )
+        return cursor.fetchone() is not None
+
+
 def release(owner: str, lease: Lease, *, due_in: float, finished: bool, connection: psycopg.Connection[Any]) -> None:
     """Give the scope back, due again in ``due_in`` seconds. A finished scope the config no
     longer declares has had its last sync: its row goes."""

@@ -15,11 +15,18 @@
                               {"fault": "latency", "seconds"}
                               {"fault": "rate_limit", "registryId", "perSecond"}   calls as or on that
                                                   account beyond perSecond in any second are throttled
+                              {"fault": "drop_events", "fraction", "seed"?}   lose that fraction (0..1)
+                                                  of the ECR events on their way to the queues
     DELETE /_admin/faults                 disarm every fault
+    POST   /_admin/event_queues   {registryId?, region, name, visibilityTimeout?}
+                                  create an SQS queue that receives every ECR event from now on;
+                                  answers {"queueUrl"}
+    GET    /_admin/event_queues           per queue: messages sent, deleted, held; events emitted, dropped
     GET    /_admin/calls                  API calls served, per operation
     GET    /_admin/summary                repositories and images per registry
 
-Image fields use ECR's names; timestamps are ISO-8601 strings or epoch seconds.
+Image fields use ECR's names; timestamps are ISO-8601 strings or epoch seconds. Adding images,
+and setting their tags, status or scan, emits the ECR events AWS would (``inventory.testing.events``).
 """
 
 from __future__ import annotations
@@ -32,10 +39,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from inventory.testing import seed
+from inventory.testing import events, seed
+from inventory.testing.sqs import queue_url
 from inventory.testing.store import (
+    DEFAULT_ACCOUNT,
     SETTABLE_FIELDS,
     TIMESTAMP_FIELDS,
+    Image,
     RegistryType,
     Repository,
     Store,
@@ -99,7 +109,11 @@ def put_images(store: Store, body: dict[str, Any]) -> dict[str, Any]:
     for index, values in enumerate(body.get("images", [])):
         fields = image_fields(values)
         fields.setdefault("imageDigest", synthetic_digest(repository.registry_id, repository.name, index))
-        digests.append(store.add_image(repository, fields).image_digest)
+        image = store.add_image(repository, fields)
+        digests.append(image.image_digest)
+        tags: list[str | None] = [*image.tags] or [None]
+        for tag in tags:
+            events.pushed(store, repository, image, tag)
     return {"imageDigests": digests}
 
 
@@ -109,11 +123,31 @@ def set_image(store: Store, body: dict[str, Any]) -> dict[str, Any]:
     if image is None:
         raise AdminError(f"no image {body.get('imageDigest')!r} in {repository.name!r}")
     changes = image_fields(body.get("set", {}))
+    tags_before, status_before = list(image.tags), image.status
     if "imageTags" in changes:
-        store.add_image(repository, {**image.detail, **changes})
+        image = store.add_image(repository, {**image.detail, **changes})
     else:
         image.detail.update(changes)
+    _announce(store, repository, image, tags_before, status_before, changes)
     return {"imageDigest": image.image_digest}
+
+
+def _announce(
+    store: Store, repository: Repository, image: Image, tags_before: list[str], status_before: str,
+    changes: dict[str, Any],
+) -> None:  # fmt: skip
+    """The events ECR sends for what ``set_image`` did: a tag put on (a push of the manifest with it), a tag
+    deleted, an archive or restore, a scan. A tag moved away from another image is announced by no event."""
+    for tag in image.tags:
+        if tag not in tags_before:
+            events.pushed(store, repository, image, tag)
+    for tag in tags_before:
+        if tag not in image.tags:
+            events.deleted(store, repository, image.image_digest, tag)
+    if image.status != status_before and image.status in ("ARCHIVED", "ACTIVE"):
+        events.storage_class_changed(store, repository, image)
+    if "imageScanStatus" in changes or "imageScanFindingsSummary" in changes:
+        events.scanned(store, repository, image)
 
 
 def arm_fault(store: Store, body: dict[str, Any]) -> dict[str, Any]:
@@ -138,6 +172,13 @@ def arm_fault(store: Store, body: dict[str, Any]) -> dict[str, Any]:
         )
     elif kind == "rate_limit":
         faults.rate_limits[str(body["registryId"])] = float(body["perSecond"])
+    elif kind == "drop_events":
+        fraction = float(body.get("fraction", 0))
+        if not 0 <= fraction <= 1:
+            raise AdminError(f"fraction: must be between 0 and 1, got {fraction}")
+        faults.drop_events = fraction
+        if body.get("seed") is not None:
+            store.random.seed(body["seed"])
     elif kind == "latency":
         faults.latency_seconds = float(body.get("seconds", 0))
     else:
@@ -152,6 +193,36 @@ def summary(store: Store) -> dict[str, Any]:
         entry["repositories"] += 1
         entry["images"] += len(repository.images)
     return {"registries": registries}
+
+
+def event_queue(store: Store, body: dict[str, Any], base_url: str) -> dict[str, Any]:
+    try:
+        region, name = str(body["region"]), str(body["name"])
+    except KeyError as exc:
+        raise AdminError(f"missing key {exc.args[0]!r}") from None
+    account = str(body.get("registryId", DEFAULT_ACCOUNT))
+    events.subscribe(store, account, region, name)
+    if body.get("visibilityTimeout") is not None:
+        store.queues[(account, region, name)].visibility_timeout = int(body["visibilityTimeout"])
+    return {"queueUrl": queue_url(base_url, store.queues[(account, region, name)])}
+
+
+def event_queues(store: Store) -> dict[str, Any]:
+    queues = {
+        f"{account}/{region}/{name}": {"sent": queue.sent, "deleted": queue.deleted, "held": len(queue.messages)}
+        for (account, region, name), queue in sorted(store.queues.items())
+    }
+    return {"queues": queues, "emitted": store.events_emitted, "dropped": store.events_dropped}
+
+
+async def _event_queue(request: Request) -> Response:
+    body = await request.json() if await request.body() else {}
+    store: Store = request.app.state.store
+    with store.locked():
+        try:
+            return JSONResponse(event_queue(store, body, str(request.base_url)))
+        except AdminError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
 
 
 def _endpoint(
@@ -196,4 +267,6 @@ routes = [
     Route("/_admin/faults", _endpoint(_clear_faults), methods=["DELETE"]),
     Route("/_admin/calls", _endpoint(lambda store, _: dict(store.calls)), methods=["GET"]),
     Route("/_admin/summary", _endpoint(lambda store, _: summary(store)), methods=["GET"]),
+    Route("/_admin/event_queues", _event_queue, methods=["POST"]),
+    Route("/_admin/event_queues", _endpoint(lambda store, _: event_queues(store)), methods=["GET"]),
 ]

@@ -79,6 +79,19 @@ class AdminClient:
         result: dict[str, Any] = self._call("POST", "faults", {"fault": fault, **options})
         return result
 
+    def event_queue(
+        self, region: str, name: str, registry_id: str = "123456789012", visibility_timeout: int | None = None
+    ) -> str:
+        """Create an SQS queue that receives every ECR event from now on; its URL."""
+        body = {"registryId": registry_id, "region": region, "name": name, "visibilityTimeout": visibility_timeout}
+        url: str = self._call("POST", "event_queues", body)["queueUrl"]
+        return url
+
+    def event_queues(self) -> dict[str, Any]:
+        """Per queue: messages sent, deleted and held; ECR events emitted and dropped."""
+        result: dict[str, Any] = self._call("GET", "event_queues")
+        return result
+
     def clear_faults(self) -> None:
         self._call("DELETE", "faults")
 

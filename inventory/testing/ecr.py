@@ -25,6 +25,7 @@ from inventory.aws.semantics import (
     repository_name_param,
     repository_not_found,
 )
+from inventory.testing import events
 from inventory.testing.store import (
     PRIVATE_ONLY_FIELDS,
     TIMESTAMP_FIELDS,
@@ -260,9 +261,9 @@ def put_image(store: Store, caller: Caller, params: dict[str, Any]) -> dict[str,
         )
     media_type = params.get("imageManifestMediaType") or _media_type(manifest)
     if existing is not None:
-        store.add_image(repository, {**existing.detail, "imageTags": [*existing.tags, tag]})
+        image = store.add_image(repository, {**existing.detail, "imageTags": [*existing.tags, tag]})
     else:
-        store.add_image(
+        image = store.add_image(
             repository,
             {
                 "imageDigest": digest,
@@ -272,6 +273,7 @@ def put_image(store: Store, caller: Caller, params: dict[str, Any]) -> dict[str,
                 "imageManifestMediaType": media_type,
             },
         )
+    events.pushed(store, repository, image, tag)
     image_id = {"imageDigest": digest} | ({"imageTag": tag} if tag else {})
     return {
         "image": {
@@ -309,9 +311,11 @@ def batch_delete_image(store: Store, caller: Caller, params: dict[str, Any]) -> 
             image.tags.remove(tag)
             if image.tags:
                 deleted.append({"imageDigest": image.image_digest, "imageTag": tag})
+                events.deleted(store, repository, image.image_digest, tag)
                 continue
         del repository.images[image.image_digest]
         deleted.append({"imageDigest": image.image_digest} | ({"imageTag": tag} if tag else {}))
+        events.deleted(store, repository, image.image_digest, tag)
     return {"imageIds": deleted, "failures": failures}
 
 

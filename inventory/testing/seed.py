@@ -102,8 +102,18 @@ def seed_demo(store: Store) -> None:
         _fill(store, rng, "ecr-public", account, "us-east-1", name, DEMO_IMAGES_PER_REPOSITORY)
 
 
-def demo_config(endpoint_url: str) -> str:
-    """An ``inventory.toml`` covering the demo fleet served at ``endpoint_url``."""
+DEMO_QUEUE = ("123456789012", "us-east-1", "ecr-events")
+"""(account, region, name) of the queue that receives the demo emulator's ECR events."""
+
+
+def demo_queue_url(endpoint_url: str) -> str:
+    account, _, name = DEMO_QUEUE
+    return f"{endpoint_url.rstrip('/')}/{account}/{name}"
+
+
+def demo_config(endpoint_url: str, *, event_queue: bool = False) -> str:
+    """An ``inventory.toml`` covering the demo fleet served at ``endpoint_url`` (and, with ``event_queue``,
+    reading its ECR events from the emulator's ``DEMO_QUEUE``)."""
     blocks = []
     for label, (account, _) in DEMO_ACCOUNTS.items():
         blocks.append(
@@ -120,6 +130,11 @@ def demo_config(endpoint_url: str) -> str:
         f'role_arn = "arn:aws:iam::{account}:role/inventory-reader"\n'
         f'endpoint_url = "{endpoint_url}"\n'
     )
+    if event_queue:
+        blocks.append(
+            f'[[event_queues]]\nname = "{DEMO_QUEUE[2]}"\nurl = "{demo_queue_url(endpoint_url)}"\n'
+            f'region = "{DEMO_QUEUE[1]}"\nendpoint_url = "{endpoint_url}"\n'
+        )
     return "\n".join(blocks)
 
 

@@ -1,8 +1,8 @@
 """The emulator's HTTP front: AWS's wire protocols, the admin API, and a runner.
 
 Real clients talk to it with ``endpoint_url``: ECR (JSON 1.1, target prefix
-``AmazonEC2ContainerRegistry_V20150921``), ECR Public (``SpencerFrontendService``)
-and STS (query protocol). The caller's account comes from the access key of the
+``AmazonEC2ContainerRegistry_V20150921``), ECR Public (``SpencerFrontendService``),
+SQS (JSON 1.0, ``AmazonSQS``) and STS (query protocol). The caller's account comes from the access key of the
 SigV4 ``Authorization`` header (assumed-role keys act as the role's account);
 the region from its credential scope. Signatures are not verified.
 """
@@ -27,7 +27,7 @@ from starlette.routing import Route
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from inventory.aws.semantics import EcrError
-from inventory.testing import admin, sts
+from inventory.testing import admin, sqs, sts
 from inventory.testing.client import AdminClient
 from inventory.testing.ecr import OPERATIONS, Caller
 from inventory.testing.store import RegistryType, Store
@@ -38,6 +38,10 @@ TARGET_PREFIXES: dict[str, RegistryType] = {
 }
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/[0-9]{8}/([a-z0-9-]+)/([a-z0-9-]+)/aws4_request")
 _JSON = "application/x-amz-json-1.1"
+_JSON_1_0 = "application/x-amz-json-1.0"
+_SQS_PREFIX = "AmazonSQS"
+LONG_POLL_STEP = 0.01
+"""How often a long-polling receive looks at its queue again."""
 
 
 def _signer(request: Request) -> tuple[str | None, str]:
@@ -100,6 +104,8 @@ async def aws_endpoint(request: Request) -> Response:
         return _sts(store, access_key_id, dict(parse_qsl(body.decode())))
 
     prefix, _, operation = target.partition(".")
+    if prefix == _SQS_PREFIX:
+        return await _sqs(store, request, access_key_id, region, operation, body)
     registry_type = TARGET_PREFIXES.get(prefix)
     handler = OPERATIONS.get(operation)
     if registry_type is None or handler is None:
@@ -119,6 +125,44 @@ async def aws_endpoint(request: Request) -> Response:
             return _aws_json(200, answer)
         except EcrError as exc:
             return _aws_json(exc.status, {"__type": exc.code, "message": exc.message})
+
+
+def _sqs_json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(body), status_code=status, media_type=_JSON_1_0,
+                    headers={"x-amzn-RequestId": secrets.token_hex(16), **(headers or {})})  # fmt: skip
+
+
+async def _sqs(
+    store: Store, request: Request, access_key_id: str | None, region: str, operation: str, body: bytes
+) -> Response:
+    """One SQS call; a ``ReceiveMessage`` that finds nothing waits (off the lock) up to its wait time."""
+    handler = sqs.OPERATIONS.get(operation)
+    try:
+        if handler is None:
+            raise sqs.SqsError("UnsupportedOperation", f"Unknown operation AmazonSQS.{operation}")
+        try:
+            params = json.loads(body or b"{}")
+        except ValueError:
+            raise sqs.SqsError("InvalidParameterValue", "The request body is not valid JSON") from None
+        deadline = None
+        while True:
+            with store.locked():
+                caller = sqs.Caller(store.account_of(access_key_id), region, str(request.base_url))
+                if deadline is None:
+                    store.calls[operation] = store.calls.get(operation, 0) + 1
+                    if store.take_fault("throttle", operation):
+                        raise sqs.SqsError("RequestThrottled", "Request is throttled.")
+                    if store.take_fault("server_error", operation):
+                        raise sqs.SqsError("InternalError", "We encountered an internal error.", 500)
+                    wait = sqs.wait_seconds(store.queues, caller, params) if operation == "ReceiveMessage" else 0
+                    deadline = time.monotonic() + wait
+                answer = handler(store.queues, caller, params)
+            if answer or time.monotonic() >= deadline or operation != "ReceiveMessage":
+                return _sqs_json(200, answer)
+            await asyncio.sleep(LONG_POLL_STEP)
+    except sqs.SqsError as exc:
+        return _sqs_json(exc.status, {"__type": f"com.amazonaws.sqs#{exc.code}", "message": exc.message},
+                         {"x-amzn-query-error": exc.query_error})  # fmt: skip
 
 
 def _sts(store: Store, access_key_id: str | None, params: dict[str, str]) -> Response:

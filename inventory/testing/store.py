@@ -8,6 +8,7 @@ listing stays stable when images are added or removed between two pages.
 from __future__ import annotations
 
 import hashlib
+import random
 import secrets
 import threading
 from collections import deque
@@ -16,6 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
+
+from inventory.testing.sqs import Queue, Queues
 
 RegistryType = Literal["ecr", "ecr-public"]
 DEFAULT_ACCOUNT = "123456789012"
@@ -130,6 +133,8 @@ class Faults:
     delete_after_page: set[tuple[str, str, str, str]] = field(default_factory=set)
     expire_next_token: bool = False
     latency_seconds: float = 0.0
+    drop_events: float = 0.0
+    """The fraction of ECR events lost on their way to the queues (0..1): delivery is best effort."""
     rate_limits: dict[str, float] = field(default_factory=dict)
     """account → calls per second it is allowed; beyond, ``ThrottlingException``."""
     recent_calls: dict[str, deque[float]] = field(default_factory=dict)
@@ -157,6 +162,12 @@ class Store:
         self.tokens: dict[str, Token] = {}
         self.faults = Faults()
         self.calls: dict[str, int] = {}
+        self.queues: Queues = {}
+        self.event_queues: list[tuple[str, str, str]] = []
+        """The queues every ECR event is sent to (``inventory.testing.events``)."""
+        self.events_emitted = 0
+        self.events_dropped = 0
+        self.random = random.Random()
 
     @contextmanager
     def locked(self) -> Iterator[Store]:
@@ -238,6 +249,12 @@ class Store:
         image = Image(previous.seq if previous else self.next_seq(), digest, detail)
         repository.images[digest] = image
         return image
+
+    def create_queue(self, account: str, region: str, name: str) -> Queue:
+        key = (account, region, name)
+        if key not in self.queues:
+            self.queues[key] = Queue(account, region, name)
+        return self.queues[key]
 
     # tokens -----------------------------------------------------------------
 

@@ -9,8 +9,9 @@ re-read when it changes. ``stop`` (SIGTERM, SIGINT) makes the loop claim
 nothing more: repositories already syncing finish, the rest are released at
 once for another worker, and ``run`` returns.
 
-The same worker delivers the webhooks it leases (``inventory.webhooks.service``, on a
-thread of its own), and prunes what retention lets go.
+The same worker reads every declared queue of ECR's events and applies them with targeted
+syncs on its pool (``inventory.worker.events``), delivers the webhooks it leases
+(``inventory.webhooks.service``, on a thread of its own), and prunes what retention lets go.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from inventory.sync.engine import RegionSync
 from inventory.tables import registries, sync_scopes, webhook_endpoints
 from inventory.tables.sync_scopes import Lease
 from inventory.webhooks.service import WebhookService
+from inventory.worker.events import COALESCE_SECONDS, WAIT_SECONDS, EventConsumer
 from inventory.worker.metrics import WorkerMetrics
 from inventory.worker.region import RegionPool, RegionResult, ScopeReport
 
@@ -63,6 +65,10 @@ class WorkerOptions:
     aws_max_attempts: int = 5
     webhook_timeout: float = 15.0
     webhook_retry_scale: float = 1.0
+    event_wait: float = WAIT_SECONDS
+    """How long one receive from an event queue waits for a message (SQS's long poll, 0..20 s)."""
+    event_coalesce: float = COALESCE_SECONDS
+    """How long a repository's events gather before their one sync."""
 
 
 def worker_name() -> str:
@@ -94,6 +100,7 @@ class Worker:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._pruned_at = -PRUNE_SECONDS
+        self.events: EventConsumer | None = None
         self.webhooks = WebhookService(engine, self.name, lease=options.lease, timeout=options.webhook_timeout,
                                        retry_scale=options.webhook_retry_scale, outage=self.metrics.outage)  # fmt: skip
 
@@ -111,18 +118,26 @@ class Worker:
         heartbeat.start()
         self.webhooks.start(self.config)
         log.info(
-            "worker %s started: %d regions declared, interval %gs, concurrency %d, lease %gs",
-            self.name, sum(len(r.regions) for r in self.config.registries), self.options.interval,
-            self.options.concurrency, self.options.lease,
+            "worker %s started: %d regions declared, %d event queues, interval %gs, concurrency %d, lease %gs",
+            self.name, sum(len(r.regions) for r in self.config.registries), len(self.config.event_queues),
+            self.options.interval, self.options.concurrency, self.options.lease,
         )  # fmt: skip
         with ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="sync") as pool:
             sync = RegionSync(self.engine, clients, worker=self.name, lock_timeout=self.options.lock_timeout)
             regions = RegionPool(sync, pool, report=self._report)
+            # The events' syncs hold no lease: their fence is that the region is still declared.
+            targeted = RegionSync(self.engine, clients, worker=self.name, lock_timeout=self.options.lock_timeout,
+                                  fence="declared")  # fmt: skip
+            self.events = EventConsumer(targeted, pool, self.metrics, wait_seconds=self.options.event_wait,
+                                        coalesce=self.options.event_coalesce,
+                                        max_attempts=self.options.aws_max_attempts)  # fmt: skip
+            self.events.start(self.config)
             while not stop.is_set():
                 self.metrics.last_tick = time.monotonic()
                 self._turn(regions)
                 self._wake.wait(POLL_SECONDS * random.uniform(0.5, 1.5))  # workers out of step
                 self._wake.clear()
+            self.events.stop()
             self._drain()
         self.webhooks.stop()
         heartbeat_stop.set()
@@ -270,6 +285,8 @@ class Worker:
         self._config_signature = signature
         self.config = config
         self.webhooks.config = config
+        if self.events is not None:
+            self.events.reconcile(config)
         log.info("config reloaded: %d registries", len(config.registries))
 
     def _declare(self, config: InventoryConfig) -> None:

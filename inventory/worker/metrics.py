@@ -1,7 +1,8 @@
 """A worker's own metrics, and the small HTTP server that exposes them with the fleet's.
 
 ``GET /metrics``: the fleet-wide series (``inventory.metrics``) and this worker's
-``inventory_worker_*`` series. ``GET /healthz``: 200 while the worker's loop is
+``inventory_worker_*`` series, with the events it received (``inventory_events_received_total``)
+and their lag (``inventory_event_lag_seconds``). ``GET /healthz``: 200 while the worker's loop is
 turning, 503 when it has not turned for a while (a healthcheck for containers).
 """
 
@@ -13,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, disable_created_metrics
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine
@@ -47,6 +48,14 @@ class WorkerMetrics:
         self.leases = Gauge(
             "inventory_worker_leases_held", "Registry regions this worker holds.", registry=self.registry
         )
+        self.events = Counter(
+            "inventory_events_received", "ECR event messages this worker received, by queue and outcome "
+            "(applied, ignored, malformed, failed).", ["queue", "outcome"], registry=self.registry,
+        )  # fmt: skip
+        self.event_lag = Histogram(
+            "inventory_event_lag_seconds", "From an applied ECR event's time to the commit of its sync.",
+            buckets=(0.5, 1, 2, 3, 5, 10, 30, 60, 300, 900, 3600), registry=self.registry,
+        )  # fmt: skip
         self.registry.register(_BudgetCollector(budgets))
         self.last_tick = time.monotonic()
         self.outage = Outage(log)
