@@ -470,6 +470,13 @@ def _confirm() -> None:
     show_default=True,
     help="How long one SQL statement of a request may run; past it the query fails with QUERY_TIMEOUT.",
 )
+@click.option(
+    "--console-session",
+    type=Duration(minimum=60),
+    default="12h",
+    show_default=True,
+    help="How long a web console session lasts (never past its token's expiry).",
+)
 @log_format_option
 @reports_errors
 def serve(
@@ -479,6 +486,7 @@ def serve(
     no_introspection: bool,
     allow_anonymous: bool,
     statement_timeout: float,
+    console_session: float,
     log_format: LogFormat,
 ) -> None:
     """Serve the GraphQL API on /graphql, a health check on /healthz and Prometheus metrics on /metrics.
@@ -496,6 +504,7 @@ def serve(
     with patient_engine(settings, forever):  # waits for the database and migrates it; the API opens its own
         pass
     watch_embedded(settings, forever)
+    click.echo(f"Web console on http://{host}:{sock.getsockname()[1]}/console")
     click.echo(f"GraphQL API on http://{host}:{sock.getsockname()[1]}/graphql")  # --port 0: the port taken
     serve_api(
         database_url(settings),
@@ -505,6 +514,7 @@ def serve(
         own_logging=False,
         allow_anonymous=allow_anonymous,
         statement_timeout=statement_timeout,
+        console_session=round(console_session),
     )
 
 

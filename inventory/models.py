@@ -506,3 +506,25 @@ class ApiTokenRow(SQLModel, table=True):
     expires_at: datetime | None = _timestamp()
     last_used_at: datetime | None = _timestamp()
     revoked_at: datetime | None = _timestamp()
+
+
+class ConsoleSessionRow(SQLModel, table=True):
+    """A browser's session of the web console (``inventory.console.sessions``), opened with an API token.
+
+    The cookie holds a random session id; only its SHA-256 is stored, with the token it was opened with
+    (its row: revoking or expiring the token ends the session) and the session's own expiry. ``csrf`` is
+    the secret every state-changing form of the session carries.
+    """
+
+    __tablename__ = "console_sessions"
+    __table_args__ = (
+        ForeignKeyConstraint(["token_id"], ["api_tokens.id"], ondelete="CASCADE"),
+        Index("ix_console_sessions_token_id", "token_id"),
+        Index("ix_console_sessions_expires_at", "expires_at"),
+    )
+
+    session_hash: bytes = Field(primary_key=True, sa_type=LargeBinary)
+    token_id: int = Field(sa_type=BigInteger)
+    csrf: str = Field(sa_type=Text)
+    created_at: datetime | None = _timestamp(nullable=False, now=True)
+    expires_at: datetime = Field(sa_type=DateTime(timezone=True), nullable=False)
