@@ -1,49 +1,222 @@
-"""The web console over the multi-registry fleet (``auth_fleet``): login, sessions, pages, refusals."""
+"""The console's pages over the multi-registry fleet (``auth_fleet``): what they show, to whom, and how
+they refuse."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from urllib.parse import unquote
 
 import pytest
-from auth_fleet import PROD, Fleet
+from auth_fleet import PROD, STAGING, Fleet
+from console_client import console_client, image_links, login
+from sqlalchemy import create_engine, text
 from starlette.testclient import TestClient
 
-from inventory.api.app import async_engine, create_app
+from inventory.console import inventory as console_inventory
 
 
 @pytest.fixture
 def client(fleet: Fleet) -> Iterator[TestClient]:
-    with TestClient(create_app(async_engine(fleet.url)), base_url="http://testserver") as test_client:
+    with console_client(fleet.url) as test_client:
         yield test_client
 
 
-def csrf_of(html: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', html)
-    assert found, html
-    return found[1]
+def _image_rows(html: str) -> list[str]:
+    return re.findall(r"<tr(?: class=\"removed\")?>\s*<td>.*?</tr>", html, re.S)
 
 
-def login(client: TestClient, token: str) -> None:
-    form = client.get("/console/login")
-    assert form.status_code == 200
-    answer = client.post("/console/login", data={"token": token, "csrf": csrf_of(form.text)}, follow_redirects=False)
-    assert answer.status_code == 303, answer.text
-    assert answer.headers["location"] == "/console"
-
-
-def test_pages_render(fleet: Fleet, client: TestClient) -> None:
+def test_every_page_renders(fleet: Fleet, client: TestClient) -> None:
     login(client, fleet.token(None, scopes=["admin"]))
     for path, query in [("/console", {}), ("/console/images", {}), ("/console/images", {"tag": "latest"}),
                         ("/console/status", {}), ("/console/events", {}), ("/console/webhooks", {}),
-                        ("/console/events", {"from": fleet.between.isoformat()})]:  # fmt: skip
+                        ("/console/events", {"from": fleet.between.isoformat()}),
+                        ("/console/events", {"from": fleet.between.isoformat(), "to": fleet.between.isoformat()
+                                             .replace("+00:00", "Z")[:-8] + "Z"})]:  # fmt: skip
         page = client.get(path, params=query)
-        assert page.status_code == 200, (path, page.text)
-    search = client.get("/console/images", params={"tag": "latest"})
-    links = re.findall(r'href="(/console/image/[^"]+)"', search.text)
-    assert links
-    image = client.get(links[0])
-    assert image.status_code == 200, image.text
-    repo = re.findall(r'href="(/console/repository/[^"?]+)', search.text)[0]
-    assert client.get(repo).status_code == 200
-    assert PROD in search.text
+        assert page.status_code in (200, 400), (path, page.text)
+        assert "Traceback" not in page.text
+    assert "<svg" in client.get("/console").text
+
+
+def test_search_by_tag_and_the_image_page(fleet: Fleet, client: TestClient) -> None:
+    login(client, fleet.token(None))
+    search = client.get("/console/images", params={"tag": "prod"})
+    assert search.status_code == 200
+    assert 'id="total">1 image' in search.text
+    (link,) = image_links(search.text)
+    assert "/app/web" in link and PROD in link
+    image = client.get(link)
+    assert image.status_code == 200
+    for field in ["imageDigest", "imageTags", "imageSizeInBytes", "imagePushedAt", "imageScanStatus",
+                  "lastRecordedPullTime", "imageStatus", "firstSeenAt"]:  # fmt: skip
+        assert f"<dt>{field}</dt>" in image.text
+    # the tag history of `latest`: this image holds it now; the earlier holder links to its page
+    spans = re.search(r'<table class="spans" data-tag="latest">(.*?)</table>', image.text, re.S)
+    assert spans and "<strong>now</strong>" in spans[1]
+    (earlier,) = re.findall(r'class="digest holder" href="([^"]+)"', spans[1])
+    assert client.get(earlier).status_code == 200
+    assert "image.changed" in image.text  # its own history: the tags it gained
+
+
+def test_search_parameters_narrow_and_page(fleet: Fleet, client: TestClient) -> None:
+    login(client, fleet.token(None))
+    staging = client.get("/console/images", params={"registry": "staging"})
+    assert STAGING in staging.text and PROD not in unquote(staging.text.split('id="total"')[1])
+    assert client.get("/console/images", params={"repository": "tools/*"}).text.count("tools/cli") >= 2
+    assert "eu-west-1" not in client.get("/console/images", params={"region": "us-east-1"}).text.split('id="total"')[1]
+    first = client.get("/console/images", params={"order": "size"})
+    assert 'id="next"' not in first.text  # under 100 images: one page
+    assert client.get("/console/images", params={"digest": "sha256:" + "0" * 64}).text.count("No images match") == 1
+
+
+def test_search_pages_with_after(fleet: Fleet, client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    login(client, fleet.token(None))
+    original = console_inventory.inventory.image_page
+
+    async def pages_of_five(*args: object, **kwargs: object) -> object:
+        return await original(*args[:4], 5, *args[5:], **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(console_inventory.inventory, "image_page", pages_of_five)
+    seen: list[str] = []
+    page = client.get("/console/images", params={"order": "pushed_at"})
+    while True:
+        seen += image_links(page.text)
+        found = re.search(r'id="next" href="([^"]+)"', page.text)
+        if not found:
+            break
+        page = client.get(found[1].replace("&amp;", "&"))
+        assert page.status_code == 200
+    assert len(seen) == len(set(seen)) == fleet.present
+
+
+def test_a_scoped_session_sees_only_its_registries(fleet: Fleet, client: TestClient) -> None:
+    login(client, fleet.token(["staging"]))
+    search = client.get("/console/images")
+    links = image_links(search.text)
+    assert links and all(f"/{STAGING}/" in link for link in links)
+    assert f'id="total">{sum(1 for owner in fleet.owner.values() if owner == "staging") and len(links)} images' in (
+        search.text
+    )
+    # a prod image by its address looks exactly like a missing one
+    with_admin = console_client(fleet.url)
+    with with_admin:
+        login(with_admin, fleet.token(None))
+        prod_link = next(link for link in image_links(with_admin.get("/console/images").text) if PROD in link)
+    assert client.get(prod_link).status_code == 404
+    missing = prod_link[:-3] + "zzz"
+    assert client.get(missing).status_code == 404
+    assert client.get("/console/images", params={"registry": "prod"}).status_code == 400
+    assert PROD not in client.get("/console/events").text.split("<h2>Feed")[1]
+    assert "prod" not in client.get("/console/status").text.split('id="freshness"')[1]
+    assert client.get("/console/images", params={"digest": prod_link.split("/")[5]}).text.count("No images match")
+
+
+def test_webhooks_page_is_for_admin_tokens(fleet: Fleet, client: TestClient) -> None:
+    login(client, fleet.token(None, scopes=["read"]))
+    assert client.get("/console/webhooks").status_code == 403
+    assert "/console/webhooks" not in client.get("/console").text
+    login(client, fleet.token(None, scopes=["admin"]))
+    assert client.get("/console/webhooks").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("query", "names"),
+    [
+        ({"order": "bogus"}, "order:"),
+        ({"status": "gone"}, "status:"),
+        ({"severity": "awful"}, "severity:"),
+        ({"removed": "maybe"}, "removed:"),
+        ({"as_of": "yesterday"}, "as_of:"),
+        ({"as_of": "2999-01-01T00:00:00Z"}, "as_of:"),
+        ({"repository": "app/[z-a]"}, "repository:"),
+        ({"after": "garbage"}, "after:"),
+        ({"registry": "nope"}, "registry:"),
+        ({"tag": "x" * 3000}, "tag:"),
+    ],
+)
+def test_bad_parameters_are_a_400_page_naming_them(
+    fleet: Fleet, client: TestClient, query: dict[str, str], names: str
+) -> None:
+    login(client, fleet.token(None))
+    page = client.get("/console/images", params=query)
+    assert page.status_code == 400, page.text
+    assert names in page.text and "Traceback" not in page.text
+
+
+def test_bad_parameters_of_other_pages(fleet: Fleet, client: TestClient) -> None:
+    login(client, fleet.token(None))
+    for path, query, name in [("/console/events", {"type": "image.exploded"}, "type:"),
+                              ("/console/events", {"since": "2026-02-01", "until": "2026-01-01"}, "since:"),
+                              ("/console/events", {"to": "2026-01-01"}, "from:"),
+                              ("/console/repository/x/y/z", {"tag_status": "half"}, "")]:  # fmt: skip
+        page = client.get(path, params=query)
+        assert page.status_code in (400, 404), (path, page.text)
+        assert name in page.text
+
+
+def test_unknown_image_and_repository_are_404_pages(fleet: Fleet, client: TestClient) -> None:
+    login(client, fleet.token(None))
+    for path in ["/console/image/nope", f"/console/image/{PROD}/us-east-1/sha256:00/app/web",
+                 f"/console/repository/{PROD}/us-east-1/none"]:  # fmt: skip
+        page = client.get(path)
+        assert page.status_code == 404 and "Not found" in page.text
+
+
+def test_as_of_shows_the_past_with_a_banner(fleet: Fleet, client: TestClient) -> None:
+    login(client, fleet.token(None))
+    now = client.get("/console/images", params={"tag": "prod"})
+    assert 'id="as-of-banner"' not in now.text
+    then = client.get("/console/images", params={"tag": "prod", "as_of": fleet.between.isoformat()})
+    assert then.status_code == 200 and 'id="as-of-banner"' in then.text
+    assert "No images match" in then.text  # `prod` was given after that time
+    link = image_links(now.text)[0]
+    past = client.get(link, params={"as_of": fleet.between.isoformat()})
+    assert past.status_code == 200 and 'id="as-of-banner"' in past.text
+    assert '<span class="tag">prod</span>' not in past.text.split('id="fields"')[1].split("</dl>")[0]
+
+
+def test_history_not_retained_is_said(fleet: Fleet, client: TestClient) -> None:
+    login(client, fleet.token(None))
+    engine = create_engine(fleet.url)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE history_horizon SET since = now() - interval '1 minute'"))
+    engine.dispose()
+    page = client.get("/console/images", params={"as_of": "2020-01-01T00:00:00Z"})
+    assert page.status_code == 400
+    assert "History not retained" in page.text and "history is kept since" in page.text
+
+
+def test_repository_page(fleet: Fleet, client: TestClient) -> None:
+    login(client, fleet.token(None))
+    page = client.get(f"/console/repository/{PROD}/us-east-1/app/web")
+    assert page.status_code == 200
+    tags = page.text.split('id="repository-tags"')[1].split("</p>")[0]
+    assert ">latest<" in tags and ">prod<" in tags
+    assert 'id="last-sync">20' in page.text
+    untagged = client.get(f"/console/repository/{PROD}/us-east-1/app/web", params={"tag_status": "untagged"})
+    assert "No images match" in untagged.text
+
+
+def test_an_unexpected_failure_is_a_page_without_a_traceback(
+    fleet: Fleet, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    login(client, fleet.token(None))
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(console_inventory.inventory, "image_page", broken)
+    page = client.get("/console/images")
+    assert page.status_code == 500
+    assert "secret internals" not in page.text and "Traceback" not in page.text and "request" in page.text
+
+
+def test_no_page_loads_anything_from_another_host(fleet: Fleet, client: TestClient) -> None:
+    login(client, fleet.token(None, scopes=["admin"]))
+    link = image_links(client.get("/console/images").text)[0]
+    for path in ["/console", "/console/images", link, "/console/status", "/console/events", "/console/webhooks",
+                 "/console/login"]:  # fmt: skip
+        html = client.get(path).text
+        assert not re.search(r'(src|href)="(https?:)?//', html), path
+    assert client.get("/console/static/console.css").status_code == 200
