@@ -68,7 +68,9 @@ def test_a_second_login_gets_another_session_id(fleet: Fleet, client: TestClient
 
 
 @pytest.mark.parametrize("forwarded", [{"x-forwarded-proto": "https"}, {"forwarded": "for=10.0.0.1;proto=https"}])
-def test_the_cookie_is_secure_behind_an_https_proxy(fleet: Fleet, client: TestClient, forwarded: dict[str, str]) -> None:
+def test_the_cookie_is_secure_behind_an_https_proxy(
+    fleet: Fleet, client: TestClient, forwarded: dict[str, str]
+) -> None:
     form = client.get("/console/login", headers=forwarded)
     secret = _set_cookie(form, "inventory_login").split(";")[0].split("=", 1)[1]
     client.cookies.set("inventory_login", secret, path="/console")  # a Secure cookie: the browser is on HTTPS

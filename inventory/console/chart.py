@@ -38,8 +38,8 @@ def svg(points: Sequence[Activity], since: datetime, until: datetime) -> Markup:
         if p.events:
             height = (_BOTTOM - _BARS_TOP) * p.events / most_events
             tip = f"{p.start:%Y-%m-%d}: {p.events} events ({p.added} added, {p.removed} removed), {p.images} images"
-            bars.append(f'<rect class="bar" x="{x(i) + 1:.1f}" y="{_BOTTOM - height:.1f}" width="{max(step - 2, 1):.1f}" '
-                        f'height="{height:.1f}"><title>{escape(tip)}</title></rect>')  # fmt: skip
+            box = f'x="{x(i) + 1:.1f}" y="{_BOTTOM - height:.1f}" width="{max(step - 2, 1):.1f}" height="{height:.1f}"'
+            bars.append(f'<rect class="bar" {box}><title>{escape(tip)}</title></rect>')
     last = points[-1].images if points else 0
     total_events = sum(p.events for p in points)
     label = f"{last:,} images now; {total_events:,} change events from {since:%Y-%m-%d} to {until:%Y-%m-%d}"
@@ -59,4 +59,4 @@ def svg(points: Sequence[Activity], since: datetime, until: datetime) -> Markup:
         f'<text class="tick" x="{WIDTH - _RIGHT}" y="{HEIGHT - 4}" text-anchor="end">{until:%b %d}</text>',
         "</svg>",
     ]
-    return Markup("".join(parts))  # noqa: S704  (every interpolated text above is escaped or a number)
+    return Markup("".join(parts))
