@@ -8,7 +8,7 @@ AWSCLI_VENV := .venv-awscli
 # Stamp of the `dev` extra's install: redone, like the program's, whenever pyproject.toml changes.
 DEV_STAMP := $(VENV)/.dev-installed
 
-.PHONY: demo test lint setup clean schema browser
+.PHONY: demo test lint setup clean schema browser assets
 
 # The program and its runtime dependencies (`pip install -e .`): all `make demo` needs.
 $(BIN)/inventory: pyproject.toml
@@ -55,6 +55,11 @@ test: setup lint
 # schema/schema.graphql is the public contract: regenerate it when the GraphQL types change
 schema: $(BIN)/inventory
 	$(BIN)/python -c "from inventory.api.schema import schema; print(schema)" > schema/schema.graphql
+
+# GraphiQL's files for `serve --dev` (inventory/console/static/graphiql/): fetched with `npm pack` from the npm
+# registry at the versions pinned in inventory/console/assets.py, checked against its hashes, with their licences
+assets: $(BIN)/inventory
+	$(BIN)/python -m inventory.console.assets
 
 clean:
 	rm -rf $(VENV) $(AWSCLI_VENV) .inventory .pytest_cache .mypy_cache .ruff_cache

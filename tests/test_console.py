@@ -220,3 +220,23 @@ def test_no_page_loads_anything_from_another_host(fleet: Fleet, client: TestClie
         html = client.get(path).text
         assert not re.search(r'(src|href)="(https?:)?//', html), path
     assert client.get("/console/static/console.css").status_code == 200
+
+
+def test_graphiql_assets_are_the_pinned_files() -> None:
+    from inventory.console.assets import ASSETS, DIRECTORY, licence_name, local_name, sri
+
+    for asset in ASSETS:
+        for path, integrity in asset.files.items():
+            assert sri((DIRECTORY / local_name(asset, path)).read_bytes()) == integrity, path
+        assert (DIRECTORY / licence_name(asset)).read_text().count("MIT") >= 1
+
+
+def test_the_graphiql_page_loads_nothing_from_a_cdn(fleet: Fleet) -> None:
+    with console_client(fleet.url, graphiql=True) as client:
+        page = client.get("/graphql", headers={"accept": "text/html"})
+        assert page.status_code == 200
+        sources = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+        assert sources and all(s.startswith("/") and not s.startswith("//") for s in sources), sources
+        assert page.text.count('integrity="sha384-') == 6
+        for source in [s for s in sources if s.startswith("/console/static/")]:
+            assert client.get(source).status_code == 200, source

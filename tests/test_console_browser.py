@@ -19,6 +19,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.wait import WebDriverWait
 
 SHOTS = os.environ.get("CONSOLE_SCREENSHOTS")
 """A directory to save each page's screenshot in (to look at them), if set."""
@@ -156,3 +157,15 @@ def test_a_wrong_token_stays_on_the_form(fleet: Fleet, server: str, browser: Web
     browser.find_element(By.ID, "login").click()
     assert "not valid" in browser.find_element(By.ID, "login-error").text
     assert browser.get_cookie("inventory_session") is None
+
+
+def test_graphiql_renders_from_the_servers_files_only(fleet: Fleet, server: str, browser: WebDriver) -> None:
+    _requests(browser)
+    browser.get(server + "/graphql")
+    WebDriverWait(browser, 20).until(lambda b: b.find_elements(By.CSS_SELECTOR, ".graphiql-container"))
+    assert browser.find_elements(By.CSS_SELECTOR, ".graphiql-editors")
+    _shot(browser, "graphiql")
+    hosts = {urlparse(url).netloc for url in _requests(browser) if url.startswith("http")}
+    assert hosts == {urlparse(server).netloc}, hosts
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]  # type: ignore[no-untyped-call]
+    assert not [e for e in errors if "integrity" in e["message"].lower()], errors

@@ -32,6 +32,7 @@ from inventory.api.context import Context
 from inventory.api.offloop import OffLoop, encode_json
 from inventory.api.schema import build_schema
 from inventory.console.app import Console
+from inventory.console.graphiql import page as graphiql_page
 from inventory.console.sessions import SESSION_SECONDS
 from inventory.errors import InventoryError
 from inventory.metrics import CONTENT_TYPE, exposition, fleet_metrics, queries
@@ -282,7 +283,7 @@ def create_app(
         rows = {name: await database.rows(engine, query) for name, query in queries(principal.registries).items()}
         return Response(exposition(fleet_metrics(rows)), media_type=CONTENT_TYPE)
 
-    page = graphql.graphql_ide_html if graphiql else None
+    page = graphiql_page() if graphiql else None  # from the package's files, not strawberry's CDN page
     app = Starlette(
         routes=[
             Route(
