@@ -13,7 +13,8 @@ _ORDER = ("react", "react-dom", "graphiql", "@graphiql/plugin-explorer")
 
 def page() -> str:
     """The page's HTML."""
-    scripts, stylesheets = [], []
+    scripts: list[tuple[str, str]] = []
+    stylesheets: list[tuple[str, str]] = []
     for asset in sorted(ASSETS, key=lambda a: _ORDER.index(a.package)):
         for path, integrity in asset.files.items():
             (stylesheets if path.endswith(".css") else scripts).append((STATIC + local_name(asset, path), integrity))
