@@ -290,6 +290,9 @@ class ImageEventRow(SQLModel, table=True):
         # By repository, then position: a sync appends its events at the end of its repository's range
         # (cheap to keep up, unlike an index by digest), and a repository's or an image's history reads one range.
         Index("ix_image_events_repository", "registry_type", "registry_id", "region", "repository_name", "id"),
+        # By time, for the console's activity of the last days (``inventory.read.history.activity``): BRIN,
+        # a few pages however long the feed, as events are appended in time order.
+        Index("ix_image_events_occurred_at", "occurred_at", postgresql_using="brin"),
         # A repository's own events (added, removed) apart from its images': whether it was present
         # at a past time is its last one by then, found without reading through its images' events.
         Index(

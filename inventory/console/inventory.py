@@ -58,13 +58,13 @@ async def search_page(page: Page) -> Response:
     )
     order = search.ORDERS[params.choice(request, "order", ORDERS) or "PUSHED_AT"]
     at = await page.as_of()
+    registries = await inventory.registries(page.db, page.scope)
+    if registry is not None and registry not in {r.name for r in registries}:
+        raise invalid_parameter(f"registry: no registry named {registry!r}")  # or none the reader may see
     reader = narrowed(page.scope, registry)
     after = params.text(request, "after")
     found = await inventory.image_page(page.db, reader, f, order, None, after, at)
     total, lower_bound = await inventory.image_count(page.db, reader, f, at)
-    registries = await inventory.registries(page.db, page.scope)
-    if registry is not None and registry not in {r.name for r in registries}:
-        raise invalid_parameter(f"registry: no registry named {registry!r}")
     given = {name: request.query_params.get(name, "") for name in SEARCH_PARAMETERS}
     return page.render("search.html", images=found.items, next_token=found.next_token, total=total,
                        lower_bound=lower_bound, at=at, given=given, registries=registries, orders=ORDERS,

@@ -4,6 +4,9 @@ Only the SHA-256 of the session id (the cookie's value) is stored. A session end
 at logout (its row is deleted), and when its token is revoked or expires (every request joins the
 token's row); deleting a token's row deletes its sessions.
 
+And a BRIN index of ``image_events.occurred_at`` for the console's chart of the last days' events
+(``inventory.read.history.activity``): events are appended in time order, so it is a few pages.
+
 Revision ID: 0014
 Revises: 0013
 Create Date: 2026-12-07
@@ -37,9 +40,11 @@ def upgrade() -> None:
     )
     op.create_index("ix_console_sessions_token_id", "console_sessions", ["token_id"])
     op.create_index("ix_console_sessions_expires_at", "console_sessions", ["expires_at"])
+    op.create_index("ix_image_events_occurred_at", "image_events", ["occurred_at"], postgresql_using="brin")
 
 
 def downgrade() -> None:
+    op.drop_index("ix_image_events_occurred_at", table_name="image_events", postgresql_using="brin")
     op.drop_index("ix_console_sessions_expires_at", table_name="console_sessions")
     op.drop_index("ix_console_sessions_token_id", table_name="console_sessions")
     op.drop_table("console_sessions")
