@@ -240,3 +240,21 @@ def test_the_graphiql_page_loads_nothing_from_a_cdn(fleet: Fleet) -> None:
         assert page.text.count('integrity="sha384-') == 6
         for source in [s for s in sources if s.startswith("/console/static/")]:
             assert client.get(source).status_code == 200, source
+
+
+def test_the_freshness_page_shows_stale_regions_first(fleet: Fleet, client: TestClient) -> None:
+    login(client, fleet.token(None))
+    engine = create_engine(fleet.url)
+    with engine.begin() as connection:
+        connection.execute(text(
+            "UPDATE region_status SET failing_since = now(), last_error_at = now(), "
+            "last_error_code = 'AccessDeniedException', last_error_message = 'no access to <the account>' "
+            "WHERE registry_name = 'staging'"
+        ))  # fmt: skip
+    engine.dispose()
+    page = client.get("/console/status")
+    rows = re.findall(r"<tr class=\"(\w+)\">\s*<td>([^<]+)</td>\s*<td>([^<]+)</td>", page.text)
+    assert rows[0] == ("stale", "staging", "us-east-1")
+    assert {row[0] for row in rows[1:]} == {"fresh"} and len(rows) == 5
+    assert "AccessDeniedException" in page.text and "no access to &lt;the account&gt;" in page.text  # escaped
+    assert "1 stale" in client.get("/console").text
