@@ -18,6 +18,7 @@ from inventory.console.page import NotFound, Page
 from inventory.read import history, inventory, search, sync
 from inventory.read.bounds import check_globs
 from inventory.read.errors import invalid_parameter
+from inventory.read.keys import RepositoryKey
 from inventory.read.scope import Scope
 
 ORDERS = ("PUSHED_AT", "SIZE", "LAST_PULL")
@@ -68,16 +69,15 @@ async def search_page(page: Page) -> Response:
     given = {name: request.query_params.get(name, "") for name in SEARCH_PARAMETERS}
     return page.render("search.html", images=found.items, next_token=found.next_token, total=total,
                        lower_bound=lower_bound, at=at, given=given, registries=registries, orders=ORDERS,
-                       statuses=IMAGE_STATUSES, severities=SEVERITIES, names=_registry_names(registries),
-                       first_page=after is None)  # fmt: skip
+                       statuses=IMAGE_STATUSES, severities=SEVERITIES,
+                       owners=await owners(page, found.items, at), first_page=after is None)  # fmt: skip
 
 
-def _registry_names(registries: list[Any]) -> dict[tuple[str, str], list[str]]:
-    """(type, account) → the names of the registries there (a shared account has several)."""
-    names: dict[tuple[str, str], list[str]] = {}
-    for r in registries:
-        names.setdefault((r.type, r.account_id), []).append(r.name)
-    return names
+async def owners(page: Page, images: list[Any], at: inventory.AsOf | None) -> dict[RepositoryKey, str]:
+    """The registry (its name) of each image's repository: one read for the page, as GraphQL's loader does."""
+    keys = list(dict.fromkeys((i.registry_type, i.registry_id, i.region, i.repository_name) for i in images))
+    found = await inventory.repositories_by_key(page.db, page.scope, keys, at)
+    return {key: row.registry_name for key, row in found.items()}
 
 
 async def image_page(page: Page) -> Response:
@@ -96,9 +96,11 @@ async def image_page(page: Page) -> Response:
     same_digest = search.ImageFilter(digests=[key[4]])
     elsewhere = await inventory.image_page(page.db, page.scope, same_digest, first=ELSEWHERE, at=at)
     others = [row for row in elsewhere.items if _image_key(row) != key]
+    registry = (await owners(page, [image], at)).get(repository, "")
     given = {"as_of": page.request.query_params.get("as_of", "")}
     return page.render("image.html", image=image, tags=tags, events=events, elsewhere=others, at=at,
-                       repository=repository, given=given)  # fmt: skip
+                       repository=repository, given=given, registry=registry,
+                       owners=await owners(page, others, at))  # fmt: skip
 
 
 def _image_key(row: Any) -> tuple[str, str, str, str, str]:
@@ -126,4 +128,5 @@ async def repository_page(page: Page) -> Response:
              "as_of": page.request.query_params.get("as_of", "")}  # fmt: skip
     return page.render("repository.html", repository=row, images=images.items, next_token=images.next_token,
                        total=total, lower_bound=lower_bound, tags=tags, region=region, at=at, given=given,
-                       tag_statuses=TAG_STATUSES, first_page=after is None)  # fmt: skip
+                       tag_statuses=TAG_STATUSES, first_page=after is None,
+                       owners={key: row.registry_name})  # fmt: skip
