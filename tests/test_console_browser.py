@@ -92,7 +92,7 @@ def _login(browser: WebDriver, server: str, token: str) -> None:
     _shot(browser, "login")
     browser.find_element(By.ID, "token").send_keys(token)
     browser.find_element(By.ID, "login").click()
-    assert browser.current_url == server + "/console"
+    WebDriverWait(browser, 10).until(lambda b: b.current_url == server + "/console")
 
 
 def test_a_session_in_the_browser(fleet: Fleet, server: str, browser: WebDriver) -> None:
@@ -118,7 +118,7 @@ def test_a_session_in_the_browser(fleet: Fleet, server: str, browser: WebDriver)
     holder = latest.find_element(By.CSS_SELECTOR, "a.holder")
     earlier = holder.get_attribute("href")
     holder.click()
-    assert browser.current_url == earlier
+    WebDriverWait(browser, 10).until(lambda b: b.current_url == earlier)
     assert browser.find_element(By.TAG_NAME, "h1").text.startswith("app/web@")
     # the freshness page
     browser.find_element(By.CSS_SELECTOR, "nav a[href='/console/status']").click()
@@ -129,7 +129,7 @@ def test_a_session_in_the_browser(fleet: Fleet, server: str, browser: WebDriver)
     _shot(browser, "events")
     # log out: the pages ask for a login again
     browser.find_element(By.ID, "logout").click()
-    assert browser.current_url == server + "/console/login"
+    WebDriverWait(browser, 10).until(lambda b: b.current_url == server + "/console/login")
     browser.get(server + "/console/images")
     assert browser.current_url.startswith(server + "/console/login")
     hosts = {urlparse(url).netloc for url in _requests(browser) if not url.startswith("data:")}
