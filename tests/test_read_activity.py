@@ -56,3 +56,14 @@ def test_activity_needs_a_window(fleet: Fleet) -> None:
         assert refused.code == "InvalidParameterException"
     else:
         raise AssertionError("an empty window was accepted")
+
+
+def test_the_chart_is_an_svg_with_a_text_alternative() -> None:
+    from inventory.console import chart
+
+    since = datetime(2026, 1, 1, tzinfo=UTC)
+    points = [history.Activity(since + timedelta(days=i), 10 + i, 1, 0, 1 + i % 3) for i in range(chart.BUCKETS)]
+    drawn = str(chart.svg(points, since, since + timedelta(days=chart.DAYS)))
+    assert drawn.startswith("<svg") and drawn.endswith("</svg>")
+    assert 'aria-label="39 images now; ' in drawn and drawn.count('<rect class="bar"') == chart.BUCKETS
+    assert "<script" not in drawn

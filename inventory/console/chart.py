@@ -1,5 +1,5 @@
 """A registry's activity as an SVG chart, drawn on the server (no script, no library): the images
-present over time as a line over their area, and the change events of each span as bars below it."""
+present over time as a stepped line over its area, and the change events of each span as bars below it."""
 
 from __future__ import annotations
 
@@ -31,8 +31,10 @@ def svg(points: Sequence[Activity], since: datetime, until: datetime) -> Markup:
     def y_images(n: int) -> float:
         return _LINE_BOTTOM - (_LINE_BOTTOM - _TOP) * n / most_images
 
-    line = " ".join(f"{x(i + 0.5):.1f},{y_images(p.images):.1f}" for i, p in enumerate(points))
-    area = f"{x(0.5):.1f},{_LINE_BOTTOM} {line} {x(len(points) - 0.5):.1f},{_LINE_BOTTOM}"
+    # a step per span: the images present at its end, held across it
+    line = " ".join(f"{x(i):.1f},{y_images(p.images):.1f} {x(i + 1):.1f},{y_images(p.images):.1f}"
+                    for i, p in enumerate(points))  # fmt: skip
+    area = f"{x(0):.1f},{_LINE_BOTTOM} {line} {x(len(points)):.1f},{_LINE_BOTTOM}"
     bars = []
     for i, p in enumerate(points):
         if p.events:
