@@ -14,7 +14,8 @@ from starlette.responses import Response
 from inventory.api.ids import split_image_node_id, split_repository_node_id
 from inventory.config import SEVERITIES
 from inventory.console import params
-from inventory.console.page import NotFound, Page
+from inventory.console.page import NotFound, Page, together
+from inventory.console.table import image_rows
 from inventory.read import history, inventory, search, sync
 from inventory.read.bounds import check_globs
 from inventory.read.errors import invalid_parameter
@@ -59,18 +60,20 @@ async def search_page(page: Page) -> Response:
     )
     order = search.ORDERS[params.choice(request, "order", ORDERS) or "PUSHED_AT"]
     at = await page.as_of()
-    registries = await inventory.registries(page.db, page.scope)
-    if registry is not None and registry not in {r.name for r in registries}:
-        raise invalid_parameter(f"registry: no registry named {registry!r}")  # or none the reader may see
     reader = narrowed(page.scope, registry)
     after = params.text(request, "after")
-    found = await inventory.image_page(page.db, reader, f, order, None, after, at)
-    total, lower_bound = await inventory.image_count(page.db, reader, f, at)
+    registries, found, (total, lower_bound) = await together(
+        inventory.registries(page.db, page.scope),
+        inventory.image_page(page.db, reader, f, order, None, after, at),
+        inventory.image_count(page.db, reader, f, at),
+    )
+    if registry is not None and registry not in {r.name for r in registries}:
+        raise invalid_parameter(f"registry: no registry named {registry!r}")  # or none the reader may see
     given = {name: request.query_params.get(name, "") for name in SEARCH_PARAMETERS}
-    return page.render("search.html", images=found.items, next_token=found.next_token, total=total,
+    rows = image_rows(found.items, await owners(page, found.items, at), given["as_of"] if at else "")
+    return page.render("search.html", rows=rows, next_token=found.next_token, total=total,
                        lower_bound=lower_bound, at=at, given=given, registries=registries, orders=ORDERS,
-                       statuses=IMAGE_STATUSES, severities=SEVERITIES,
-                       owners=await owners(page, found.items, at), first_page=after is None)  # fmt: skip
+                       statuses=IMAGE_STATUSES, severities=SEVERITIES, first_page=after is None)  # fmt: skip
 
 
 async def owners(page: Page, images: list[Any], at: inventory.AsOf | None) -> dict[RepositoryKey, str]:
@@ -89,14 +92,17 @@ async def image_page(page: Page) -> Response:
     image = (await inventory.images_by_key(page.db, page.scope, [key], at)).get(key)
     if image is None:
         raise NotFound("no such image" + ("" if at is None else " at that time") + ": " + " / ".join(key))
-    repository = key[:4]
-    tags = [(tag, await history.tag_history(page.db, page.scope, repository, tag, TAG_HISTORY_SPANS))
-            for tag in sorted(image.image_tags)]  # fmt: skip
-    events = await history.image_history(page.db, page.scope, key, first=50)
-    same_digest = search.ImageFilter(digests=[key[4]])
-    elsewhere = await inventory.image_page(page.db, page.scope, same_digest, first=ELSEWHERE, at=at)
+    repository = (key[0], key[1], key[2], key[3])
+    names = sorted(image.image_tags)
+    events, elsewhere, mine, *spans = await together(
+        history.image_history(page.db, page.scope, key, first=50),
+        inventory.image_page(page.db, page.scope, search.ImageFilter(digests=[key[4]]), first=ELSEWHERE, at=at),
+        owners(page, [image], at),
+        *(history.tag_history(page.db, page.scope, repository, tag, TAG_HISTORY_SPANS) for tag in names),
+    )
+    tags = list(zip(names, spans, strict=True))
     others = [row for row in elsewhere.items if _image_key(row) != key]
-    registry = (await owners(page, [image], at)).get(repository, "")
+    registry = mine.get(repository, "")
     given = {"as_of": page.request.query_params.get("as_of", "")}
     return page.render("image.html", image=image, tags=tags, events=events, elsewhere=others, at=at,
                        repository=repository, given=given, registry=registry,
@@ -119,14 +125,17 @@ async def repository_page(page: Page) -> Response:
     tag_status = params.choice(page.request, "tag_status", TAG_STATUSES) or "ANY"
     f = replace(search.ImageFilter(tag_status=tag_status), repository=key)
     after = params.text(page.request, "after")
-    images = await inventory.image_page(page.db, page.scope, f, first=None, after=after, at=at)
-    total, lower_bound = await inventory.image_count(page.db, page.scope, f, at)
-    tags = await inventory.repository_tags(page.db, page.scope, key, at)
-    statuses = (await sync.region_statuses(page.db, page.scope, [row.registry_name]))[row.registry_name]
+    images, (total, lower_bound), tags, statuses = await together(
+        inventory.image_page(page.db, page.scope, f, first=None, after=after, at=at),
+        inventory.image_count(page.db, page.scope, f, at),
+        inventory.repository_tags(page.db, page.scope, key, at),
+        sync.region_statuses(page.db, page.scope, [row.registry_name]),
+    )
+    statuses = statuses[row.registry_name]
     region = next((s for s in statuses if s.region == key[2]), None)
     given = {"tag_status": page.request.query_params.get("tag_status", ""),
              "as_of": page.request.query_params.get("as_of", "")}  # fmt: skip
-    return page.render("repository.html", repository=row, images=images.items, next_token=images.next_token,
+    rows = image_rows(images.items, {key: row.registry_name}, given["as_of"] if at else "")
+    return page.render("repository.html", repository=row, rows=rows, next_token=images.next_token,
                        total=total, lower_bound=lower_bound, tags=tags, region=region, at=at, given=given,
-                       tag_statuses=TAG_STATUSES, first_page=after is None,
-                       owners={key: row.registry_name})  # fmt: skip
+                       tag_statuses=TAG_STATUSES, first_page=after is None)  # fmt: skip

@@ -3,6 +3,8 @@ and the refusals a handler raises (each answered as a page by ``inventory.consol
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,6 +19,16 @@ from inventory.read import inventory
 from inventory.read.database import Database
 from inventory.read.inventory import AsOf
 from inventory.read.scope import Scope
+
+
+async def together(*reads: Awaitable[Any]) -> list[Any]:
+    """The results of independent reads, run at once (each on a connection of its own); the first failure
+    is raised once all have ended (none is left running or unretrieved)."""
+    results = await asyncio.gather(*reads, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return list(results)
 
 
 class NotFound(Exception):
