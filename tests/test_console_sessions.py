@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -11,6 +12,8 @@ from auth_fleet import Fleet
 from console_client import console_client, csrf_of, login
 from sqlalchemy import create_engine, text
 from starlette.testclient import TestClient
+
+from inventory.api.auth import CACHE_SECONDS
 
 
 @pytest.fixture
@@ -146,6 +149,7 @@ def test_revoking_the_token_ends_its_sessions(fleet: Fleet, client: TestClient) 
     login(client, fleet.token(None, name="console-user"))
     assert client.get("/console").status_code == 200
     _sql(fleet, "UPDATE api_tokens SET revoked_at = now() WHERE name = 'console-user'")
+    time.sleep(CACHE_SECONDS)  # what a process learnt of a session, it trusts that long (as of a token)
     assert client.get("/console", follow_redirects=False).status_code == 303
 
 
@@ -155,12 +159,14 @@ def test_the_session_ends_when_its_token_expires(fleet: Fleet, client: TestClien
     (left,) = _sql(fleet, "SELECT expires_at FROM console_sessions")
     assert abs((left[0] - expires).total_seconds()) < 1  # type: ignore[index]  # never past the token's expiry
     _sql(fleet, "UPDATE api_tokens SET expires_at = now() - interval '1 second' WHERE name = 'short'")
+    time.sleep(CACHE_SECONDS)  # moved back in the database: a process learns it at its next lookup
     assert client.get("/console", follow_redirects=False).status_code == 303
 
 
 def test_sessions_expire(fleet: Fleet, client: TestClient) -> None:
     login(client, fleet.token(None))
     _sql(fleet, "UPDATE console_sessions SET expires_at = now() - interval '1 second'")
+    time.sleep(CACHE_SECONDS)
     assert client.get("/console", follow_redirects=False).status_code == 303
 
 
@@ -195,3 +201,10 @@ def test_pages_forbid_framing_and_other_origins(fleet: Fleet, client: TestClient
         assert "default-src 'self'" in answer.headers["content-security-policy"]
         assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
         assert answer.headers["x-content-type-options"] == "nosniff"
+
+
+def test_a_sessions_expiry_is_exact_whatever_the_cache(fleet: Fleet, client: TestClient) -> None:
+    login(client, fleet.token(None, name="soon", expires_at=datetime.now(UTC) + timedelta(seconds=1.5)))
+    assert client.get("/console").status_code == 200  # looked up, and cached for CACHE_SECONDS
+    time.sleep(1.6)
+    assert client.get("/console", follow_redirects=False).status_code == 303  # past the token's expiry

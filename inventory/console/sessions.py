@@ -5,8 +5,10 @@
 holds a random session id (32 bytes), never the token; the database holds the id's SHA-256 only. The
 cookie is ``HttpOnly``, ``SameSite=Strict``, ``Path=/console``, and ``Secure`` when the request came over
 HTTPS (directly, or through a proxy that says so in ``X-Forwarded-Proto`` or ``Forwarded``). A session
-ends at its expiry (``SESSION_SECONDS`` by default, never past the token's), at logout, and as soon as
-its token is revoked or expires.
+ends at its expiry (``SESSION_SECONDS`` by default, never past the token's), at logout, and when its
+token is revoked or expires. Like the API's tokens (``inventory.api.auth``), each process trusts what it
+learnt of a session for ``CACHE_SECONDS`` (2 s) at most: a revoked token's sessions end in every process
+within that time, a logout at once in the process that answers it, an expiry at once everywhere.
 
 Forgery: every state-changing request is a POST that must carry, in its form field ``csrf``, the secret
 of its session (login: of the login cookie set with the form, a double submit), and must not come from
@@ -19,14 +21,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 
-from inventory.api.auth import ANONYMOUS, READS_INVENTORY, Authenticator, Principal, token_hash
+from inventory.api.auth import ANONYMOUS, CACHE_SECONDS, READS_INVENTORY, Authenticator, Principal, token_hash
 from inventory.read import database
 from inventory.tables import console_sessions
 
@@ -37,6 +42,7 @@ LOGIN_COOKIE = "inventory_login"
 PATH = "/console"
 SESSION_SECONDS = 12 * 3600
 """How long a session lasts by default (``inventory serve --console-session``)."""
+_CACHE_ENTRIES = 10_000
 
 
 @dataclass(frozen=True)
@@ -94,10 +100,22 @@ def same_origin(request: Request) -> bool:
 class Sessions:
     """The console's sessions; one per API process."""
 
-    def __init__(self, engine: AsyncEngine, authenticator: Authenticator, *, seconds: int = SESSION_SECONDS) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        authenticator: Authenticator,
+        *,
+        seconds: int = SESSION_SECONDS,
+        cache_seconds: float = CACHE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.engine = engine
         self.authenticator = authenticator
         self.seconds = seconds
+        self.cache_seconds = cache_seconds
+        self.clock = clock
+        self._known: dict[bytes, tuple[float, tuple[Viewer, datetime] | None]] = {}
+        """session hash → (when looked up, its reader and end, or None)."""
 
     @property
     def anonymous(self) -> bool:
@@ -124,7 +142,22 @@ class Sessions:
         session_id = request.cookies.get(COOKIE)
         if not session_id:
             return None
-        rows = await database.rows(self.engine, console_sessions.CURRENT, {"session_hash": _hash(session_id)})
+        key = _hash(session_id)
+        now = self.clock()
+        cached = self._known.get(key)
+        if cached is None or now - cached[0] >= self.cache_seconds:
+            cached = (now, await self._lookup(key))
+            if len(self._known) >= _CACHE_ENTRIES:  # a flood of made-up cookies cannot grow it without bound
+                self._known.clear()
+            self._known[key] = cached
+        found = cached[1]
+        if found is None or found[1] <= datetime.now(UTC):  # an expiry is exact, whatever the cache
+            return None
+        return found[0]
+
+    async def _lookup(self, key: bytes) -> tuple[Viewer, datetime] | None:
+        """The live session of hash ``key``: its reader, and when it ends (its own or its token's expiry)."""
+        rows = await database.rows(self.engine, console_sessions.CURRENT, {"session_hash": key})
         if not rows:
             return None
         row = rows[0]
@@ -132,10 +165,12 @@ class Sessions:
         principal = Principal(row.name, frozenset(row.scopes), registries, row.expires_at)
         if not principal.may("read"):
             return None
-        return Viewer(principal, row.csrf)
+        ends = row.session_expires_at if row.expires_at is None else min(row.session_expires_at, row.expires_at)
+        return Viewer(principal, row.csrf), ends
 
     async def close(self, request: Request) -> None:
         """End the request's session (logout)."""
         session_id = request.cookies.get(COOKIE)
         if session_id:
+            self._known.pop(_hash(session_id), None)
             await database.rows(self.engine, console_sessions.CLOSE, {"session_hash": _hash(session_id)})
