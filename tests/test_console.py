@@ -260,3 +260,42 @@ def test_the_freshness_page_shows_stale_regions_first(fleet: Fleet, client: Test
     assert {row[0] for row in rows[1:]} == {"fresh"} and len(rows) == 5
     assert "AccessDeniedException" in page.text and "no access to &lt;the account&gt;" in page.text  # escaped
     assert "1 stale" in client.get("/console").text
+
+
+def test_the_owners_memory_never_hands_back_a_name_out_of_scope(fleet: Fleet) -> None:
+    import asyncio
+
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from inventory.console.owners import Owners
+    from inventory.read.database import Engine
+
+    keys = list(fleet.owner)
+
+    async def go() -> tuple[dict[object, str], dict[object, str]]:
+        engine = create_async_engine(fleet.url)
+        try:
+            owners = Owners()
+            everything = await owners.of(Engine(engine), None, keys)
+            return everything, await owners.of(Engine(engine), ("staging",), keys)  # from its memory
+        finally:
+            await engine.dispose()
+
+    everything, staging = asyncio.run(go())
+    assert everything == fleet.owner
+    assert set(staging.values()) == {"staging"} and len(staging) == list(fleet.owner.values()).count("staging")
+
+
+def test_the_image_table_escapes_what_it_shows() -> None:
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    from inventory.console.table import image_rows
+
+    row = SimpleNamespace(registry_type="ecr", registry_id="111111111111", region="us-east-1",
+                          repository_name='a"<b>', image_digest="sha256:" + "0" * 64, image_tags=["<script>"],
+                          removed_at=None, image_status="ACTIVE", image_pushed_at=datetime.now(UTC),
+                          image_size_in_bytes=1, finding_severity_counts=None, image_scan_status=None)  # fmt: skip
+    html = str(image_rows([row], {("ecr", "111111111111", "us-east-1", 'a"<b>'): "<i>"}))
+    assert "<script>" not in html and "<i>" not in html and "<b>" not in html
+    assert "&lt;script&gt;" in html and "a&quot;&lt;b&gt;" in html and "a%22%3Cb%3E" in html

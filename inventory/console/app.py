@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from inventory.api.auth import Authenticator, AuthError
 from inventory.console import fleet, history, inventory
+from inventory.console.owners import Owners
 from inventory.console.page import Forbidden, NotFound, Page
 from inventory.console.params import BadParameter
 from inventory.console.render import TEMPLATES
@@ -78,6 +79,7 @@ class Console:
                  graphiql: bool = False) -> None:  # fmt: skip
         self.sessions = Sessions(engine, authenticator, seconds=session_seconds)
         self.db = Engine(engine)
+        self.owners = Owners()
         self.graphiql = graphiql
 
     def routes(self, wrap: Callable[[ASGIApp], ASGIApp] = lambda app: app) -> list[BaseRoute]:
@@ -108,7 +110,7 @@ class Console:
                 viewer = await self.sessions.viewer(request)
                 if viewer is None:
                     return RedirectResponse("/console/login?next=" + quote(_target(request), safe=""), 303)
-                return await handler(Page(request, viewer, self.db, self.graphiql))
+                return await handler(Page(request, viewer, self.db, self.owners, self.graphiql))
             except Exception as exc:  # every failure is a page, never a traceback
                 return self._refusal(request, viewer, exc)
 

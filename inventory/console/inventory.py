@@ -77,10 +77,9 @@ async def search_page(page: Page) -> Response:
 
 
 async def owners(page: Page, images: list[Any], at: inventory.AsOf | None) -> dict[RepositoryKey, str]:
-    """The registry (its name) of each image's repository: one read for the page, as GraphQL's loader does."""
-    keys = list(dict.fromkeys((i.registry_type, i.registry_id, i.region, i.repository_name) for i in images))
-    found = await inventory.repositories_by_key(page.db, page.scope, keys, at)
-    return {key: row.registry_name for key, row in found.items()}
+    """The registry (its name) of each image's repository (``inventory.console.owners``)."""
+    keys = [(i.registry_type, i.registry_id, i.region, i.repository_name) for i in images]
+    return await page.owners.of(page.db, page.scope, keys, at)
 
 
 async def image_page(page: Page) -> Response:

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from inventory.console import params
+from inventory.console.owners import Owners
 from inventory.console.render import TEMPLATES
 from inventory.console.sessions import Viewer
 from inventory.read import inventory
@@ -44,6 +45,7 @@ class Page:
     request: Request
     viewer: Viewer
     db: Database
+    owners: Owners
     graphiql: bool = False
 
     @property
