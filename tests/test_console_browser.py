@@ -3,16 +3,19 @@ installs both), against ``inventory serve`` run as a process, with every other h
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
+import httpx
 import pytest
 from auth_fleet import PROD, STAGING, Fleet
 from selenium import webdriver
@@ -61,6 +64,11 @@ def server(fleet: Fleet, tmp_path: Path) -> Iterator[str]:
                 break
         else:
             raise AssertionError("inventory serve did not start")
+        for _ in range(100):  # the banner comes just before the server accepts connections
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(found[1] + "/healthz").status_code == 200:
+                    break
+            time.sleep(0.1)
         yield found[1]
     finally:
         process.terminate()

@@ -16,7 +16,7 @@ from inventory.console.render import findings, short_digest, size, when
 from inventory.read.keys import RepositoryKey
 
 _ROW = (
-    '<tr{removed_class}><td>{owner}{public}<div class="muted small">{registry_id}</div></td><td>{region}</td>'
+    '<tr{removed_class}><td title="account {registry_id}">{owner}{public}</td><td>{region}</td>'
     '<td><a href="{repository_href}">{repository}</a></td><td class="tags">{tags}</td>'
     '<td><a class="digest" href="{image_href}" title="{digest}">{short}</a>{pills}</td>'
     '<td class="time">{pushed}</td><td class="num">{size}</td><td>{findings}</td></tr>'
@@ -48,7 +48,8 @@ def image_rows(images: Sequence[Any], owners: Mapping[RepositoryKey, str], as_of
             ' <span class="pill">archived</span>' if image.image_status == "ARCHIVED" else "")  # fmt: skip
         lines.append(_ROW.format(
             removed_class=' class="removed"' if image.removed_at else "",
-            owner=escape(owners.get(key, "")), public=_PUBLIC if public else "", registry_id=escape(image.registry_id),
+            owner=escape(owners.get(key) or image.registry_id), public=_PUBLIC if public else "",
+            registry_id=escape(image.registry_id),
             region=escape(image.region), repository=escape(image.repository_name),
             repository_href=escape("/console/repository/" + _path(repository) + suffix),
             image_href=escape("/console/image/" + _path(node) + suffix),
