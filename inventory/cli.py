@@ -470,6 +470,13 @@ def _confirm() -> None:
     show_default=True,
     help="How long one SQL statement of a request may run; past it the query fails with QUERY_TIMEOUT.",
 )
+@click.option(
+    "--console-session",
+    type=Duration(minimum=60),
+    default="12h",
+    show_default=True,
+    help="How long a web console session lasts (never past its token's expiry).",
+)
 @log_format_option
 @reports_errors
 def serve(
@@ -479,6 +486,7 @@ def serve(
     no_introspection: bool,
     allow_anonymous: bool,
     statement_timeout: float,
+    console_session: float,
     log_format: LogFormat,
 ) -> None:
     """Serve the GraphQL API on /graphql, the ECR-compatible endpoint on /ecr, a health check on /healthz and
@@ -499,6 +507,7 @@ def serve(
         if engine is not None:
             _check_secret_key(engine)
     watch_embedded(settings, forever)
+    click.echo(f"Web console on http://{host}:{sock.getsockname()[1]}/console")
     click.echo(f"GraphQL API on http://{host}:{sock.getsockname()[1]}/graphql")  # --port 0: the port taken
     click.echo(f"ECR-compatible endpoint on http://{host}:{sock.getsockname()[1]}/ecr")
     serve_api(
@@ -509,6 +518,7 @@ def serve(
         own_logging=False,
         allow_anonymous=allow_anonymous,
         statement_timeout=statement_timeout,
+        console_session=round(console_session),
     )
 
 

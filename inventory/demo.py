@@ -89,6 +89,8 @@ def run_demo(settings: Settings, *, serve: tuple[str, int] | None = None) -> Non
         base = f"http://{host}:{port}"
         url = f"{base}/graphql"
         body = json.dumps({"query": EXAMPLE})
+        console.print(f"Web console on http://{host}:{port}/console (open it in a browser), without a login",
+                      soft_wrap=True, highlight=False, markup=False)  # fmt: skip
         console.print(
             f"GraphQL API on {url} (GraphiQL: open it in a browser), without authentication "
             f"(--allow-anonymous: anyone who can reach it reads everything; `{inventory} serve` asks for tokens). "

@@ -302,6 +302,9 @@ class ImageEventRow(SQLModel, table=True):
         # By repository, then position: a sync appends its events at the end of its repository's range
         # (cheap to keep up, unlike an index by digest), and a repository's or an image's history reads one range.
         Index("ix_image_events_repository", "registry_type", "registry_id", "region", "repository_name", "id"),
+        # By time, for the console's activity of the last days (``inventory.read.history.activity``): BRIN,
+        # a few pages however long the feed, as events are appended in time order.
+        Index("ix_image_events_occurred_at", "occurred_at", postgresql_using="brin"),
         # A repository's own events (added, removed) apart from its images': whether it was present
         # at a past time is its last one by then, found without reading through its images' events.
         Index(
@@ -537,3 +540,25 @@ class ApiTokenRow(SQLModel, table=True):
     revoked_at: datetime | None = _timestamp()
     aws_access_key_id: str | None = Field(default=None, sa_type=Text)
     """Set for an AWS access key (``--aws``): what a SigV4 request names it by; its secret is never stored."""
+
+
+class ConsoleSessionRow(SQLModel, table=True):
+    """A browser's session of the web console (``inventory.console.sessions``), opened with an API token.
+
+    The cookie holds a random session id; only its SHA-256 is stored, with the token it was opened with
+    (its row: revoking or expiring the token ends the session) and the session's own expiry. ``csrf`` is
+    the secret every state-changing form of the session carries.
+    """
+
+    __tablename__ = "console_sessions"
+    __table_args__ = (
+        ForeignKeyConstraint(["token_id"], ["api_tokens.id"], ondelete="CASCADE"),
+        Index("ix_console_sessions_token_id", "token_id"),
+        Index("ix_console_sessions_expires_at", "expires_at"),
+    )
+
+    session_hash: bytes = Field(primary_key=True, sa_type=LargeBinary)
+    token_id: int = Field(sa_type=BigInteger)
+    csrf: str = Field(sa_type=Text)
+    created_at: datetime | None = _timestamp(nullable=False, now=True)
+    expires_at: datetime = Field(sa_type=DateTime(timezone=True), nullable=False)

@@ -31,6 +31,9 @@ from inventory.api.auth import READS_INVENTORY, Authenticator, AuthError, Princi
 from inventory.api.context import Context
 from inventory.api.offloop import OffLoop, encode_json
 from inventory.api.schema import build_schema
+from inventory.console.app import Console
+from inventory.console.graphiql import page as graphiql_page
+from inventory.console.sessions import SESSION_SECONDS
 from inventory.ecr.endpoint import Endpoint
 from inventory.errors import InventoryError
 from inventory.metrics import CONTENT_TYPE, exposition, fleet_metrics, queries
@@ -246,8 +249,10 @@ def create_app(
     max_body_bytes: int = MAX_BODY_BYTES,
     allow_anonymous: bool = False,
     authenticator: Authenticator | None = None,
+    console_session: int = SESSION_SECONDS,
 ) -> Starlette:
-    """The ASGI application; GraphiQL on GET only when ``graphiql``.
+    """The ASGI application; GraphiQL on GET only when ``graphiql``; the web console under ``/console``
+    (``inventory.console``; its sessions last ``console_session`` seconds).
 
     Requests need a bearer token unless ``allow_anonymous`` (then everyone may read everything)."""
     auth = authenticator or Authenticator(engine, allow_anonymous=allow_anonymous)
@@ -281,7 +286,7 @@ def create_app(
         rows = {name: await database.rows(engine, query) for name, query in queries(principal.registries).items()}
         return Response(exposition(fleet_metrics(rows)), media_type=CONTENT_TYPE)
 
-    page = graphql.graphql_ide_html if graphiql else None
+    page = graphiql_page() if graphiql else None  # from the package's files, not strawberry's CDN page
     app = Starlette(
         routes=[
             Route(
@@ -292,6 +297,7 @@ def create_app(
             *(Route(path, offloop.runs(ecr), methods=None) for path in ("/ecr", "/ecr/")),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/metrics", offloop.runs(AnswersOutages(request_response(metrics))), methods=["GET"]),
+            *Console(engine, auth, session_seconds=console_session, graphiql=graphiql).routes(offloop.runs),
         ],
         lifespan=lambda _: _closing(offloop, engine, own),
     )
@@ -321,6 +327,7 @@ def serve(
     own_logging: bool = True,
     allow_anonymous: bool = False,
     statement_timeout: float = STATEMENT_TIMEOUT,
+    console_session: int = SESSION_SECONDS,
 ) -> None:
     """Serve the API on ``sock`` (``listen``) with uvicorn until SIGINT or SIGTERM, then shut down gracefully.
 
@@ -337,7 +344,8 @@ def serve(
     # The access log writes each request's target: its query string never with a credential in it.
     logging.getLogger("uvicorn.access").addFilter(AccessLogFilter())
     engine = async_engine(url, statement_timeout=statement_timeout)
-    app = create_app(engine, graphiql=graphiql, introspection=introspection, allow_anonymous=allow_anonymous)
+    app = create_app(engine, graphiql=graphiql, introspection=introspection, allow_anonymous=allow_anonymous,
+                     console_session=console_session)  # fmt: skip
     # Objects made so far (modules, the schema) live as long as the process: a full collection need not
     # scan them, and it stops every thread meanwhile (~100 ms per full collection without this).
     gc.freeze()

@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, func, select
 
 from inventory.feed import query
 from inventory.feed.event import TYPES, Event
 from inventory.feed.query import EventFilter
 from inventory.feed.replay import TagSpan, tag_assignments
-from inventory.read import cursors, diff
+from inventory.models import RepositoryRow
+from inventory.read import cursors, diff, scope
 from inventory.read.bounds import check_globs
 from inventory.read.database import Database
 from inventory.read.errors import invalid_parameter
@@ -30,6 +32,8 @@ from inventory.read.keys import ImageKey, RepositoryKey
 from inventory.read.paging import Page, keyset_page, page_size
 from inventory.read.scope import Scope
 from inventory.read.search import ImageFilter
+
+_repositories = RepositoryRow.__table__  # type: ignore[attr-defined]
 
 _EVENT_ID = re.compile(r"[0-9]{1,19}")
 """An event's id as a face names it: a bigint (any other is no event's)."""
@@ -130,3 +134,64 @@ async def diff_page(
     rows = await db.rows(diff.diff_page(f, since, until, position, size))
     page = keyset_page(rows, size, after, lambda row: cursors.encode(bound_to, [getattr(row, k) for k in diff.KEY]))
     return page.map(lambda rows: [diff.image_diff(row) for row in rows])
+
+
+@dataclass(frozen=True)
+class Activity:
+    """One bucket of a registry's activity: the images present at its end, and its change events."""
+
+    start: datetime
+    images: int
+    added: int
+    """Images added or restored in it."""
+    removed: int
+    events: int
+    """Every change event in it."""
+
+
+_ADDING = ("image.added", "image.restored")
+
+
+async def activity(
+    db: Database, reader: Scope, since: datetime, until: datetime, buckets: int
+) -> dict[str, list[Activity]]:
+    """Per registry ``reader`` may see, ``buckets`` equal spans of [since, until): the images present at
+    the end of each (replayed back from the present count through the image events since) and its events.
+
+    Reads every event since ``since`` (grouped in SQL): meant for a window of days, not of years."""
+    if not since < until or buckets < 1:
+        raise invalid_parameter("activity: since must be earlier than until, and buckets at least 1")
+    e, r = query.events.c, _repositories.c
+    joined = query.events.join(_repositories, and_(
+        e.registry_type == r.registry_type, e.registry_id == r.registry_id, e.region == r.region,
+        e.repository_name == r.repository_name))  # fmt: skip
+    bucket = func.width_bucket(func.extract("epoch", e.occurred_at), since.timestamp(), until.timestamp(), buckets)
+    counted = (
+        select(r.registry_name, bucket.label("bucket"),
+               func.count().filter(e.type.in_(_ADDING)).label("added"),
+               func.count().filter(e.type == "image.removed").label("removed"), func.count().label("events"))
+        .select_from(joined)
+        .where(e.occurred_at >= since, *scope.registries(r.registry_name, reader))
+        .group_by(r.registry_name, bucket)
+    )  # fmt: skip
+    present = (
+        select(r.registry_name, func.sum(r.image_count).label("images"))
+        .where(r.removed_at.is_(None), *scope.registries(r.registry_name, reader))
+        .group_by(r.registry_name)
+    )
+    images = {row.registry_name: int(row.images or 0) for row in await db.rows(present)}
+    spans: dict[str, dict[int, Any]] = {}
+    for row in await db.rows(counted):
+        spans.setdefault(row.registry_name, {})[int(row.bucket)] = row
+    width = (until - since) / buckets
+    found: dict[str, list[Activity]] = {}
+    for name in sorted(set(images) | set(spans)):
+        count, by_bucket, series = images.get(name, 0), spans.get(name, {}), []
+        count -= sum(row.added - row.removed for b, row in by_bucket.items() if b > buckets)  # after ``until``
+        for b in range(buckets, 0, -1):
+            row = by_bucket.get(b)
+            added, removed, events = (row.added, row.removed, row.events) if row is not None else (0, 0, 0)
+            series.append(Activity(since + width * (b - 1), max(count, 0), added, removed, events))
+            count -= added - removed
+        found[name] = series[::-1]
+    return found

@@ -138,6 +138,23 @@ async def image_counts(
     return {(r[0], r[1], r[2], r[3]): int(r[4]) for r in rows}
 
 
+REPOSITORY_TAGS = 1_000
+"""The most tags ``repository_tags`` reads (alphabetically first)."""
+
+
+async def repository_tags(db: Database, reader: Scope, key: RepositoryKey, at: AsOf | None = None) -> list[str]:
+    """The tags of the images present (at ``at``) in repository ``key``, alphabetically (the first
+    ``REPOSITORY_TAGS``); none if ``reader`` may not see it."""
+    source = _images(at)
+    c = source.c
+    where = [tuple_(c.registry_type, c.registry_id, c.region, c.repository_name) == tuple_(*key),
+             c.removed_at.is_(None), *scope.repositories(c, reader)]  # fmt: skip
+    tag = func.unnest(c.image_tags).label("tag")
+    tags = select(tag).where(*where).subquery()
+    rows = await db.rows(select(tags.c.tag).distinct().order_by(tags.c.tag).limit(REPOSITORY_TAGS))
+    return [row.tag for row in rows]
+
+
 # images ----------------------------------------------------------------------------
 
 
