@@ -19,9 +19,8 @@ import statistics
 import time
 
 import httpx
-from api_page import FILL, SCOPE, SETTLE, bench_token, percentile
-from scratch import run_script, scratch_database
-from sqlalchemy import text
+from api_page import SCOPE, bench_token, load, percentile
+from scratch import scratch_database
 
 from inventory.api.app import async_engine, create_app
 from inventory.db import create
@@ -88,18 +87,8 @@ def main() -> None:
     args = parser.parse_args()
     with scratch_database("inventory_bench_console") as scratch:
         engine = create(scratch.url)
-        started = time.perf_counter()
-        run_script(engine, FILL, n=args.images)
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            for statement in SETTLE.split("; "):
-                connection.execute(text(statement))
-        print(f"loaded {args.images:,} images in {time.perf_counter() - started:.1f} s")
-        order = search.ORDERS["PUSHED_AT"]
-        with engine.connect() as connection:  # the key of the row ~90% deep: setup only, OFFSET is fine here
-            row = connection.execute(
-                search.image_page(SCOPE, order, None, 0).limit(1).offset(int(args.images * 0.9))
-            ).one()
-        deep = cursors.encode(cursors.binding("images", SCOPE, order.name), search.image_key(order, row))
+        key = load(engine, args.images)
+        deep = cursors.encode(cursors.binding("images", SCOPE, search.ORDERS["PUSHED_AT"].name), key)
         samples = asyncio.run(measure(scratch.url, deep, args.requests, bench_token(engine)))
         engine.dispose()
 

@@ -34,7 +34,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
-from scratch import run_script, scratch_database
+from scratch import run_script, scratch_database, settle
 from sqlalchemy import text
 
 from inventory.api.app import async_engine, create_app
@@ -61,7 +61,6 @@ INSERT INTO images (registry_type, registry_id, region, repository_name, image_d
 UPDATE repositories SET image_count = :n;
 """
 TARGET = "AmazonEC2ContainerRegistry_V20150921.DescribeImages"
-SETTLE = ("VACUUM ANALYZE images", "VACUUM ANALYZE repositories")
 RAW_PAGE = text(
     "SELECT * FROM images WHERE registry_type = 'ecr' AND registry_id = :account AND region = :region "
     "AND repository_name = :repository AND removed_at IS NULL AND (image_status = 'ACTIVE' OR image_status IS NULL) "
@@ -116,9 +115,7 @@ def main() -> None:
     with scratch_database("inventory_bench_ecr") as scratch:
         engine = create(scratch.url)
         run_script(engine, FILL, n=args.images)
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            for statement in SETTLE:
-                connection.execute(text(statement))
+        settle(engine, "images", "repositories")
         aws_key, token = credentials(engine)
         served = Served(scratch.url)
         ecr = boto3.client("ecr", endpoint_url=f"{served.url}/ecr", region_name=REGION, **aws_key,

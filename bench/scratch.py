@@ -52,3 +52,11 @@ def run_script(engine: Engine, script: str, **parameters: Any) -> None:
         for statement in script.split(";\n"):
             if statement.strip():
                 connection.execute(text(statement), parameters)
+
+
+def settle(engine: Engine, *tables: str) -> None:
+    """``VACUUM ANALYZE`` each table, as autovacuum leaves a table that has settled after a load: statistics,
+    and a GIN index's pending list merged (its fresh entries wait in a list every search reads through)."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        for table in tables:
+            connection.execute(text(f"VACUUM ANALYZE {table}"))

@@ -21,7 +21,7 @@ import os
 import re
 import tomllib
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import date, datetime, time
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -170,21 +170,34 @@ class RegistryConfig(BaseModel):
     def _coherent(cls, data: Any, handler: ModelWrapValidatorHandler[RegistryConfig]) -> RegistryConfig:
         """Adds the problems of ``_registry_rules`` to those of each key. Not an ``after`` validator: it
         would run only once every key is valid; nor field validators: each reports one problem at most."""
-        broken: list[InitErrorDetails] = [
-            {"type": PydanticCustomError("registry_rule", message), "loc": (key,), "input": data.get(key)}
-            for key, message in (_registry_rules(data) if isinstance(data, dict) else ())
-        ]
-        try:
-            registry = handler(data)
-        except ValidationError as exc:
-            if not broken:
-                raise
-            raise ValidationError.from_exception_data(
-                cls.__name__, [*map(_raised_again, exc.errors()), *broken]
-            ) from None
-        if broken:
-            raise ValidationError.from_exception_data(cls.__name__, broken)
-        return registry
+        return _with_rules(cls.__name__, data, handler, "registry_rule", _registry_rules)
+
+
+M = TypeVar("M")
+
+
+def _with_rules(
+    name: str,
+    data: Any,
+    handler: Callable[[Any], M],
+    kind: str,
+    rules: Callable[[dict[str, Any]], Iterable[tuple[str, str]]],
+) -> M:
+    """``handler(data)``, with the problems ``rules`` finds in the entry as written (``(key, message)``, of
+    type ``kind``) added to those of each key: every problem at once."""
+    broken: list[InitErrorDetails] = [
+        {"type": PydanticCustomError(kind, message), "loc": (key,), "input": data.get(key)}
+        for key, message in (rules(data) if isinstance(data, dict) else ())
+    ]
+    try:
+        model = handler(data)
+    except ValidationError as exc:
+        if not broken:
+            raise
+        raise ValidationError.from_exception_data(name, [*map(_raised_again, exc.errors()), *broken]) from None
+    if broken:
+        raise ValidationError.from_exception_data(name, broken)
+    return model
 
 
 def _registry_rules(entry: dict[str, Any]) -> Iterator[tuple[str, str]]:
@@ -252,21 +265,7 @@ class EventQueueConfig(BaseModel):
     @classmethod
     def _coherent(cls, data: Any, handler: ModelWrapValidatorHandler[EventQueueConfig]) -> EventQueueConfig:
         """Adds the problems of keys that go together to those of each key (see ``RegistryConfig``)."""
-        broken: list[InitErrorDetails] = [
-            {"type": PydanticCustomError("queue_rule", message), "loc": (key,), "input": data.get(key)}
-            for key, message in (_queue_rules(data) if isinstance(data, dict) else ())
-        ]
-        try:
-            queue = handler(data)
-        except ValidationError as exc:
-            if not broken:
-                raise
-            raise ValidationError.from_exception_data(
-                cls.__name__, [*map(_raised_again, exc.errors()), *broken]
-            ) from None
-        if broken:
-            raise ValidationError.from_exception_data(cls.__name__, broken)
-        return queue
+        return _with_rules(cls.__name__, data, handler, "queue_rule", _queue_rules)
 
 
 def _queue_rules(entry: dict[str, Any]) -> Iterator[tuple[str, str]]:
