@@ -381,6 +381,17 @@ def test_a_keys_registries_limit_every_answer(inventory: Served, caplog: pytest.
     assert any("token=two-only operation=DescribeImages cost=7" in r.getMessage() for r in caplog.records)
 
 
+def test_a_server_without_its_secret_key_says_so_without_a_traceback(
+    inventory: Served, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    credentials = new_key("keyless")
+    monkeypatch.delenv(keys.SECRET_KEY_VARIABLE)
+    with caplog.at_level(logging.INFO):
+        status, answer = raw_call(inventory, credentials, f"{PRIVATE}.DescribeRepositories", {"registryId": ONE})
+    assert (status, answer["__type"]) == (500, "ServerException") and keys.SECRET_KEY_VARIABLE in answer["message"]
+    assert not [r for r in caplog.records if r.exc_info]
+
+
 def test_the_secret_key_is_needed_and_said_how_to_make(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(keys.SECRET_KEY_VARIABLE, raising=False)
     with pytest.raises(keys.SecretKeyMissing, match=r"secrets\.token_urlsafe"):

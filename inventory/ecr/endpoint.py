@@ -31,6 +31,7 @@ from inventory.aws import semantics
 from inventory.aws.semantics import EcrError
 from inventory.ecr import keys, operations, sigv4
 from inventory.ecr.operations import Caller
+from inventory.errors import InventoryError
 from inventory.read import database, inventory
 from inventory.read.bounds import check_list, check_text
 from inventory.read.errors import RETRY_AFTER_SECONDS, Unavailable
@@ -144,7 +145,12 @@ class Endpoint:
         )
         if found is None:
             raise EcrError("UnrecognizedClientException", "The security token included in the request is invalid.")
-        secret = keys.secret_for(keys.server_key(), signed.access_key_id)
+        try:
+            server_key = keys.server_key()
+        except InventoryError:  # `serve` said so when it started (a malformed one stopped it)
+            raise EcrError("ServerException", "the server cannot verify access keys: it has no valid "
+                           f"{keys.SECRET_KEY_VARIABLE}", 500) from None  # fmt: skip
+        secret = keys.secret_for(server_key, signed.access_key_id)
         sigv4.verify(
             signed, secret, method=request.method, url=_url(request), headers=request.headers.items(), body=body
         )
