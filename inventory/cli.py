@@ -534,8 +534,11 @@ def _check_secret_key(engine: Any) -> None:
         keys.server_key()
     except keys.SecretKeyMissing:
         if live:
-            click.echo(f"warning: {live} AWS access key(s) exist but {keys.SECRET_KEY_VARIABLE} is not set: /ecr "
-                       f"refuses every request until it is ({keys.HOW_TO_MAKE_ONE})", err=True)  # fmt: skip
+            click.echo(
+                f"warning: {live} AWS access key(s) exist but {keys.SECRET_KEY_VARIABLE} is not set: /ecr "
+                f"refuses every request until it is ({keys.HOW_TO_MAKE_ONE})",
+                err=True,
+            )
     # a malformed key is an error at once (InventoryError): the endpoint could verify nothing with it
 
 
@@ -689,8 +692,11 @@ def status(config_file: Path | None) -> None:
         events.add_column("last full round", no_wrap=True)
         events.add_column("last event applied", no_wrap=True)
         for status, freshness in both:
-            events.add_row(f"{status.registry_name}/{status.region}", _when(freshness.last_round_at),
-                           _when(freshness.last_event_applied_at))  # fmt: skip
+            events.add_row(
+                f"{status.registry_name}/{status.region}",
+                _when(freshness.last_round_at),
+                _when(freshness.last_event_applied_at),
+            )
         console.print(events, crop=False)
 
 
@@ -968,9 +974,12 @@ def tokens_create(
     if access_key_id is not None:
         click.echo(f"AWS_ACCESS_KEY_ID={access_key_id}")
         click.echo(f"AWS_SECRET_ACCESS_KEY={token}")
-        click.echo(f"AWS access key {name!r} created; the secret is shown only this once. Export both lines "
-                   "(export $(inventory tokens create …)) and call the endpoint with --endpoint-url "
-                   "http://HOST:PORT/ecr.", err=True)  # fmt: skip
+        click.echo(
+            f"AWS access key {name!r} created; the secret is shown only this once. Export both lines "
+            "(export $(inventory tokens create …)) and call the endpoint with --endpoint-url "
+            "http://HOST:PORT/ecr.",
+            err=True,
+        )
         return
     click.echo(token)
     click.echo(

@@ -240,8 +240,9 @@ class EventQueueConfig(BaseModel):
     @classmethod
     def _url(cls, value: str) -> str:
         if not _QUEUE_URL.match(value):
-            raise ValueError(f"not an SQS queue URL (https://sqs.<region>.amazonaws.com/<account>/<name>): "
-                             f"{redact.url(value)!r}")  # fmt: skip
+            raise ValueError(
+                f"not an SQS queue URL (https://sqs.<region>.amazonaws.com/<account>/<name>): {redact.url(value)!r}"
+            )
         return value
 
     @field_validator("region")
@@ -413,8 +414,11 @@ def parse_config(document: dict[str, Any], where: str, *, environ: Mapping[str, 
     registries = _tables(document, "registries", RegistryConfig, where, problems)
     queues = _tables(document, "event_queues", EventQueueConfig, where, problems)
     declared = {registry.name for _, registry in registries}
-    webhooks = [webhook for label, webhook in _tables(document, "webhooks", WebhookConfig, where, problems)
-                if _webhook_fits(webhook, f"{where}: {label}", declared, environ, problems)]  # fmt: skip
+    webhooks = [
+        webhook
+        for label, webhook in _tables(document, "webhooks", WebhookConfig, where, problems)
+        if _webhook_fits(webhook, f"{where}: {label}", declared, environ, problems)
+    ]
     retention = _retention(document.get("retention", {}), where, problems)
 
     if problems:
@@ -467,8 +471,9 @@ def _webhook_fits(
     unknown = [name for name in webhook.registries or () if name not in registries]
     if unknown:
         declared = ", ".join(sorted(registries)) or "none"
-        problems.append(f"{where}: registries: no registry named {', '.join(map(repr, unknown))} "
-                        f"(declared: {declared})")  # fmt: skip
+        problems.append(
+            f"{where}: registries: no registry named {', '.join(map(repr, unknown))} (declared: {declared})"
+        )
     if environ is not None:
         try:
             webhook_secrets(webhook, environ)

@@ -68,9 +68,12 @@ def run_demo(settings: Settings, *, serve: tuple[str, int] | None = None) -> Non
         config = load_config(path)
         # Each scope printed once, as applied: the live display (on a terminal) and never the log lines too.
         result = sync_fleet(
-            engine, config, aws_max_attempts=settings.aws_max_attempts, interactive=True,
+            engine,
+            config,
+            aws_max_attempts=settings.aws_max_attempts,
+            interactive=True,
             on_scope=lambda scope: render_applied(scope, console.print),
-        )  # fmt: skip
+        )
         for failure in result.failures:
             console.print(f"Error: {failure.label}: {failure.code}: {failure.message}", highlight=False, markup=False)
         summary = summary_line(result.counts, result.failures, result.scopes)
@@ -81,16 +84,25 @@ def run_demo(settings: Settings, *, serve: tuple[str, int] | None = None) -> Non
         inventory = program()
         if serve is None:
             if not result.failures:  # the emulator is seeded alike each run: it holds what the inventory now does
-                console.print(f"Run it again (`{inventory} demo --no-serve`): the inventory has converged, "
-                              "so it says `No changes.`", soft_wrap=True, highlight=False, markup=False)  # fmt: skip
+                console.print(
+                    f"Run it again (`{inventory} demo --no-serve`): the inventory has converged, "
+                    "so it says `No changes.`",
+                    soft_wrap=True,
+                    highlight=False,
+                    markup=False,
+                )
             return
         host, port = serve
         assert sock is not None
         base = f"http://{host}:{port}"
         url = f"{base}/graphql"
         body = json.dumps({"query": EXAMPLE})
-        console.print(f"Web console on http://{host}:{port}/console (open it in a browser), without a login",
-                      soft_wrap=True, highlight=False, markup=False)  # fmt: skip
+        console.print(
+            f"Web console on http://{host}:{port}/console (open it in a browser), without a login",
+            soft_wrap=True,
+            highlight=False,
+            markup=False,
+        )
         console.print(
             f"GraphQL API on {url} (GraphiQL: open it in a browser), without authentication "
             f"(--allow-anonymous: anyone who can reach it reads everything; `{inventory} serve` asks for tokens). "
@@ -103,8 +115,10 @@ def run_demo(settings: Settings, *, serve: tuple[str, int] | None = None) -> Non
             f"ECR's own API on {base}/ecr, for the AWS CLI and boto3 (any key here; `{inventory} tokens create NAME "
             f"--aws` makes real ones):\n  {_ecr_example(base)}\n"
             f"Ctrl-C stops the demo; the inventory stays ({describe(settings)}).",
-            soft_wrap=True, highlight=False, markup=False,
-        )  # fmt: skip
+            soft_wrap=True,
+            highlight=False,
+            markup=False,
+        )
         serve_api(database_url(settings), sock, graphiql=True, allow_anonymous=True)
 
 
@@ -137,8 +151,10 @@ def _worker(settings: Settings, inventory: str, path: Path) -> str:
 def _ecr_example(base: str) -> str:
     account, region, repository, _ = DEMO_BIG_REPOSITORY
     credentials = " ".join(f"{key}={value}" for key, value in _DEMO_CREDENTIALS.items())
-    return (f"{credentials} aws ecr describe-images --endpoint-url {base}/ecr --region {region} "
-            f"--registry-id {account} --repository-name {repository} --max-items 3")  # fmt: skip
+    return (
+        f"{credentials} aws ecr describe-images --endpoint-url {base}/ecr --region {region} "
+        f"--registry-id {account} --repository-name {repository} --max-items 3"
+    )
 
 
 def _summary(engine: Engine) -> Table:

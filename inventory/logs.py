@@ -49,8 +49,9 @@ class TextFormatter(logging.Formatter):
 def _one_line(message: str) -> str:
     if message.isprintable():
         return message
-    return "".join(c if c.isprintable() or c == " " else c.encode("unicode_escape", "backslashreplace").decode()
-                   for c in message)  # fmt: skip
+    return "".join(
+        c if c.isprintable() or c == " " else c.encode("unicode_escape", "backslashreplace").decode() for c in message
+    )
 
 
 def configure(log_format: LogFormat, level: int = logging.INFO) -> None:

@@ -121,8 +121,14 @@ REPOSITORY_KEY = ("registry_type", "registry_id", "region", "repository_name")
 
 def _keyset(column: str, missing: str) -> tuple[Any, ...]:
     """An order's index columns: its key, then the image's identity in the search's tiebreak order."""
-    return (text(f"coalesce({column}, {missing})"), "registry_id", "region", "repository_name", "image_digest",
-            "registry_type")  # fmt: skip
+    return (
+        text(f"coalesce({column}, {missing})"),
+        "registry_id",
+        "region",
+        "repository_name",
+        "image_digest",
+        "registry_type",
+    )
 
 
 class ImageDetailColumns(SQLModel):

@@ -112,8 +112,7 @@ def _json_kind(value: object) -> str:
 
 def bad_request(message: str, status: int = 400) -> Response:
     """A request that is not a GraphQL request: HTTP ``status``, a GraphQL-shaped error, code BAD_REQUEST."""
-    return JSONResponse({"data": None, "errors": [{"message": message, "extensions": {"code": "BAD_REQUEST"}}]},
-                        status)  # fmt: skip
+    return JSONResponse({"data": None, "errors": [{"message": message, "extensions": {"code": "BAD_REQUEST"}}]}, status)
 
 
 class Authenticated:
@@ -125,8 +124,9 @@ class Authenticated:
     reaches ``app`` without a token: the page is never served by ``app``, so no spelling of a request
     (``%71uery=``, ...) can be both a page for this check and a query for ``app``."""
 
-    def __init__(self, app: ASGIApp, authenticator: Authenticator, needs: frozenset[str], *,
-                 page: str | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, app: ASGIApp, authenticator: Authenticator, needs: frozenset[str], *, page: str | None = None
+    ) -> None:
         self.app = app
         self.authenticator = authenticator
         self.needs = needs
@@ -139,8 +139,13 @@ class Authenticated:
         try:
             principal = await self.authenticator.principal(Headers(scope=scope), self.needs)
         except AuthError as refused:
-            log.info("refused %s %s: %s", scope.get("method"), scope.get("path"), refused.code,
-                     extra={"status": refused.status, "code": refused.code})  # fmt: skip
+            log.info(
+                "refused %s %s: %s",
+                scope.get("method"),
+                scope.get("path"),
+                refused.code,
+                extra={"status": refused.status, "code": refused.code},
+            )
             await refused.response()(scope, receive, send)
             return
         scope[PRINCIPAL] = principal
@@ -336,21 +341,29 @@ def serve(
     from uvicorn.config import LOGGING_CONFIG
 
     if allow_anonymous:
-        log.warning("serving without authentication (--allow-anonymous): anyone who can reach the API reads "
-                    "every registry's inventory and /metrics")  # fmt: skip
+        log.warning(
+            "serving without authentication (--allow-anonymous): anyone who can reach the API reads "
+            "every registry's inventory and /metrics"
+        )
     # GraphQL takes turns with the server's loop (``inventory.api.offloop``) in slices of this: 1 ms, not
     # Python's 5 ms, so that /healthz and new connections wait little behind the costliest query.
     sys.setswitchinterval(0.001)
     # The access log writes each request's target: its query string never with a credential in it.
     logging.getLogger("uvicorn.access").addFilter(AccessLogFilter())
     engine = async_engine(url, statement_timeout=statement_timeout)
-    app = create_app(engine, graphiql=graphiql, introspection=introspection, allow_anonymous=allow_anonymous,
-                     console_session=console_session)  # fmt: skip
+    app = create_app(
+        engine,
+        graphiql=graphiql,
+        introspection=introspection,
+        allow_anonymous=allow_anonymous,
+        console_session=console_session,
+    )
     # Objects made so far (modules, the schema) live as long as the process: a full collection need not
     # scan them, and it stops every thread meanwhile (~100 ms per full collection without this).
     gc.freeze()
-    config = uvicorn.Config(app, log_level="info", timeout_graceful_shutdown=10,
-                            log_config=LOGGING_CONFIG if own_logging else None)  # fmt: skip
+    config = uvicorn.Config(
+        app, log_level="info", timeout_graceful_shutdown=10, log_config=LOGGING_CONFIG if own_logging else None
+    )
     server = uvicorn.Server(config)
     with contextlib.suppress(KeyboardInterrupt):  # SIGINT, raised again once the server has shut down
         server.run(sockets=[sock])

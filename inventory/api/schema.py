@@ -57,8 +57,9 @@ class _MaskUnexpected(MaskErrors):
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         context = self.execution_context.context
         request_id = context.request_id if isinstance(context, Context) else uuid.uuid4().hex[:12]
-        log.error("unexpected error (request %s)", request_id, exc_info=error.original_error,
-                  extra={"request_id": request_id})  # fmt: skip
+        log.error(
+            "unexpected error (request %s)", request_id, exc_info=error.original_error, extra={"request_id": request_id}
+        )
         masked = super().anonymise_error(error)
         masked.extensions = {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id}
         return masked

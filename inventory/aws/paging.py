@@ -133,8 +133,10 @@ def _described(client: Any, registry: RegistryConfig, repository_name: str, dige
             if len(digests) == 1:
                 return []
             half = len(digests) // 2
-            return [*_described(client, registry, repository_name, digests[:half]),
-                    *_described(client, registry, repository_name, digests[half:])]  # fmt: skip
+            return [
+                *_described(client, registry, repository_name, digests[:half]),
+                *_described(client, registry, repository_name, digests[half:]),
+            ]
         except (ResponseParserError, AttributeError, TypeError, ValueError) as exc:
             raise MalformedResponse(f"describe_images: the response does not parse: {exc}") from exc
     return _checked("describe_images", page)

@@ -64,8 +64,11 @@ class _Headers:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))  # type: ignore[call-overload]
                 present = {name.lower() for name, _ in headers}
-                headers += [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()
-                            if k.lower().encode() not in present]  # fmt: skip
+                headers += [
+                    (k.lower().encode(), v.encode())
+                    for k, v in SECURITY_HEADERS.items()
+                    if k.lower().encode() not in present
+                ]
                 message["headers"] = headers
             await send(message)
 
@@ -75,8 +78,14 @@ class _Headers:
 class Console:
     """The console of one API process: its sessions and the database its pages read."""
 
-    def __init__(self, engine: AsyncEngine, authenticator: Authenticator, *, session_seconds: int = SESSION_SECONDS,
-                 graphiql: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        authenticator: Authenticator,
+        *,
+        session_seconds: int = SESSION_SECONDS,
+        graphiql: bool = False,
+    ) -> None:
         self.sessions = Sessions(engine, authenticator, seconds=session_seconds)
         self.db = Engine(engine)
         self.owners = Owners()
@@ -138,9 +147,19 @@ class Console:
                 "Internal error",
                 f"the page failed; the server's log says why (request {request_id})",
             )
-        response = TEMPLATES.TemplateResponse(request, "error.html", {
-            "viewer": viewer, "graphiql": self.graphiql, "path": request.url.path, "title": title,
-            "message": message, "status": status}, status_code=status)  # fmt: skip
+        response = TEMPLATES.TemplateResponse(
+            request,
+            "error.html",
+            {
+                "viewer": viewer,
+                "graphiql": self.graphiql,
+                "path": request.url.path,
+                "title": title,
+                "message": message,
+                "status": status,
+            },
+            status_code=status,
+        )
         if status == 503:
             response.headers["Retry-After"] = "5"
         return response
@@ -155,9 +174,19 @@ class Console:
 
     def _login_page(self, request: Request, message: str | None, status: int) -> Response:
         secret = secrets.token_urlsafe(32)
-        response = TEMPLATES.TemplateResponse(request, "login.html", {
-            "viewer": None, "graphiql": self.graphiql, "path": request.url.path, "csrf": secret,
-            "next": _safe_next(request.query_params.get("next")), "message": message}, status_code=status)  # fmt: skip
+        response = TEMPLATES.TemplateResponse(
+            request,
+            "login.html",
+            {
+                "viewer": None,
+                "graphiql": self.graphiql,
+                "path": request.url.path,
+                "csrf": secret,
+                "next": _safe_next(request.query_params.get("next")),
+                "message": message,
+            },
+            status_code=status,
+        )
         set_cookie(response, request, LOGIN_COOKIE, secret, max_age=3600)
         return response
 
@@ -172,8 +201,11 @@ class Console:
         try:
             opened = await self.sessions.open(token)
         except AuthError as refused:
-            message = ("That token lacks the read or admin scope the console needs." if refused.status == 403
-                       else "That token is not valid: unknown, revoked or expired.")  # fmt: skip
+            message = (
+                "That token lacks the read or admin scope the console needs."
+                if refused.status == 403
+                else "That token is not valid: unknown, revoked or expired."
+            )
             return self._login_page(request, message, refused.status)
         except Unavailable as exc:
             return self._refusal(request, None, exc)

@@ -32,8 +32,9 @@ def svg(points: Sequence[Activity], since: datetime, until: datetime) -> Markup:
         return _LINE_BOTTOM - (_LINE_BOTTOM - _TOP) * n / most_images
 
     # a step per span: the images present at its end, held across it
-    line = " ".join(f"{x(i):.1f},{y_images(p.images):.1f} {x(i + 1):.1f},{y_images(p.images):.1f}"
-                    for i, p in enumerate(points))  # fmt: skip
+    line = " ".join(
+        f"{x(i):.1f},{y_images(p.images):.1f} {x(i + 1):.1f},{y_images(p.images):.1f}" for i, p in enumerate(points)
+    )
     area = f"{x(0):.1f},{_LINE_BOTTOM} {line} {x(len(points)):.1f},{_LINE_BOTTOM}"
     bars = []
     for i, p in enumerate(points):

@@ -29,8 +29,15 @@ async def home_page(page: Page) -> Response:
         regions, points = statuses[r.name], series.get(r.name, [])
         stale = sum(1 for s in regions if s.stale_since is not None)
         drawn = chart.svg(points, since, now) if any(p.events for p in points) else None
-        cards.append({"registry": r, "total": points[-1].images if points else 0, "stale": stale,
-                      "regions": len(regions), "chart": drawn})  # fmt: skip
+        cards.append(
+            {
+                "registry": r,
+                "total": points[-1].images if points else 0,
+                "stale": stale,
+                "regions": len(regions),
+                "chart": drawn,
+            }
+        )
     return page.render("home.html", cards=cards, days=chart.DAYS)
 
 
@@ -47,6 +54,7 @@ async def webhooks_page(page: Page) -> Response:
     if not page.viewer.is_admin:
         raise Forbidden(f"token {page.viewer.principal.name!r} lacks the admin scope the webhooks page needs")
     endpoints = await webhooks.webhooks(page.db)
-    failed = {e.name: (await webhooks.delivery_page(page.db, e.name, "failed", FAILED_DELIVERIES)).items
-              for e in endpoints}  # fmt: skip
+    failed = {
+        e.name: (await webhooks.delivery_page(page.db, e.name, "failed", FAILED_DELIVERIES)).items for e in endpoints
+    }
     return page.render("webhooks.html", endpoints=endpoints, failed=failed)

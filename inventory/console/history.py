@@ -52,10 +52,12 @@ async def events_page(page: Page) -> Response:
         until_at = until_at or datetime.now(UTC)
         checked_until = await inventory.as_of(page.db, until_at, "to")
         checked_since = await inventory.as_of(page.db, since_at, "from")
-        images = search.ImageFilter(regions=f.regions, repository_names=f.repository_names, tags=f.tags,
-                                    digests=f.image_digests)  # fmt: skip
-        diff = await history.diff_page(page.db, reader, images, checked_since, checked_until, PAGE,
-                                       params.text(request, "diff_after"))  # fmt: skip
+        images = search.ImageFilter(
+            regions=f.regions, repository_names=f.repository_names, tags=f.tags, digests=f.image_digests
+        )
+        diff = await history.diff_page(
+            page.db, reader, images, checked_since, checked_until, PAGE, params.text(request, "diff_after")
+        )
     given = {name: request.query_params.get(name, "") for name in EVENT_PARAMETERS}
     registries = await inventory.registries(page.db, page.scope)
     return page.render("events.html", events=events, diff=diff, given=given, types=TYPES, registries=registries)

@@ -25,8 +25,18 @@ from inventory.read.scope import Scope
 ORDERS = ("PUSHED_AT", "SIZE", "LAST_PULL")
 IMAGE_STATUSES = ("ANY", "ACTIVE", "ARCHIVED", "ACTIVATING")
 TAG_STATUSES = ("ANY", "TAGGED", "UNTAGGED")
-SEARCH_PARAMETERS = ("tag", "digest", "repository", "registry", "region", "severity", "status", "removed",
-                     "as_of", "order")  # fmt: skip
+SEARCH_PARAMETERS = (
+    "tag",
+    "digest",
+    "repository",
+    "registry",
+    "region",
+    "severity",
+    "status",
+    "removed",
+    "as_of",
+    "order",
+)
 """The search's parameters (and ``after``, the next page's cursor)."""
 TAG_HISTORY_SPANS = 10
 """Holders of a tag the image page shows (the newest)."""
@@ -71,9 +81,20 @@ async def search_page(page: Page) -> Response:
         raise invalid_parameter(f"registry: no registry named {registry!r}")  # or none the reader may see
     given = {name: request.query_params.get(name, "") for name in SEARCH_PARAMETERS}
     rows = image_rows(found.items, await owners(page, found.items, at), given["as_of"] if at else "")
-    return page.render("search.html", rows=rows, next_token=found.next_token, total=total,
-                       lower_bound=lower_bound, at=at, given=given, registries=registries, orders=ORDERS,
-                       statuses=IMAGE_STATUSES, severities=SEVERITIES, first_page=after is None)  # fmt: skip
+    return page.render(
+        "search.html",
+        rows=rows,
+        next_token=found.next_token,
+        total=total,
+        lower_bound=lower_bound,
+        at=at,
+        given=given,
+        registries=registries,
+        orders=ORDERS,
+        statuses=IMAGE_STATUSES,
+        severities=SEVERITIES,
+        first_page=after is None,
+    )
 
 
 async def owners(page: Page, images: list[Any], at: inventory.AsOf | None) -> dict[RepositoryKey, str]:
@@ -103,9 +124,18 @@ async def image_page(page: Page) -> Response:
     others = [row for row in elsewhere.items if _image_key(row) != key]
     registry = mine.get(repository, "")
     given = {"as_of": page.request.query_params.get("as_of", "")}
-    return page.render("image.html", image=image, tags=tags, events=events, elsewhere=others, at=at,
-                       repository=repository, given=given, registry=registry,
-                       owners=await owners(page, others, at))  # fmt: skip
+    return page.render(
+        "image.html",
+        image=image,
+        tags=tags,
+        events=events,
+        elsewhere=others,
+        at=at,
+        repository=repository,
+        given=given,
+        registry=registry,
+        owners=await owners(page, others, at),
+    )
 
 
 def _image_key(row: Any) -> tuple[str, str, str, str, str]:
@@ -132,9 +162,22 @@ async def repository_page(page: Page) -> Response:
     )
     statuses = statuses[row.registry_name]
     region = next((s for s in statuses if s.region == key[2]), None)
-    given = {"tag_status": page.request.query_params.get("tag_status", ""),
-             "as_of": page.request.query_params.get("as_of", "")}  # fmt: skip
+    given = {
+        "tag_status": page.request.query_params.get("tag_status", ""),
+        "as_of": page.request.query_params.get("as_of", ""),
+    }
     rows = image_rows(images.items, {key: row.registry_name}, given["as_of"] if at else "")
-    return page.render("repository.html", repository=row, rows=rows, next_token=images.next_token,
-                       total=total, lower_bound=lower_bound, tags=tags, region=region, at=at, given=given,
-                       tag_statuses=TAG_STATUSES, first_page=after is None)  # fmt: skip
+    return page.render(
+        "repository.html",
+        repository=row,
+        rows=rows,
+        next_token=images.next_token,
+        total=total,
+        lower_bound=lower_bound,
+        tags=tags,
+        region=region,
+        at=at,
+        given=given,
+        tag_statuses=TAG_STATUSES,
+        first_page=after is None,
+    )

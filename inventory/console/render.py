@@ -14,9 +14,12 @@ from starlette.templating import Jinja2Templates
 from inventory.api.ids import image_node_id, repository_node_id
 from inventory.config import SEVERITIES
 
-TEMPLATES = Jinja2Templates(env=jinja2.Environment(
-    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True,
-))  # fmt: skip
+TEMPLATES = Jinja2Templates(
+    env=jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+        autoescape=True,
+    )
+)
 
 
 def when(value: datetime | None) -> str:
@@ -57,8 +60,9 @@ def _get(row: Any, name: str) -> Any:
 
 def image_path(row: Any) -> str:
     """The image page of a row (or a mapping) with an image's identity."""
-    node = image_node_id(*(_get(row, n) for n in ("registry_type", "registry_id", "region", "repository_name",
-                                                 "image_digest")))  # fmt: skip
+    node = image_node_id(
+        *(_get(row, n) for n in ("registry_type", "registry_id", "region", "repository_name", "image_digest"))
+    )
     return "/console/image/" + quote(node, safe="/:@")
 
 
@@ -84,6 +88,13 @@ def value(item: Any) -> str:
     return str(item)
 
 
-TEMPLATES.env.filters.update(when=when, size=size, short_digest=short_digest, findings=findings,
-                             image_path=image_path, repository_path=repository_path, value=value)  # fmt: skip
+TEMPLATES.env.filters.update(
+    when=when,
+    size=size,
+    short_digest=short_digest,
+    findings=findings,
+    image_path=image_path,
+    repository_path=repository_path,
+    value=value,
+)
 TEMPLATES.env.globals.update(query=query)

@@ -75,8 +75,9 @@ def over_https(request: Request) -> bool:
 
 def set_cookie(response: Response, request: Request, name: str, value: str, max_age: int | None) -> None:
     """Set a console cookie: HttpOnly, SameSite=Strict, Path=/console, Secure over HTTPS."""
-    response.set_cookie(name, value, max_age=max_age, path=PATH, secure=over_https(request), httponly=True,
-                        samesite="strict")  # fmt: skip
+    response.set_cookie(
+        name, value, max_age=max_age, path=PATH, secure=over_https(request), httponly=True, samesite="strict"
+    )
 
 
 def clear_cookie(response: Response, request: Request, name: str) -> None:
@@ -127,10 +128,16 @@ class Sessions:
         await self.authenticator.principal(Headers({"authorization": f"Bearer {token}"}), READS_INVENTORY)
         session_id = secrets.token_urlsafe(32)
         await database.rows(self.engine, console_sessions.PURGE)
-        rows = await database.rows(self.engine, console_sessions.OPEN, {
-            "session_hash": _hash(session_id), "csrf": secrets.token_urlsafe(32), "seconds": self.seconds,
-            "token_hash": token_hash(token),
-        })  # fmt: skip
+        rows = await database.rows(
+            self.engine,
+            console_sessions.OPEN,
+            {
+                "session_hash": _hash(session_id),
+                "csrf": secrets.token_urlsafe(32),
+                "seconds": self.seconds,
+                "token_hash": token_hash(token),
+            },
+        )
         if not rows:
             return None
         return session_id, self.seconds

@@ -45,18 +45,27 @@ def image_rows(images: Sequence[Any], owners: Mapping[RepositoryKey, str], as_of
         node = f"{prefix}{image.registry_id}/{image.region}/{image.image_digest}/{image.repository_name}"
         tags = "".join(f'<span class="tag">{escape(t)}</span>' for t in sorted(image.image_tags))
         pills = (' <span class="pill removed">removed</span>' if image.removed_at else "") + (
-            ' <span class="pill">archived</span>' if image.image_status == "ARCHIVED" else "")  # fmt: skip
-        lines.append(_ROW.format(
-            removed_class=' class="removed"' if image.removed_at else "",
-            owner=escape(owners.get(key) or image.registry_id), public=_PUBLIC if public else "",
-            registry_id=escape(image.registry_id),
-            region=escape(image.region), repository=escape(image.repository_name),
-            repository_href=escape("/console/repository/" + _path(repository) + suffix),
-            image_href=escape("/console/image/" + _path(node) + suffix),
-            tags=tags or '<span class="muted">untagged</span>', digest=escape(image.image_digest),
-            short=escape(short_digest(image.image_digest)), pills=pills, pushed=when(image.image_pushed_at),
-            size=size(image.image_size_in_bytes), findings=_findings(image),
-        ))  # fmt: skip
+            ' <span class="pill">archived</span>' if image.image_status == "ARCHIVED" else ""
+        )
+        lines.append(
+            _ROW.format(
+                removed_class=' class="removed"' if image.removed_at else "",
+                owner=escape(owners.get(key) or image.registry_id),
+                public=_PUBLIC if public else "",
+                registry_id=escape(image.registry_id),
+                region=escape(image.region),
+                repository=escape(image.repository_name),
+                repository_href=escape("/console/repository/" + _path(repository) + suffix),
+                image_href=escape("/console/image/" + _path(node) + suffix),
+                tags=tags or '<span class="muted">untagged</span>',
+                digest=escape(image.image_digest),
+                short=escape(short_digest(image.image_digest)),
+                pills=pills,
+                pushed=when(image.image_pushed_at),
+                size=size(image.image_size_in_bytes),
+                findings=_findings(image),
+            )
+        )
     return Markup("".join(lines))
 
 

@@ -148,8 +148,11 @@ class Endpoint:
         try:
             server_key = keys.server_key()
         except InventoryError:  # `serve` said so when it started (a malformed one stopped it)
-            raise EcrError("ServerException", "the server cannot verify access keys: it has no valid "
-                           f"{keys.SECRET_KEY_VARIABLE}", 500) from None  # fmt: skip
+            raise EcrError(
+                "ServerException",
+                f"the server cannot verify access keys: it has no valid {keys.SECRET_KEY_VARIABLE}",
+                500,
+            ) from None
         secret = keys.secret_for(server_key, signed.access_key_id)
         sigv4.verify(
             signed, secret, method=request.method, url=_url(request), headers=request.headers.items(), body=body

@@ -75,8 +75,9 @@ async def event_page(
         position = (xid, event_id)
     statement = (query.history if newest_first else query.feed)(f, position, size)
     events = [Event.from_row(row) for row in await db.rows(statement)]
-    return keyset_page(events, size, after, lambda e: cursors.encode(bound_to, list(e.position)),
-                       resumable=not newest_first)  # fmt: skip
+    return keyset_page(
+        events, size, after, lambda e: cursors.encode(bound_to, list(e.position)), resumable=not newest_first
+    )
 
 
 async def image_history(
@@ -162,18 +163,28 @@ async def activity(
     if not since < until or buckets < 1:
         raise invalid_parameter("activity: since must be earlier than until, and buckets at least 1")
     e, r = query.events.c, _repositories.c
-    joined = query.events.join(_repositories, and_(
-        e.registry_type == r.registry_type, e.registry_id == r.registry_id, e.region == r.region,
-        e.repository_name == r.repository_name))  # fmt: skip
+    joined = query.events.join(
+        _repositories,
+        and_(
+            e.registry_type == r.registry_type,
+            e.registry_id == r.registry_id,
+            e.region == r.region,
+            e.repository_name == r.repository_name,
+        ),
+    )
     bucket = func.width_bucket(func.extract("epoch", e.occurred_at), since.timestamp(), until.timestamp(), buckets)
     counted = (
-        select(r.registry_name, bucket.label("bucket"),
-               func.count().filter(e.type.in_(_ADDING)).label("added"),
-               func.count().filter(e.type == "image.removed").label("removed"), func.count().label("events"))
+        select(
+            r.registry_name,
+            bucket.label("bucket"),
+            func.count().filter(e.type.in_(_ADDING)).label("added"),
+            func.count().filter(e.type == "image.removed").label("removed"),
+            func.count().label("events"),
+        )
         .select_from(joined)
         .where(e.occurred_at >= since, *scope.registries(r.registry_name, reader))
         .group_by(r.registry_name, bucket)
-    )  # fmt: skip
+    )
     present = (
         select(r.registry_name, func.sum(r.image_count).label("images"))
         .where(r.removed_at.is_(None), *scope.registries(r.registry_name, reader))

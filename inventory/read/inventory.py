@@ -147,8 +147,11 @@ async def repository_tags(db: Database, reader: Scope, key: RepositoryKey, at: A
     ``REPOSITORY_TAGS``); none if ``reader`` may not see it."""
     source = _images(at)
     c = source.c
-    where = [tuple_(c.registry_type, c.registry_id, c.region, c.repository_name) == tuple_(*key),
-             c.removed_at.is_(None), *scope.repositories(c, reader)]  # fmt: skip
+    where = [
+        tuple_(c.registry_type, c.registry_id, c.region, c.repository_name) == tuple_(*key),
+        c.removed_at.is_(None),
+        *scope.repositories(c, reader),
+    ]
     tag = func.unnest(c.image_tags).label("tag")
     tags = select(tag).where(*where).subquery()
     rows = await db.rows(select(tags.c.tag).distinct().order_by(tags.c.tag).limit(REPOSITORY_TAGS))

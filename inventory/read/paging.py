@@ -47,8 +47,9 @@ class Page(Generic[T]):
 
     def map(self, convert: Callable[[list[T]], list[U]]) -> Page[U]:
         """This page with its items converted (all at once: a converter may look things up once per page)."""
-        return Page(convert(self.items), self.has_next, self.has_previous, self.start_cursor, self.end_cursor,
-                    self.cursors)  # fmt: skip
+        return Page(
+            convert(self.items), self.has_next, self.has_previous, self.start_cursor, self.end_cursor, self.cursors
+        )
 
 
 def keyset_page(

@@ -171,9 +171,10 @@ class RegionSync:
         with autocommit(self.engine) as connection:
             stored = {
                 r.scope.key: r
-                for r in repositories.live(connection=connection, registry_name=region.registry_name,
-                                           region=region.region)
-            }  # fmt: skip
+                for r in repositories.live(
+                    connection=connection, registry_name=region.registry_name, region=region.region
+                )
+            }
         listed: set[tuple[str, ...]] = set()
         registry = region.registry
         if registry is not None:
@@ -182,14 +183,18 @@ class RegionSync:
             units = []
             for page in repository_pages(client, registry):
                 for description in page:
-                    scope = Scope(registry.name, registry.type, registry.account_id, region.region,
-                                  description["repositoryName"])  # fmt: skip
+                    scope = Scope(
+                        registry.name, registry.type, registry.account_id, region.region, description["repositoryName"]
+                    )
                     if scope.key in listed:
                         continue
                     listed.add(scope.key)
                     known = stored.get(scope.key)
-                    units.append(Unit(scope, registry, RepositoryDescription.of(description),
-                                      known.description if known else None))  # fmt: skip
+                    units.append(
+                        Unit(
+                            scope, registry, RepositoryDescription.of(description), known.description if known else None
+                        )
+                    )
             yield from units  # only once the whole listing is in: a partial one sweeps nothing
         for key, known in stored.items():
             if key not in listed:
@@ -361,14 +366,22 @@ class RegionSync:
         nothing when it runs for a worker whose lease on the region lapsed."""
         registry_name, region_name = region
         runs = [
-            FinishedRun(r.scope.registry_name, r.scope.registry_id, r.scope.region, r.scope.repository_name,
-                        r.stats, r.failure)
-            for r in results if not r.written
+            FinishedRun(
+                r.scope.registry_name, r.scope.registry_id, r.scope.region, r.scope.repository_name, r.stats, r.failure
+            )
+            for r in results
+            if not r.written
         ] + [
-            FinishedRun(f.registry_name, f.registry_id, f.region, f.repository_name,
-                        (listing or ScopeStats()) if f.repository_name is None else ScopeStats(), f)
+            FinishedRun(
+                f.registry_name,
+                f.registry_id,
+                f.region,
+                f.repository_name,
+                (listing or ScopeStats()) if f.repository_name is None else ScopeStats(),
+                f,
+            )
             for f in failures
-        ]  # fmt: skip
+        ]
         failed = [r.failure for r in results if r.failure is not None] + list(failures)
         stats = [r.stats for r in results] + ([listing] if listing else [])
         outcome = RegionOutcome(
@@ -443,8 +456,9 @@ class ScopeWriter:
             was = repositories.upsert(self.scope, self.repository, image_delta=0, connection=connection)
             self.backfill = was is None
             if not was:
-                feed.write_repository(self.scope, self.run_id, "repository.added", backfill=self.backfill,
-                                              connection=connection)  # fmt: skip
+                feed.write_repository(
+                    self.scope, self.run_id, "repository.added", backfill=self.backfill, connection=connection
+                )
 
     def __enter__(self) -> ScopeWriter:
         return self
@@ -487,12 +501,15 @@ class ScopeWriter:
         if counts.add != counts.remove and self.repository is not None:
             repositories.add_images(scope, counts.add - counts.remove, connection=connection)
         feed.write_added_and_removed(
-            scope, self.run_id, added=counts.add > 0, removed=counts.remove > 0, backfill=self.backfill,
+            scope,
+            self.run_id,
+            added=counts.add > 0,
+            removed=counts.remove > 0,
+            backfill=self.backfill,
             connection=connection,
-        )  # fmt: skip
+        )
         if self.repository is None and repositories.mark_removed(scope, connection=connection):
-            feed.write_repository(scope, self.run_id, "repository.removed", backfill=False,
-                                          connection=connection)  # fmt: skip
+            feed.write_repository(scope, self.run_id, "repository.removed", backfill=False, connection=connection)
         self._check_fence()
         sync_runs.finish(self.run_id, stats, counts, connection=connection)
         feed.notify(connection=connection)

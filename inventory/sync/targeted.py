@@ -86,8 +86,9 @@ def sync_affected(sync: RegionSync, affected: Affected) -> ScopeResult:
                 return result  # its transaction recorded the events with the images
     if result.failure is None:
         with autocommit(sync.engine) as connection:
-            region_status.event_applied(scope.registry_name, scope.region, affected.event_at, affected.messages,
-                                        connection=connection)  # fmt: skip
+            region_status.event_applied(
+                scope.registry_name, scope.region, affected.event_at, affected.messages, connection=connection
+            )
     return result
 
 
@@ -164,8 +165,9 @@ def _write(
         writer.write(entries, result.counts)
         sync.tally(result)
         writer.finish(result.stats, result.counts)  # which ends the writer's COPY: the connection is free
-        region_status.event_applied(scope.registry_name, scope.region, affected.event_at, affected.messages,
-                                    connection=connection)  # fmt: skip
+        region_status.event_applied(
+            scope.registry_name, scope.region, affected.event_at, affected.messages, connection=connection
+        )
         result.written = True
 
 

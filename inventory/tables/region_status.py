@@ -87,8 +87,17 @@ def record(outcomes: Sequence[RegionOutcome], *, connection: psycopg.Connection[
     columns: list[list[Any]] = [[] for _ in range(9)]
     for o in merged:
         code, message = o.error if o.error is not None and o.failed > 0 else (None, None)
-        values = (o.registry_name, o.region, o.succeeded, o.failed, o.api_calls, o.throttled_calls,
-                  code, message, o.complete)  # fmt: skip
+        values = (
+            o.registry_name,
+            o.region,
+            o.succeeded,
+            o.failed,
+            o.api_calls,
+            o.throttled_calls,
+            code,
+            message,
+            o.complete,
+        )
         for column, value in zip(columns, values, strict=True):
             column.append(value)
     with connection.cursor() as cursor:
@@ -120,10 +129,15 @@ def _merged(outcomes: Sequence[RegionOutcome]) -> list[RegionOutcome]:
         seen = by_region.get(key)
         if seen is not None:
             o = RegionOutcome(
-                o.registry_name, o.region, seen.succeeded + o.succeeded, seen.failed + o.failed,
-                seen.api_calls + o.api_calls, seen.throttled_calls + o.throttled_calls,
-                o.error or seen.error, seen.complete or o.complete,
-            )  # fmt: skip
+                o.registry_name,
+                o.region,
+                seen.succeeded + o.succeeded,
+                seen.failed + o.failed,
+                seen.api_calls + o.api_calls,
+                seen.throttled_calls + o.throttled_calls,
+                o.error or seen.error,
+                seen.complete or o.complete,
+            )
         by_region[key] = o
     return [by_region[key] for key in sorted(by_region)]
 

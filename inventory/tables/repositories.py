@@ -72,9 +72,16 @@ def upsert(
             "last_seen_at = now(), last_synced_at = now(), removed_at = NULL, "
             "image_count = repositories.image_count + excluded.image_count "
             "RETURNING (SELECT present FROM previous)",
-            (*scope.key, *scope.key, scope.registry_name, description.repository_arn, description.repository_uri,
-             description.created_at, image_delta),
-        )  # fmt: skip
+            (
+                *scope.key,
+                *scope.key,
+                scope.registry_name,
+                description.repository_arn,
+                description.repository_uri,
+                description.created_at,
+                image_delta,
+            ),
+        )
         row = cursor.fetchone()
     assert row is not None
     present: bool | None = row[0]

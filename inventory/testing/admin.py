@@ -133,9 +133,13 @@ def set_image(store: Store, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _announce(
-    store: Store, repository: Repository, image: Image, tags_before: list[str], status_before: str,
+    store: Store,
+    repository: Repository,
+    image: Image,
+    tags_before: list[str],
+    status_before: str,
     changes: dict[str, Any],
-) -> None:  # fmt: skip
+) -> None:
     """The events ECR sends for what ``set_image`` did: a tag put on (a push of the manifest with it), a tag
     deleted, an archive or restore, a scan. A tag moved away from another image is announced by no event."""
     for tag in image.tags:

@@ -148,8 +148,7 @@ def describe_images(store: Store, caller: Caller, params: dict[str, Any]) -> dic
         for image in sorted(repository.images.values(), key=lambda image: image.seq)
         if _matches_filter(image, tag_status, image_status)
     ]
-    binding = ("DescribeImages", caller.registry_type, registry_id, caller.region, name,
-               tag_status, image_status)  # fmt: skip
+    binding = ("DescribeImages", caller.registry_type, registry_id, caller.region, name, tag_status, image_status)
     chosen, next_token = page(store, matching, lambda image: image.seq, params, binding)
     response: dict[str, Any] = {"imageDetails": [image_detail(repository, i) for i in chosen]}
     if next_token is not None:

@@ -75,8 +75,12 @@ def deleted(store: Store, repository: Repository, image_digest: str, tag: str | 
 
 def storage_class_changed(store: Store, repository: Repository, image: Image) -> None:
     target = "ARCHIVE" if image.status == "ARCHIVED" else "STANDARD"
-    detail = {"result": "SUCCESS", "image-digest": image.image_digest, "action-type": "UPDATE_STORAGE_CLASS",
-              "target-storage-class": target}  # fmt: skip
+    detail = {
+        "result": "SUCCESS",
+        "image-digest": image.image_digest,
+        "action-type": "UPDATE_STORAGE_CLASS",
+        "target-storage-class": target,
+    }
     emit(store, repository, "ECR Image Action", detail)
 
 

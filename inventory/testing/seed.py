@@ -18,11 +18,21 @@ from inventory.testing.store import DOCKER_CONFIG, RegistryType, Store, syntheti
 
 DEMO_REGIONS = ("us-east-1", "eu-west-1")
 DEMO_ACCOUNTS = {
-    "prod": ("111111111111", ("payments/api", "payments/worker", "web/frontend", "web/backend",
-                              "data/etl", "data/notebooks", "ml/inference", "ml/training")),
-    "staging": ("222222222222", ("payments/api", "web/frontend", "web/backend", "data/etl",
-                                 "tmp/scratch")),
-}  # fmt: skip
+    "prod": (
+        "111111111111",
+        (
+            "payments/api",
+            "payments/worker",
+            "web/frontend",
+            "web/backend",
+            "data/etl",
+            "data/notebooks",
+            "ml/inference",
+            "ml/training",
+        ),
+    ),
+    "staging": ("222222222222", ("payments/api", "web/frontend", "web/backend", "data/etl", "tmp/scratch")),
+}
 DEMO_PUBLIC = ("111111111111", ("tools/cli", "tools/agent", "docs/site", "base/python"))
 DEMO_BIG_REPOSITORY = ("111111111111", "us-east-1", "platform/base", 1200)
 DEMO_IMAGES_PER_REPOSITORY = 58

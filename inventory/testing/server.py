@@ -128,8 +128,12 @@ async def aws_endpoint(request: Request) -> Response:
 
 
 def _sqs_json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
-    return Response(json.dumps(body), status_code=status, media_type=_JSON_1_0,
-                    headers={"x-amzn-RequestId": secrets.token_hex(16), **(headers or {})})  # fmt: skip
+    return Response(
+        json.dumps(body),
+        status_code=status,
+        media_type=_JSON_1_0,
+        headers={"x-amzn-RequestId": secrets.token_hex(16), **(headers or {})},
+    )
 
 
 async def _sqs(
@@ -161,8 +165,11 @@ async def _sqs(
                 return _sqs_json(200, answer)
             await asyncio.sleep(LONG_POLL_STEP)
     except sqs.SqsError as exc:
-        return _sqs_json(exc.status, {"__type": f"com.amazonaws.sqs#{exc.code}", "message": exc.message},
-                         {"x-amzn-query-error": exc.query_error})  # fmt: skip
+        return _sqs_json(
+            exc.status,
+            {"__type": f"com.amazonaws.sqs#{exc.code}", "message": exc.message},
+            {"x-amzn-query-error": exc.query_error},
+        )
 
 
 def _sts(store: Store, access_key_id: str | None, params: dict[str, str]) -> Response:

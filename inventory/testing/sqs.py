@@ -27,10 +27,18 @@ MAX_MESSAGES = 10
 MAX_WAIT_SECONDS = 20
 MAX_BODY_BYTES = 262_144
 QUEUE_ATTRIBUTES = (
-    "VisibilityTimeout", "MaximumMessageSize", "MessageRetentionPeriod", "ApproximateNumberOfMessages",
-    "ApproximateNumberOfMessagesNotVisible", "CreatedTimestamp", "LastModifiedTimestamp", "QueueArn",
-    "ApproximateNumberOfMessagesDelayed", "DelaySeconds", "ReceiveMessageWaitTimeSeconds",
-)  # fmt: skip
+    "VisibilityTimeout",
+    "MaximumMessageSize",
+    "MessageRetentionPeriod",
+    "ApproximateNumberOfMessages",
+    "ApproximateNumberOfMessagesNotVisible",
+    "CreatedTimestamp",
+    "LastModifiedTimestamp",
+    "QueueArn",
+    "ApproximateNumberOfMessagesDelayed",
+    "DelaySeconds",
+    "ReceiveMessageWaitTimeSeconds",
+)
 _QUERY_CODES = {
     "QueueDoesNotExist": "AWS.SimpleQueueService.NonExistentQueue",
     "ReceiptHandleIsInvalid": "ReceiptHandleIsInvalid",
@@ -215,8 +223,10 @@ def send_message(queues: Queues, caller: Caller, params: dict[str, Any]) -> dict
     if not isinstance(body, str) or not body:
         raise SqsError("MissingParameter", "The request must contain the parameter MessageBody.")
     if len(body.encode()) > MAX_BODY_BYTES:
-        raise SqsError("InvalidParameterValue", f"One or more parameters are invalid. Reason: Message must be "
-                                                f"shorter than {MAX_BODY_BYTES} bytes.")  # fmt: skip
+        raise SqsError(
+            "InvalidParameterValue",
+            f"One or more parameters are invalid. Reason: Message must be shorter than {MAX_BODY_BYTES} bytes.",
+        )
     message = queue.send(body, _integer(params, "DelaySeconds", 0, 900, 0))
     return {"MessageId": message.message_id, "MD5OfMessageBody": _md5(body)}
 
@@ -272,8 +282,10 @@ def delete_message_batch(queues: Queues, caller: Caller, params: dict[str, Any])
             "EmptyBatchRequest", "There should be at least one DeleteMessageBatchRequestEntry in the request."
         )
     if len(entries) > MAX_MESSAGES:
-        raise SqsError("TooManyEntriesInBatchRequest", f"Maximum number of entries per request are {MAX_MESSAGES}. "
-                                                       f"You have sent {len(entries)}.")  # fmt: skip
+        raise SqsError(
+            "TooManyEntriesInBatchRequest",
+            f"Maximum number of entries per request are {MAX_MESSAGES}. You have sent {len(entries)}.",
+        )
     ids = [entry.get("Id") for entry in entries]
     if len(set(ids)) < len(ids):
         raise SqsError("BatchEntryIdsNotDistinct", "Id values must be unique within a batch request.")

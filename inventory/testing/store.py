@@ -238,11 +238,15 @@ class Store:
             if holder is not None and holder.image_digest != digest:
                 holder.tags.remove(tag)
         previous = repository.images.get(digest)
-        base = previous.detail if previous else {
-            "imageSizeInBytes": 0,
-            "imagePushedAt": utcnow(),
-            "imageManifestMediaType": DOCKER_MANIFEST,
-        }  # fmt: skip
+        base = (
+            previous.detail
+            if previous
+            else {
+                "imageSizeInBytes": 0,
+                "imagePushedAt": utcnow(),
+                "imageManifestMediaType": DOCKER_MANIFEST,
+            }
+        )
         detail = {**base, **detail, "imageTags": list(detail.get("imageTags") or [])}
         if repository.registry_type == "ecr":
             detail.setdefault("imageStatus", "ACTIVE")

@@ -56,8 +56,12 @@ BACKOFF_SECONDS = (1.0, 30.0)
 def covering(config: InventoryConfig, event: EcrEvent) -> RegistryConfig | None:
     """The declared private registry whose account, regions and globs cover the event's repository."""
     for registry in config.registries:
-        if (registry.type == "ecr" and registry.account_id == event.account and event.region in registry.regions
-                and registry.covers(event.repository_name)):  # fmt: skip
+        if (
+            registry.type == "ecr"
+            and registry.account_id == event.account
+            and event.region in registry.regions
+            and registry.covers(event.repository_name)
+        ):
             return registry
     return None
 
@@ -109,8 +113,12 @@ class _Poller:
                 )
             except (ClientError, *NETWORK_OR_CREDENTIALS) as exc:
                 if not failing:
-                    log.warning("%s: cannot receive from the queue (retrying): %s", self.queue.name, exc,
-                                extra={"queue": self.queue.name})  # fmt: skip
+                    log.warning(
+                        "%s: cannot receive from the queue (retrying): %s",
+                        self.queue.name,
+                        exc,
+                        extra={"queue": self.queue.name},
+                    )
                 failing = True
                 self.stopping.wait(backoff)
                 backoff = min(backoff * 2, BACKOFF_SECONDS[1])
@@ -138,12 +146,22 @@ class _Poller:
             try:
                 answer = self.client.delete_message_batch(QueueUrl=self.queue.url, Entries=entries)
             except (ClientError, *NETWORK_OR_CREDENTIALS) as exc:
-                log.warning("%s: cannot delete %d messages (they will come back): %s", self.queue.name,
-                            len(entries), exc, extra={"queue": self.queue.name})  # fmt: skip
+                log.warning(
+                    "%s: cannot delete %d messages (they will come back): %s",
+                    self.queue.name,
+                    len(entries),
+                    exc,
+                    extra={"queue": self.queue.name},
+                )
                 continue
             for failed in answer.get("Failed", []):
-                log.warning("%s: cannot delete a message (it will come back): %s: %s", self.queue.name,
-                            failed.get("Code"), failed.get("Message"), extra={"queue": self.queue.name})  # fmt: skip
+                log.warning(
+                    "%s: cannot delete a message (it will come back): %s: %s",
+                    self.queue.name,
+                    failed.get("Code"),
+                    failed.get("Message"),
+                    extra={"queue": self.queue.name},
+                )
 
 
 class EventConsumer:
@@ -230,16 +248,23 @@ class EventConsumer:
         try:
             event = parse(message["Body"])
         except MalformedEvent as exc:
-            log.warning("%s: malformed message %s deleted: %s", name, message.get("MessageId"), exc,
-                        extra={"queue": name})  # fmt: skip
+            log.warning(
+                "%s: malformed message %s deleted: %s", name, message.get("MessageId"), exc, extra={"queue": name}
+            )
             return "malformed"
         except IgnoredEvent as exc:
             log.debug("%s: message %s ignored: %s", name, message.get("MessageId"), exc, extra={"queue": name})
             return "ignored"
         registry = covering(self.config, event)
         if registry is None:
-            log.debug("%s: event of %s/%s/%s ignored: not declared or not covered", name, event.account,
-                      event.region, event.repository_name, extra={"queue": name})  # fmt: skip
+            log.debug(
+                "%s: event of %s/%s/%s ignored: not declared or not covered",
+                name,
+                event.account,
+                event.region,
+                event.repository_name,
+                extra={"queue": name},
+            )
             return "ignored"
         scope = Scope(registry.name, registry.type, registry.account_id, event.region, event.repository_name)
         with self._condition:
@@ -257,8 +282,11 @@ class EventConsumer:
         with self._condition:
             while not self._stopping.is_set():
                 now = time.monotonic()
-                due = [key for key, burst in self._bursts.items()
-                       if burst.since + self.coalesce <= now and key not in self._in_flight]  # fmt: skip
+                due = [
+                    key
+                    for key, burst in self._bursts.items()
+                    if burst.since + self.coalesce <= now and key not in self._in_flight
+                ]
                 for key in due:
                     burst = self._bursts.pop(key)
                     self._in_flight.add(key)
@@ -274,8 +302,12 @@ class EventConsumer:
         try:
             result: ScopeResult | None = self.apply(self.sync, burst.affected())
         except Exception:
-            log.exception("%s: the sync of %d events failed", burst.scope.label, len(burst.messages),
-                          extra={"scope": burst.scope.label})  # fmt: skip
+            log.exception(
+                "%s: the sync of %d events failed",
+                burst.scope.label,
+                len(burst.messages),
+                extra={"scope": burst.scope.label},
+            )
             result = None
         finally:
             with self._condition:
@@ -294,22 +326,40 @@ class EventConsumer:
                 poller.delete(handles)
         counts, lag = result.counts, max((committed - m.event.time).total_seconds() for m in burst.messages)
         log.info(
-            "%s: %d events applied: +%d ~%d -%d (%.2fs, %d calls, lag %.1fs)", burst.scope.label,
-            len(burst.messages), counts.add, counts.change, counts.remove, time.monotonic() - started,
-            result.stats.api_calls, lag,
-            extra={"scope": burst.scope.label, "status": "applied", "events": len(burst.messages),
-                   "added": counts.add, "changed": counts.change, "removed": counts.remove,
-                   "api_calls": result.stats.api_calls, "lag_seconds": round(lag, 3)},
-        )  # fmt: skip
+            "%s: %d events applied: +%d ~%d -%d (%.2fs, %d calls, lag %.1fs)",
+            burst.scope.label,
+            len(burst.messages),
+            counts.add,
+            counts.change,
+            counts.remove,
+            time.monotonic() - started,
+            result.stats.api_calls,
+            lag,
+            extra={
+                "scope": burst.scope.label,
+                "status": "applied",
+                "events": len(burst.messages),
+                "added": counts.add,
+                "changed": counts.change,
+                "removed": counts.remove,
+                "api_calls": result.stats.api_calls,
+                "lag_seconds": round(lag, 3),
+            },
+        )
 
     def _failed(self, burst: _Burst, result: ScopeResult | None) -> None:
         for message in burst.messages:
             self.metrics.events.labels(message.queue, "failed").inc()
         if result is not None and result.failure is not None:
             failure = result.failure
-            log.warning("%s: %d events not applied (they will come back): %s: %s", burst.scope.label,
-                        len(burst.messages), failure.code, failure.message,
-                        extra={"scope": burst.scope.label, "status": "failed", "error_code": failure.code})  # fmt: skip
+            log.warning(
+                "%s: %d events not applied (they will come back): %s: %s",
+                burst.scope.label,
+                len(burst.messages),
+                failure.code,
+                failure.message,
+                extra={"scope": burst.scope.label, "status": "failed", "error_code": failure.code},
+            )
 
 
 def _by_queue(messages: list[_Message]) -> dict[str, list[str]]:

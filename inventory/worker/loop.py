@@ -101,8 +101,14 @@ class Worker:
         self._wake = threading.Event()
         self._pruned_at = -PRUNE_SECONDS
         self.events: EventConsumer | None = None
-        self.webhooks = WebhookService(engine, self.name, lease=options.lease, timeout=options.webhook_timeout,
-                                       retry_scale=options.webhook_retry_scale, outage=self.metrics.outage)  # fmt: skip
+        self.webhooks = WebhookService(
+            engine,
+            self.name,
+            lease=options.lease,
+            timeout=options.webhook_timeout,
+            retry_scale=options.webhook_retry_scale,
+            outage=self.metrics.outage,
+        )
 
     # the loop ------------------------------------------------------------------
 
@@ -119,18 +125,28 @@ class Worker:
         self.webhooks.start(self.config)
         log.info(
             "worker %s started: %d regions declared, %d event queues, interval %gs, concurrency %d, lease %gs",
-            self.name, sum(len(r.regions) for r in self.config.registries), len(self.config.event_queues),
-            self.options.interval, self.options.concurrency, self.options.lease,
-        )  # fmt: skip
+            self.name,
+            sum(len(r.regions) for r in self.config.registries),
+            len(self.config.event_queues),
+            self.options.interval,
+            self.options.concurrency,
+            self.options.lease,
+        )
         with ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="sync") as pool:
             sync = RegionSync(self.engine, clients, worker=self.name, lock_timeout=self.options.lock_timeout)
             regions = RegionPool(sync, pool, report=self._report)
             # The events' syncs hold no lease: their fence is that the region is still declared.
-            targeted = RegionSync(self.engine, clients, worker=self.name, lock_timeout=self.options.lock_timeout,
-                                  fence="declared")  # fmt: skip
-            self.events = EventConsumer(targeted, pool, self.metrics, wait_seconds=self.options.event_wait,
-                                        coalesce=self.options.event_coalesce,
-                                        max_attempts=self.options.aws_max_attempts)  # fmt: skip
+            targeted = RegionSync(
+                self.engine, clients, worker=self.name, lock_timeout=self.options.lock_timeout, fence="declared"
+            )
+            self.events = EventConsumer(
+                targeted,
+                pool,
+                self.metrics,
+                wait_seconds=self.options.event_wait,
+                coalesce=self.options.event_coalesce,
+                max_attempts=self.options.aws_max_attempts,
+            )
             self.events.start(self.config)
             while not stop.is_set():
                 self.metrics.last_tick = time.monotonic()
@@ -300,28 +316,49 @@ class Worker:
         if report.failure is not None:
             failure = report.failure
             log.warning(
-                "%s: failed: %s: %s", report.label, failure.code, failure.message,
+                "%s: failed: %s: %s",
+                report.label,
+                failure.code,
+                failure.message,
                 extra={"scope": report.label, "status": "failed", "error_code": failure.code},
-            )  # fmt: skip
+            )
             return
         counts = report.counts
         assert counts is not None
         log.info(
-            "%s: +%d ~%d -%d (%.2fs, %d calls, %d throttled)", report.label, counts.add, counts.change,
-            counts.remove, report.seconds, report.api_calls, report.throttled_calls,
-            extra={"scope": report.label, "status": "succeeded", "added": counts.add, "changed": counts.change,
-                   "removed": counts.remove, "seconds": round(report.seconds, 3), "api_calls": report.api_calls,
-                   "throttled_calls": report.throttled_calls},
-        )  # fmt: skip
+            "%s: +%d ~%d -%d (%.2fs, %d calls, %d throttled)",
+            report.label,
+            counts.add,
+            counts.change,
+            counts.remove,
+            report.seconds,
+            report.api_calls,
+            report.throttled_calls,
+            extra={
+                "scope": report.label,
+                "status": "succeeded",
+                "added": counts.add,
+                "changed": counts.change,
+                "removed": counts.remove,
+                "seconds": round(report.seconds, 3),
+                "api_calls": report.api_calls,
+                "throttled_calls": report.throttled_calls,
+            },
+        )
 
     def _log_region(self, lease: Lease, result: RegionResult, seconds: float) -> None:
         counts = result.counts
         log.info(
-            "%s: region %s: +%d ~%d -%d, %d failures (%.2fs)", lease.label,
-            "synced" if result.complete else "released unfinished", counts.add, counts.change, counts.remove,
-            len(result.failures), seconds,
+            "%s: region %s: +%d ~%d -%d, %d failures (%.2fs)",
+            lease.label,
+            "synced" if result.complete else "released unfinished",
+            counts.add,
+            counts.change,
+            counts.remove,
+            len(result.failures),
+            seconds,
             extra={"region_scope": lease.label, "complete": result.complete, "failures": len(result.failures)},
-        )  # fmt: skip
+        )
 
 
 def _signature(path: Path) -> tuple[int, int, int] | None:

@@ -34,13 +34,17 @@ class WorkerMetrics:
     def __init__(self, budgets: Budgets) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.scopes = Counter(
-            "inventory_worker_scope_syncs", "Scope syncs this worker finished, by outcome.", ["status"],
+            "inventory_worker_scope_syncs",
+            "Scope syncs this worker finished, by outcome.",
+            ["status"],
             registry=self.registry,
-        )  # fmt: skip
+        )
         self.images = Counter(
-            "inventory_worker_image_changes", "Image changes this worker applied, by kind.", ["change"],
+            "inventory_worker_image_changes",
+            "Image changes this worker applied, by kind.",
+            ["change"],
             registry=self.registry,
-        )  # fmt: skip
+        )
         self.api_calls = Counter("inventory_worker_api_calls", "AWS API calls made.", registry=self.registry)
         self.throttled = Counter(
             "inventory_worker_throttled_calls", "AWS API calls answered with throttling.", registry=self.registry
@@ -49,13 +53,17 @@ class WorkerMetrics:
             "inventory_worker_leases_held", "Registry regions this worker holds.", registry=self.registry
         )
         self.events = Counter(
-            "inventory_events_received", "ECR event messages this worker received, by queue and outcome "
-            "(applied, ignored, malformed, failed).", ["queue", "outcome"], registry=self.registry,
-        )  # fmt: skip
+            "inventory_events_received",
+            "ECR event messages this worker received, by queue and outcome (applied, ignored, malformed, failed).",
+            ["queue", "outcome"],
+            registry=self.registry,
+        )
         self.event_lag = Histogram(
-            "inventory_event_lag_seconds", "From an applied ECR event's time to the commit of its sync.",
-            buckets=(0.5, 1, 2, 3, 5, 10, 30, 60, 300, 900, 3600), registry=self.registry,
-        )  # fmt: skip
+            "inventory_event_lag_seconds",
+            "From an applied ECR event's time to the commit of its sync.",
+            buckets=(0.5, 1, 2, 3, 5, 10, 30, 60, 300, 900, 3600),
+            registry=self.registry,
+        )
         self.registry.register(_BudgetCollector(budgets))
         self.last_tick = time.monotonic()
         self.outage = Outage(log)
@@ -67,8 +75,11 @@ class WorkerMetrics:
             return
         self.scopes.labels("succeeded").inc()
         assert report.counts is not None
-        for change, count in (("added", report.counts.add), ("changed", report.counts.change),
-                              ("removed", report.counts.remove)):  # fmt: skip
+        for change, count in (
+            ("added", report.counts.add),
+            ("changed", report.counts.change),
+            ("removed", report.counts.remove),
+        ):
             self.images.labels(change).inc(count)
         self.api_calls.inc(report.api_calls)
         self.throttled.inc(report.throttled_calls)
