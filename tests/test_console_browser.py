@@ -109,6 +109,7 @@ def test_a_session_in_the_browser(fleet: Fleet, server: str, browser: WebDriver)
     _shot(browser, "overview")
     # search by tag
     browser.find_element(By.CSS_SELECTOR, "nav a[href='/console/images']").click()
+    WebDriverWait(browser, 10).until(lambda b: b.current_url.startswith(server + "/console/images"))
     field = browser.find_element(By.NAME, "tag")
     field.send_keys("latest")
     field.submit()
@@ -119,6 +120,7 @@ def test_a_session_in_the_browser(fleet: Fleet, server: str, browser: WebDriver)
     # open the image of app/web tagged latest in prod's us-east-1
     row = next(r for r in rows if "app/web" in r.text and "prod" in r.text and "us-east-1" in r.text)
     row.find_element(By.CSS_SELECTOR, "a.digest").click()
+    WebDriverWait(browser, 10).until(lambda b: "/console/image/" in b.current_url)
     assert "/console/image/" in browser.current_url and "prod" in browser.find_element(By.ID, "fields").text
     _shot(browser, "image")
     # follow the tag's earlier holder
@@ -130,10 +132,12 @@ def test_a_session_in_the_browser(fleet: Fleet, server: str, browser: WebDriver)
     assert browser.find_element(By.TAG_NAME, "h1").text.startswith("app/web@")
     # the freshness page
     browser.find_element(By.CSS_SELECTOR, "nav a[href='/console/status']").click()
+    WebDriverWait(browser, 10).until(lambda b: b.current_url == server + "/console/status")
     regions = browser.find_elements(By.CSS_SELECTOR, "#freshness tbody tr")
     assert len(regions) == 5  # prod: 2 regions, prod-tools, staging, public
     _shot(browser, "status")
     browser.find_element(By.CSS_SELECTOR, "nav a[href='/console/events']").click()
+    WebDriverWait(browser, 10).until(lambda b: b.current_url.startswith(server + "/console/events"))
     _shot(browser, "events")
     # log out: the pages ask for a login again
     browser.find_element(By.ID, "logout").click()
@@ -163,6 +167,7 @@ def test_a_wrong_token_stays_on_the_form(fleet: Fleet, server: str, browser: Web
     browser.get(server + "/console/login")
     browser.find_element(By.ID, "token").send_keys("inv_wrong")
     browser.find_element(By.ID, "login").click()
+    WebDriverWait(browser, 10).until(lambda b: b.find_elements(By.ID, "login-error"))  # the form, answered
     assert "not valid" in browser.find_element(By.ID, "login-error").text
     assert browser.get_cookie("inventory_session") is None
 
