@@ -127,6 +127,12 @@ def _checked_endpoint_url(value: str | None) -> str | None:
     return value
 
 
+RoleArn = Annotated[str | None, AfterValidator(_checked_role_arn)]
+"""An IAM role's ARN to assume (of a registry, of an event queue)."""
+EndpointUrl = Annotated[str | None, AfterValidator(_checked_endpoint_url)]
+"""An endpoint URL in place of AWS's (an emulator's, a VPC endpoint's)."""
+
+
 class RegistryConfig(BaseModel):
     """One ``[[registries]]`` entry: an AWS account's private ECR or ECR Public."""
 
@@ -136,11 +142,11 @@ class RegistryConfig(BaseModel):
     type: Literal["ecr", "ecr-public"] = "ecr"
     account_id: str
     regions: tuple[str, ...] = Field(min_length=1)
-    role_arn: str | None = None
+    role_arn: RoleArn = None
     external_id: str | None = Field(default=None, min_length=2, max_length=1224)
     repositories: tuple[Glob, ...] = ("*",)
     exclude: tuple[Glob, ...] = ()
-    endpoint_url: str | None = None
+    endpoint_url: EndpointUrl = None
 
     @field_validator("account_id", mode="before")
     @classmethod
@@ -148,16 +154,6 @@ class RegistryConfig(BaseModel):
         if not isinstance(value, str) or not _ACCOUNT_ID.match(value):
             raise ValueError(f"must be a string of 12 digits, got {_given(value)}")
         return value
-
-    @field_validator("role_arn")
-    @classmethod
-    def _role_arn(cls, value: str | None) -> str | None:
-        return _checked_role_arn(value)
-
-    @field_validator("endpoint_url")
-    @classmethod
-    def _endpoint_url(cls, value: str | None) -> str | None:
-        return _checked_endpoint_url(value)
 
     def covers(self, repository_name: str) -> bool:
         """Whether the include globs take ``repository_name`` and no exclude glob drops it."""
@@ -232,9 +228,9 @@ class EventQueueConfig(BaseModel):
     """The queue's URL, ``https://sqs.<region>.amazonaws.com/<account>/<name>``."""
     region: str
     """The queue's region (the one its URL names, for AWS)."""
-    role_arn: str | None = None
+    role_arn: RoleArn = None
     external_id: str | None = Field(default=None, min_length=2, max_length=1224)
-    endpoint_url: str | None = None
+    endpoint_url: EndpointUrl = None
 
     @field_validator("url")
     @classmethod
@@ -251,16 +247,6 @@ class EventQueueConfig(BaseModel):
         if not _REGION.match(value):
             raise ValueError(f"not an AWS region: {value!r}")
         return value
-
-    @field_validator("role_arn")
-    @classmethod
-    def _role_arn(cls, value: str | None) -> str | None:
-        return _checked_role_arn(value)
-
-    @field_validator("endpoint_url")
-    @classmethod
-    def _endpoint_url(cls, value: str | None) -> str | None:
-        return _checked_endpoint_url(value)
 
     @model_validator(mode="wrap")
     @classmethod
