@@ -109,10 +109,15 @@ def test_a_session_in_the_browser(fleet: Fleet, server: str, browser: WebDriver)
     _shot(browser, "overview")
     # search by tag
     browser.find_element(By.CSS_SELECTOR, "nav a[href='/console/images']").click()
-    WebDriverWait(browser, 10).until(lambda b: b.current_url.startswith(server + "/console/images"))
+    WebDriverWait(browser, 10).until(
+        lambda b: b.current_url.startswith(server + "/console/images") and b.find_elements(By.NAME, "tag")
+    )
     field = browser.find_element(By.NAME, "tag")
     field.send_keys("latest")
     field.submit()
+    WebDriverWait(browser, 10).until(
+        lambda b: "tag=latest" in b.current_url and b.find_elements(By.CSS_SELECTOR, "table.images tbody tr")
+    )
     assert "tag=latest" in browser.current_url
     rows = browser.find_elements(By.CSS_SELECTOR, "table.images tbody tr")
     assert rows and all("latest" in row.text for row in rows)
@@ -120,7 +125,7 @@ def test_a_session_in_the_browser(fleet: Fleet, server: str, browser: WebDriver)
     # open the image of app/web tagged latest in prod's us-east-1
     row = next(r for r in rows if "app/web" in r.text and "prod" in r.text and "us-east-1" in r.text)
     row.find_element(By.CSS_SELECTOR, "a.digest").click()
-    WebDriverWait(browser, 10).until(lambda b: "/console/image/" in b.current_url)
+    WebDriverWait(browser, 10).until(lambda b: "/console/image/" in b.current_url and b.find_elements(By.ID, "fields"))
     assert "/console/image/" in browser.current_url and "prod" in browser.find_element(By.ID, "fields").text
     _shot(browser, "image")
     # follow the tag's earlier holder
@@ -132,7 +137,9 @@ def test_a_session_in_the_browser(fleet: Fleet, server: str, browser: WebDriver)
     assert browser.find_element(By.TAG_NAME, "h1").text.startswith("app/web@")
     # the freshness page
     browser.find_element(By.CSS_SELECTOR, "nav a[href='/console/status']").click()
-    WebDriverWait(browser, 10).until(lambda b: b.current_url == server + "/console/status")
+    WebDriverWait(browser, 10).until(
+        lambda b: b.current_url == server + "/console/status" and b.find_elements(By.ID, "freshness")
+    )
     regions = browser.find_elements(By.CSS_SELECTOR, "#freshness tbody tr")
     assert len(regions) == 5  # prod: 2 regions, prod-tools, staging, public
     _shot(browser, "status")
