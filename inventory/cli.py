@@ -302,6 +302,28 @@ def validate(config_file: Path | None) -> None:
     click.echo(f"{path}: valid ({len(config.registries)} registries, {regions} regions{hooks})")
 
 
+@main.command("aws-setup")
+@config_option
+@click.option(
+    "--format",
+    "output",
+    type=click.Choice(["text", "cloudformation"]),
+    default="text",
+    show_default=True,
+    help="What to create in each account and region, in words; or the CloudFormation templates, one JSON "
+    "object keyed ACCOUNT/REGION.",
+)
+@reports_errors
+def aws_setup(config_file: Path | None, output: str) -> None:
+    """Print what each AWS account needs for the declared registries and queues: the read roles, the
+    EventBridge rules and buses, the queue and its policy, the role that reads it."""
+    from inventory.aws.setup import setup_stacks, summary, templates_json
+
+    path, config = inventory_file(load_settings(), config_file)
+    stacks = setup_stacks(config, str(path))
+    click.echo(templates_json(stacks) if output == "cloudformation" else summary(stacks))
+
+
 def _planner(
     settings: Settings, config_file: Path | None, targets: tuple[str, ...]
 ) -> Callable[[Engine, Path], PlanReader]:

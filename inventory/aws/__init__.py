@@ -1,1 +1,1 @@
-"""The AWS side: clients, assumed roles, paging."""
+"""The AWS side: clients, assumed roles, paging, ECR's events, and what each account needs (``setup``)."""
