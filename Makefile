@@ -17,7 +17,7 @@ $(BIN)/inventory: pyproject.toml
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
-# The test tools on top: pytest, ruff, mypy and stubs, hypothesis, jsonschema, moto (ECR and STS only), cfn-lint.
+# The test tools on top: pytest, ruff, mypy and stubs, hypothesis, jsonschema, moto (ECR, STS and SQS), cfn-lint.
 $(DEV_STAMP): $(BIN)/inventory pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
