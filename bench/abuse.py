@@ -8,6 +8,11 @@ while ``--clients`` clients send, back to back, the costliest requests the limit
 aliases (the most) of ``images(first: 1000)`` with 100 tags and 100 globs (the longest lists)
 and every field, and the same of ``events``. Prints /healthz p99 loaded ÷ p99 idle (goal <= 3),
 how many costly requests were answered, and the server's CPU seconds over the loaded phase.
+
+Beside it, in turns with each of its samples, the same of ``bench/bare_healthz.py``: a process that
+answers /healthz as the server does and does nothing else. Its ratio is this machine's floor (on 2
+cores the load keeps every core busy, and any process waits for one); the server's loaded p99 ÷ the
+bare one's is what the server itself adds.
 Uses INVENTORY_DATABASE_URL's server, else the embedded one; works in a scratch database.
 """
 
@@ -93,16 +98,32 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def healthz_samples(url: str, seconds: float) -> list[float]:
-    samples = []
-    with httpx.Client(base_url=url) as client:
+def healthz_samples(urls: list[str], seconds: float) -> list[list[float]]:
+    """/healthz's latencies of each of ``urls``, asked in turns (so that a noisy moment hits them alike)."""
+    samples: list[list[float]] = [[] for _ in urls]
+    clients = [httpx.Client(base_url=url) for url in urls]
+    try:
         end = time.monotonic() + seconds
         while time.monotonic() < end:
-            started = time.perf_counter()
-            assert client.get("/healthz").status_code == 200
-            samples.append(time.perf_counter() - started)
-            time.sleep(0.01)
+            for client, taken in zip(clients, samples, strict=True):
+                started = time.perf_counter()
+                assert client.get("/healthz").status_code == 200
+                taken.append(time.perf_counter() - started)
+                time.sleep(0.01)
+    finally:
+        for client in clients:
+            client.close()
     return samples
+
+
+def wait_healthy(url: str) -> None:
+    for _ in range(600):
+        try:
+            if httpx.get(f"{url}/healthz").status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise SystemExit(f"{url} did not start")
 
 
 def p99(samples: list[float]) -> float:
@@ -129,21 +150,18 @@ def main() -> None:
             api_tokens.create("abuse", token_hash(token), scopes=["read"], registries=None, expires_at=None,
                               connection=driver_connection(connection))  # fmt: skip
         engine.dispose()
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
+        port, bare_port = free_port(), free_port()
+        url, bare_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{bare_port}"
         env = {**os.environ, "INVENTORY_DATABASE_URL": scratch.url, "INVENTORY_HOME": str(scratch.home)}
-        process = subprocess.Popen(
-            [sys.executable, "-m", "inventory", "serve", "--port", str(port)],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        quiet = {"env": env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        process = subprocess.Popen([sys.executable, "-m", "inventory", "serve", "--port", str(port)], **quiet)
+        bare = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("bare_healthz.py")), str(bare_port)], **quiet
+        )
         try:
-            for _ in range(600):
-                try:
-                    if httpx.get(f"{url}/healthz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.1)
-            idle = healthz_samples(url, args.seconds / 2)
+            wait_healthy(url)
+            wait_healthy(bare_url)
+            idle, bare_idle = healthz_samples([url, bare_url], args.seconds / 2)
             # The clients are processes of their own: reading megabytes of answers in this one would
             # hold its interpreter, and /healthz would be measured waiting on the bench, not the server.
             stop = multiprocessing.Event()
@@ -156,15 +174,16 @@ def main() -> None:
             for client in clients:
                 client.start()
             time.sleep(1)  # the load is on
-            loaded = healthz_samples(url, args.seconds)
+            loaded, bare_loaded = healthz_samples([url, bare_url], args.seconds)
             cpu = cpu_seconds(process.pid) - cpu_before
             stop.set()
             times = [answered.get(timeout=300) for _ in clients]
             for client in clients:
                 client.join(timeout=120)
         finally:
-            process.terminate()
-            process.wait(timeout=30)
+            for server in (process, bare):
+                server.terminate()
+                server.wait(timeout=30)
 
     ms = 1000
     print(f"/healthz idle:   p50 {statistics.median(idle) * ms:.1f} ms, p99 {p99(idle) * ms:.1f} ms ({len(idle)})")
@@ -175,6 +194,12 @@ def main() -> None:
     print(f"costly requests answered: {len(took)}, p50 {statistics.median(took or [0]):.2f} s; "
           f"server CPU {cpu:.1f} s over the loaded {args.seconds:g} s")  # fmt: skip
     print(f"/healthz p99 loaded ÷ idle: {p99(loaded) / p99(idle):.2f}   (goal <= 3)")
+    print(
+        f"bare /healthz (the floor): idle p99 {p99(bare_idle) * ms:.1f} ms, loaded p50 "
+        f"{statistics.median(bare_loaded) * ms:.1f} ms, p99 {p99(bare_loaded) * ms:.1f} ms; "
+        f"p99 loaded ÷ idle {p99(bare_loaded) / p99(bare_idle):.2f}"
+    )
+    print(f"/healthz p99 loaded ÷ the bare one's, loaded: {p99(loaded) / p99(bare_loaded):.2f}")
 
 
 if __name__ == "__main__":
