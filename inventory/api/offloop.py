@@ -61,7 +61,8 @@ class OffLoop:
         """Run ``app`` on this loop for a request of the server's loop, relaying its messages.
 
         Each crossing between the loops costs a wake-up of the other thread: the request's body is read
-        here before the app starts, and the answer's start goes with its first body message."""
+        here before the app starts, the answer's start goes with its first body message, and its last body
+        message (most answers' only one) is sent here once the app has returned."""
         server = asyncio.get_running_loop()
         received: list[Message] = []
         while not received or (received[-1]["type"] == "http.request" and received[-1].get("more_body")):
@@ -84,13 +85,18 @@ class OffLoop:
 
         async def relayed_send(message: Message) -> None:
             held.append(message)
-            if message["type"] != "http.response.start":
-                try:
-                    await on_server(sends)
-                finally:
-                    held.clear()
+            if message["type"] == "http.response.start" or not message.get("more_body", False):
+                return  # the start goes with the first body; the last body once the app is done
+            try:
+                await on_server(sends)
+            finally:
+                held.clear()
 
-        await asyncio.wrap_future(self.submit(app(scope, relayed_receive, relayed_send)))
+        try:
+            await asyncio.wrap_future(self.submit(app(scope, relayed_receive, relayed_send)))
+        finally:
+            if held and held[-1]["type"] != "http.response.start":  # a whole answer, even if the app failed after
+                await sends()
 
     def close(self, last: Callable[[], Awaitable[Any]] | None = None) -> None:
         """Run ``last`` (say, disposing of the app's engine) on the app's loop, then stop it."""
