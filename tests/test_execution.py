@@ -3,7 +3,7 @@ same data, same errors, same field order, for leaves and for lists of objects of
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NewType
 
 import pytest
 import strawberry
@@ -26,6 +26,10 @@ class Other:
     after: JSON | None
 
 
+Big = strawberry.scalar(NewType("Big", int), name="Big", serialize=int, parse_value=int)
+"""A scalar of the schema's own whose ints are their own serialization (as ``Long``'s are)."""
+
+
 @strawberry.type
 class Mark:
     on: bool
@@ -33,6 +37,7 @@ class Mark:
     size: int
     label: str | None
     flags: list[bool]
+    big: Big | None = None  # type: ignore[valid-type]
 
 
 @strawberry.type
@@ -61,7 +66,7 @@ class Query:
 def schemas() -> tuple[strawberry.Schema, strawberry.Schema]:
     plain = strawberry.Schema(query=Query)
     fast = strawberry.Schema(query=Query)
-    fast.execution_context_class = execution_context_class(fast._schema)
+    fast.execution_context_class = execution_context_class(fast._schema, {"Big": int})
     return plain, fast
 
 
@@ -125,3 +130,12 @@ def test_leaves_of_each_scalar_answer_as_graphql_core_does(mark: Mark, selection
     assert fast == slow
     if slow[0] is not None:
         assert [list(m) for m in fast[0]["events"][0]["marks"]] == [list(m) for m in slow[0]["events"][0]["marks"]]
+
+
+@pytest.mark.parametrize("big", [2**40, -3, True, "12", 1.5, None])
+def test_a_scalar_of_self_serialized_ints_answers_as_graphql_core_does(big: Any) -> None:
+    """An exact int is answered as it is; anything else (a bool, a str, a float) through the scalar's serialize."""
+    mark = Mark(on=True, key=strawberry.ID("k"), size=3, label="x", flags=[], big=big)
+    EVENTS[:] = [Event(name="m", tags=[], changes=[], maybe=None, marks=[mark])]
+    slow, fast = answers("{ events { marks { big size } } }")
+    assert fast == slow

@@ -13,7 +13,7 @@ errors are graphql-core's own; so does every other field.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -41,27 +41,29 @@ Reader = Callable[[Any], Any]
 SLOW = object()
 """A reader's answer when the value needs graphql-core's full path (it will raise the error)."""
 _SEQUENCES = (list, tuple)
-_SELF_SERIALIZED: dict[GraphQLScalarType, type] = {GraphQLString: str, GraphQLID: str, GraphQLBoolean: bool}
+_SELF_SERIALIZED: dict[str, type] = {GraphQLString.name: str, GraphQLID.name: str, GraphQLBoolean.name: bool}
 """The classes whose instances (exactly: not a subclass's) are their own serialization in these scalars."""
+SelfSerialized = Mapping[str, type]
+"""Scalars' names → the class whose instances are their own serialization in it."""
 
 
 def _nullable(type_: Any) -> Any:
     return type_.of_type if isinstance(type_, GraphQLNonNull) else type_
 
 
-def _self_serialized(type_: GraphQLOutputType) -> type | None:
+def _self_serialized(type_: GraphQLOutputType, selves: SelfSerialized) -> type | None:
     """The class whose values a leaf of ``type_`` (null or not) answers as they are: str for a String."""
     inner = _nullable(type_)
-    return _SELF_SERIALIZED.get(inner) if isinstance(inner, GraphQLScalarType) else None
+    return selves.get(inner.name) if isinstance(inner, GraphQLScalarType) else None
 
 
-def _serializer(type_: GraphQLOutputType) -> Reader | None:
+def _serializer(type_: GraphQLOutputType, selves: SelfSerialized) -> Reader | None:
     """The value's serialization, or None when the type is not (a list of) scalars or enums."""
     non_null = isinstance(type_, GraphQLNonNull)
     inner = _nullable(type_)
     if is_leaf_type(inner):
         coerce = inner.coerce_output_value
-        same = _self_serialized(inner)  # most leaves: a str is its own serialization
+        same = _self_serialized(inner, selves)  # most leaves: a str is its own serialization
 
         def leaf(value: Any) -> Any:
             if value.__class__ is same:
@@ -78,18 +80,21 @@ def _serializer(type_: GraphQLOutputType) -> Reader | None:
 
         return leaf
     if isinstance(inner, GraphQLList):
-        item = _serializer(inner.of_type)
+        item = _serializer(inner.of_type, selves)
         if item is None:
             return None
-        item_same = _self_serialized(inner.of_type)
+        item_same = _self_serialized(inner.of_type, selves)
 
         def items(value: Any) -> Any:
             if value is None:
                 return SLOW if non_null else None
             if not isinstance(value, _SEQUENCES):
                 return SLOW
-            out = [v if v.__class__ is item_same else item(v) for v in value]
-            return SLOW if SLOW in out else out
+            for v in value:
+                if v.__class__ is not item_same:  # one needs its serialization (or fails): each through ``item``
+                    out = [v if v.__class__ is item_same else item(v) for v in value]
+                    return SLOW if SLOW in out else out
+            return list(value)
 
         return items
     return None
@@ -161,9 +166,13 @@ def _object_list(field: GraphQLField, attribute: str) -> ObjectList | None:
     return ObjectList(attribute, item, non_null, items_non_null) if is_object_type(item) else None
 
 
-def plain_readers(schema: GraphQLSchema) -> tuple[dict[tuple[str, str], Leaf], dict[tuple[str, str], ObjectList]]:
+def plain_readers(
+    schema: GraphQLSchema, self_serialized: SelfSerialized | None = None
+) -> tuple[dict[tuple[str, str], Leaf], dict[tuple[str, str], ObjectList]]:
     """The leaf fields of every object type that strawberry resolves by reading an attribute, and those
-    of its plain fields that are lists of objects."""
+    of its plain fields that are lists of objects; ``self_serialized`` adds scalars of the schema's own
+    (by name) to those whose values of a class are their own serialization."""
+    selves = {**_SELF_SERIALIZED, **(self_serialized or {})}
     readers: dict[tuple[str, str], Leaf] = {}
     lists: dict[tuple[str, str], ObjectList] = {}
     for type_ in schema.type_map.values():
@@ -173,16 +182,19 @@ def plain_readers(schema: GraphQLSchema) -> tuple[dict[tuple[str, str], Leaf], d
             definition = (field.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
             if field.args or definition is None or not getattr(field.resolve, "_is_default", False):
                 continue
-            serialize = _serializer(field.type)
+            serialize = _serializer(field.type, selves)
             if serialize is not None:
-                readers[type_.name, name] = Leaf(definition.python_name, serialize, _self_serialized(field.type))
+                same = _self_serialized(field.type, selves)
+                readers[type_.name, name] = Leaf(definition.python_name, serialize, same)
             elif (objects := _object_list(field, definition.python_name)) is not None:
                 lists[type_.name, name] = objects
     return readers, lists
 
 
-def execution_context_class(schema: GraphQLSchema) -> type[StrawberryGraphQLCoreExecutionContext]:
-    readers, lists = plain_readers(schema)
+def execution_context_class(
+    schema: GraphQLSchema, self_serialized: SelfSerialized | None = None
+) -> type[StrawberryGraphQLCoreExecutionContext]:
+    readers, lists = plain_readers(schema, self_serialized)
 
     class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
         def __init__(self, *args: Any, **kwargs: Any) -> None:

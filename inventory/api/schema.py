@@ -125,7 +125,8 @@ def build_schema(*, introspection: bool = True) -> strawberry.Schema:
         partial(_MaskUnexpected, should_mask_error=_unexpected),
     ]
     built = _Schema(query=Query, extensions=extensions, config=StrawberryConfig(scalar_map={Long: LONG}))  # type: ignore[arg-type]
-    built.execution_context_class = execution_context_class(built._schema)
+    # an int is its own serialization in Long (``int``): its leaves need no call either
+    built.execution_context_class = execution_context_class(built._schema, {"Long": int})
     return built
 
 
