@@ -443,16 +443,27 @@ def _roles(*paths: str) -> str:
     )
 
 
-@pytest.mark.parametrize(
-    ("text", "problem"),
-    [
-        (LOCAL.split("[[event_queues]]")[0], "event_queues: none declared"),
-        ("[[event_queues]]" + LOCAL.split("[[event_queues]]")[1], "registries: none declared"),
-    ],
-    ids=["no-queue", "no-registry"],
-)
-def test_a_file_that_declares_too_little_is_an_error(text: str, problem: str, tmp_path: Path) -> None:
-    path = written(tmp_path, text)
+def test_a_file_without_registries_is_an_error(tmp_path: Path) -> None:
+    path = written(tmp_path, "[[event_queues]]" + LOCAL.split("[[event_queues]]")[1])
     result = CliRunner().invoke(main, ["aws-setup", "-c", str(path), "--format", "cloudformation"])
     assert result.exit_code == 1
-    assert result.output.startswith(f"error: {path}: {problem}: aws-setup sets up"), result.output
+    assert result.output.startswith(f"error: {path}: registries: none declared: aws-setup sets up"), result.output
+
+
+def test_without_queues_only_the_read_roles(tmp_path: Path) -> None:
+    """Registries polled only (no [[event_queues]]): each account's read role or policy, and no rule, bus or queue."""
+    path = written(tmp_path, FLEET.split("[[event_queues]]")[0])
+    found = stacks(path)
+    kinds = {resource["Type"] for template in found.values() for resource in template["Resources"].values()}
+    assert kinds <= {"AWS::IAM::Role", "AWS::IAM::ManagedPolicy", "AWS::IAM::Policy"}, kinds
+    assert sorted(found) == [
+        "111111111111/us-east-1",
+        "222222222222/us-east-1",
+        "333333333333/us-east-1",
+        "444444444444/us-east-1",
+    ]
+    for key, template in found.items():
+        assert lint_errors(template, key.split("/")[1]) == []
+    text = aws_setup(path)
+    assert "No [[event_queues]] declared: what the registries are read with, nothing more" in text
+    assert "queues' stacks first" not in text and "rule " not in text

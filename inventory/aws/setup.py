@@ -58,7 +58,9 @@ def setup_stacks(config: InventoryConfig, where: str) -> list[Stack]:
     problems = list(_problems(config, where))
     if problems:
         raise ConfigError(where, problems)
-    routes = {source: _route(source, config.event_queues) for source in _sources(config.registries)}
+    # without queues, only the roles the registries are read with (the sync's polling needs no more)
+    queues = config.event_queues
+    routes = {source: _route(source, queues) for source in _sources(config.registries)} if queues else {}
     accounts = sorted({r.account_id for r in config.registries} | {queue_parts(q)[0] for q in config.event_queues})
     stacks = []
     for account in accounts:
@@ -102,10 +104,16 @@ def summary(stacks: Sequence[Stack]) -> str:
     overrides = (
         f" \\\n    --parameter-overrides {INVENTORY_ACCOUNT}=<the account the inventory runs in>" if trusting else ""
     )
+    first = f", the queues' stacks first ({', '.join(queues)})" if queues else ""
+    if not queues:
+        lines += [
+            "",
+            "No [[event_queues]] declared: what the registries are read with, nothing more "
+            "(ECR's events: see Freshness in the README).",
+        ]
     lines += [
         "",
-        f"Deploy each as the stack {STACK_NAME} in its account and region, the queues' stacks first "
-        f"({', '.join(queues)}):",
+        f"Deploy each as the stack {STACK_NAME} in its account and region{first}:",
         "  inventory aws-setup --format cloudformation > stacks.json",
         "  jq '.\"ACCOUNT/REGION\"' stacks.json > template.json",
         f"  aws cloudformation deploy --stack-name {STACK_NAME} --region REGION --template-file template.json \\",
@@ -122,11 +130,6 @@ def summary(stacks: Sequence[Stack]) -> str:
 def _problems(config: InventoryConfig, where: str) -> Iterator[str]:
     if not config.registries:
         yield f"{where}: registries: none declared: aws-setup sets up the roles that read them"
-    if not config.event_queues:
-        yield (
-            f"{where}: event_queues: none declared: aws-setup sets up the queue ECR's events reach "
-            "(declare one, see Freshness in the README)"
-        )
     roles: dict[tuple[str, str], set[str]] = {}
     for index, registry in enumerate(config.registries):
         label = f"{where}: registries[{index}] ({registry.name!r})"
