@@ -62,7 +62,8 @@ class OffLoop:
 
         Each crossing between the loops costs a wake-up of the other thread: the request's body is read
         here before the app starts, the answer's start goes with its first body message, and its last body
-        message (most answers' only one) is sent here once the app has returned."""
+        message (most answers' only one) is sent here once the app has returned. (So an app's work after its
+        last message, a starlette background task say, would hold its answer back: these apps have none.)"""
         server = asyncio.get_running_loop()
         received: list[Message] = []
         while not received or (received[-1]["type"] == "http.request" and received[-1].get("more_body")):
