@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,13 +29,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from scratch import run_script, scratch_database
+from scratch import free_port, read_token, run_script, scratch_database, wait_healthy
 
-from inventory.api.auth import new_token, token_hash
 from inventory.api.cost import MAX_COST, query_cost
 from inventory.api.schema import MAX_ALIASES, schema
-from inventory.db import create, driver_connection
-from inventory.tables import api_tokens
+from inventory.db import create
 
 FILL = """
 INSERT INTO registries (name, type, account_id, regions) VALUES ('bench', 'ecr', '111111111111', '{us-east-1}');
@@ -86,13 +83,6 @@ def abuse(url: str, token: str, query: str, stop: Any, answered: Any) -> None:
     answered.put(took)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -116,16 +106,6 @@ def healthz_samples(urls: list[str], seconds: float) -> list[list[float]]:
     return samples
 
 
-def wait_healthy(url: str) -> None:
-    for _ in range(600):
-        try:
-            if httpx.get(f"{url}/healthz").status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise SystemExit(f"{url} did not start")
-
-
 def p99(samples: list[float]) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
@@ -145,10 +125,7 @@ def main() -> None:
     with scratch_database("inventory_bench_abuse") as scratch:
         engine = create(scratch.url)
         run_script(engine, FILL, n=args.images)
-        token = new_token()
-        with engine.begin() as connection:
-            api_tokens.create("abuse", token_hash(token), scopes=["read"], registries=None, expires_at=None,
-                              connection=driver_connection(connection))  # fmt: skip
+        token = read_token(engine, "abuse")
         engine.dispose()
         port, bare_port = free_port(), free_port()
         url, bare_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{bare_port}"

@@ -22,15 +22,13 @@ import time
 from typing import Any
 
 import httpx
-from scratch import run_script, scratch_database, settle
+from scratch import read_token, run_script, scratch_database, settle
 from sqlalchemy import text
 from sqlalchemy.dialects import postgresql
 
 from inventory.api.app import async_engine, create_app
-from inventory.api.auth import new_token, token_hash
-from inventory.db import create, driver_connection
+from inventory.db import create
 from inventory.read import cursors, search
-from inventory.tables import api_tokens
 
 QUERY = """query($after: String) { images(first: 100, after: $after) { nextToken
   nodes { registryId region repositoryName imageDigest imageTags imageSizeInBytes imagePushedAt imageStatus } } }"""
@@ -140,12 +138,8 @@ def compiled(statement: Any) -> str:
 
 
 def bench_token(engine: Any) -> str:
-    """A token limited to the registry ``bench``, stored as ``inventory tokens create`` stores it."""
-    token = new_token()
-    with engine.begin() as connection:
-        api_tokens.create("bench", token_hash(token), scopes=["read"], registries=["bench"], expires_at=None,
-                          connection=driver_connection(connection))  # fmt: skip
-    return token
+    """A read token limited to the registry ``bench``."""
+    return read_token(engine, "bench", ["bench"])
 
 
 def load(engine: Any, images: int) -> list[Any]:

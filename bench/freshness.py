@@ -44,7 +44,6 @@ import os
 import random
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -61,13 +60,11 @@ from typing import Any
 import boto3
 import httpx
 import psutil
-from scratch import Scratch, scratch_database
+from scratch import Scratch, free_port, read_token, scratch_database, wait_healthy
 from sqlalchemy import Engine, text
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from inventory.api.auth import new_token, token_hash
-from inventory.db import create, driver_connection
-from inventory.tables import api_tokens
+from inventory.db import create
 from inventory.testing import AdminClient
 
 ACCOUNT, REGION = "111111111111", "us-east-1"
@@ -157,12 +154,6 @@ def receiving(receiver: Receiver) -> Iterator[str]:
         server.server_close()
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
 def process(arguments: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
     """``inventory ARGUMENTS`` as a process; SIGTERM at the end."""
@@ -180,22 +171,14 @@ def process(arguments: list[str], env: dict[str, str]) -> Iterator[subprocess.Po
 def graphql(scratch: Scratch, env: dict[str, str]) -> Iterator[httpx.Client]:
     """``inventory serve`` on ``scratch``, and a client of its /graphql holding a read token."""
     engine = create(scratch.url)
-    token = new_token()
-    with engine.begin() as connection:
-        api_tokens.create("freshness", token_hash(token), scopes=["read"], registries=None, expires_at=None,
-                          connection=driver_connection(connection))  # fmt: skip
+    token = read_token(engine, "freshness")
     engine.dispose()
-    port = free_port()
+    url = f"http://127.0.0.1:{free_port()}"
     with (
-        process(["serve", "--port", str(port)], env),
-        httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"}) as client,
+        process(["serve", "--port", url.rsplit(":", 1)[1]], env),
+        httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as client,
     ):
-        for _ in range(600):
-            try:
-                if client.get("/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+        wait_healthy(url)
         yield client
 
 

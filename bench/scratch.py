@@ -3,17 +3,22 @@ temporary home; migrated, filled by the bench's SQL script, and dropped at the e
 
 from __future__ import annotations
 
+import socket
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 from sqlalchemy import Engine, create_engine, make_url, text
 
+from inventory.api.auth import new_token, token_hash
 from inventory.config import Settings
-from inventory.db import create, database_url, migrate
+from inventory.db import create, database_url, driver_connection, migrate
+from inventory.tables import api_tokens
 
 
 @dataclass(frozen=True)
@@ -60,3 +65,30 @@ def settle(engine: Engine, *tables: str) -> None:
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         for table in tables:
             connection.execute(text(f"VACUUM ANALYZE {table}"))
+
+
+def read_token(engine: Engine, name: str, registries: Sequence[str] | None = None) -> str:
+    """A read token (limited to ``registries`` when given), stored as ``inventory tokens create`` stores it."""
+    token = new_token()
+    with engine.begin() as connection:
+        api_tokens.create(name, token_hash(token), scopes=["read"], registries=registries, expires_at=None,
+                          connection=driver_connection(connection))  # fmt: skip
+    return token
+
+
+def free_port() -> int:
+    """A port of 127.0.0.1 free now, for a server the bench starts."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_healthy(url: str) -> None:
+    """Until the server at ``url`` answers /healthz (a minute at most)."""
+    for _ in range(600):
+        try:
+            if httpx.get(f"{url}/healthz").status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise SystemExit(f"{url} did not start")
