@@ -3,6 +3,7 @@ never shown, every bad input a coded error, and no traceback for anything a clie
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -17,14 +18,17 @@ import httpx
 import pytest
 from auth_fleet import Fleet
 from click.testing import CliRunner
+from graphql import parse
 from graphql_client import data, error, gql
 from starlette.testclient import TestClient
 from test_cli_processes import free_port
 
 from inventory import redact
 from inventory.api.app import async_engine, create_app
+from inventory.api.context import Context
 from inventory.api.cost import query_cost
-from inventory.api.schema import schema
+from inventory.api.schema import build_schema, schema
+from inventory.api.turns import COSTLY, Turns
 from inventory.cli import main
 from inventory.db import mask_password
 from inventory.globs import InvalidGlob, glob_regex
@@ -58,14 +62,45 @@ def test_a_list_argument_longer_than_100_is_refused_naming_it(client: TestClient
 
 def test_list_arguments_count_in_the_query_cost() -> None:
     document = schema._schema  # the served schema
-    from graphql import parse
-
     plain = parse("{ events(first: 10) { nodes { id } } }")
     listed = parse('{ events(first: 10, filter: {tags: ["a", "b", "c"]}) { nodes { id } } }')
     nested = parse("{ images(first: 5) { nodes { history(first: 2) { nodes { id } } } } }")
     assert query_cost(document, plain) == 10
     assert query_cost(document, listed) == 13
     assert query_cost(document, nested) == 5 + 5 * 2
+
+
+def test_costly_queries_take_turns_and_cheap_ones_never_wait(fleet: Fleet) -> None:
+    """Above COSTLY nodes a query waits for one of the lanes (here one) before it runs, and is SERVER_BUSY past
+    the wait; a cheaper one runs meanwhile; the lane is given back however the query ends."""
+    costly = "{ a: images(first: 600) { nodes { id } } b: images(first: 600) { nodes { id } } }"
+    failing = '{ a: images(first: 600, after: "nonsense") { nodes { id } } b: images(first: 600) { nodes { id } } }'
+    cheap = "{ images(first: 600) { nodes { id } } }"
+    assert query_cost(schema._schema, parse(costly)) > COSTLY >= query_cost(schema._schema, parse(cheap))
+    engine = async_engine(fleet.url)
+    turns = Turns(1, wait_seconds=0.2)
+    served = build_schema(turns=turns)
+
+    async def go() -> None:
+        def run(query: str) -> Any:
+            return served.execute(query, context_value=Context(engine))
+
+        assert await turns.take(COSTLY + 1)  # the only lane, held
+        started = time.monotonic()
+        busy = await run(costly)
+        assert busy.data is None and [e.extensions["code"] for e in busy.errors or []] == ["SERVER_BUSY"]
+        assert time.monotonic() - started >= 0.2
+        assert (await run(cheap)).data["images"]["nodes"]
+        assert not await turns.take(COSTLY)  # not costly: no lane taken
+        turns.give_back()
+        for query in (costly, failing, costly):  # each gives the lane back, the failing one too
+            result = await run(query)
+            assert (result.errors is None) == (query == costly), result.errors
+        assert await turns.take(COSTLY + 1)
+        turns.give_back()
+        await engine.dispose()
+
+    asyncio.run(go())
 
 
 # 2. one authentication decision ----------------------------------------------------------

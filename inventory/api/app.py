@@ -31,6 +31,7 @@ from inventory.api.auth import READS_INVENTORY, Authenticator, AuthError, Princi
 from inventory.api.context import Context
 from inventory.api.offloop import OffLoop, encode_json
 from inventory.api.schema import build_schema
+from inventory.api.turns import Turns
 from inventory.console.app import Console
 from inventory.console.graphiql import page as graphiql_page
 from inventory.console.sessions import SESSION_SECONDS
@@ -255,9 +256,11 @@ def create_app(
     allow_anonymous: bool = False,
     authenticator: Authenticator | None = None,
     console_session: int = SESSION_SECONDS,
+    turns: Turns | None = None,
 ) -> Starlette:
     """The ASGI application; GraphiQL on GET only when ``graphiql``; the web console under ``/console``
-    (``inventory.console``; its sessions last ``console_session`` seconds).
+    (``inventory.console``; its sessions last ``console_session`` seconds). Costly queries take turns
+    in ``turns``' lanes (``inventory.api.turns``; by default one per core but one).
 
     Requests need a bearer token unless ``allow_anonymous`` (then everyone may read everything)."""
     auth = authenticator or Authenticator(engine, allow_anonymous=allow_anonymous)
@@ -268,7 +271,7 @@ def create_app(
     quiet(own.sync_engine.pool)
     graphql = _GraphQL(
         engine,
-        schema=build_schema(introspection=introspection),
+        schema=build_schema(introspection=introspection, turns=turns or Turns()),
         graphql_ide="graphiql" if graphiql else None,
         allow_queries_via_get=graphiql,
     )

@@ -31,6 +31,7 @@ from inventory.api.history import HistoryQuery
 from inventory.api.inventory import InventoryQuery
 from inventory.api.scalars import LONG, Long
 from inventory.api.sync import SyncQuery
+from inventory.api.turns import TakesTurns, Turns
 from inventory.api.webhooks import WebhookQuery
 
 log = logging.getLogger("inventory.api")
@@ -106,7 +107,8 @@ class _Audit(SchemaExtension):
         )
 
 
-def build_schema(*, introspection: bool = True) -> strawberry.Schema:
+def build_schema(*, introspection: bool = True, turns: Turns | None = None) -> strawberry.Schema:
+    """The schema, with every limit; costly queries take turns in ``turns``' lanes (``inventory.api.turns``)."""
     # The rules are made once, so that a query's validation is cached across requests (keyed by its rules).
     rules: list[type[ASTValidationRule]] = [
         query_depth_limiter.create_validator(MAX_DEPTH, None, None),
@@ -124,6 +126,8 @@ def build_schema(*, introspection: bool = True) -> strawberry.Schema:
         QueryCost,  # after validation: a valid document only
         partial(_MaskUnexpected, should_mask_error=_unexpected),
     ]
+    if turns is not None:
+        extensions.insert(extensions.index(QueryCost) + 1, partial(TakesTurns, turns))  # once costed
     built = _Schema(query=Query, extensions=extensions, config=StrawberryConfig(scalar_map={Long: LONG}))  # type: ignore[arg-type]
     # an int is its own serialization in Long (``int``): its leaves need no call either
     built.execution_context_class = execution_context_class(built._schema, {"Long": int})
