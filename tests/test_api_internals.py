@@ -1,20 +1,27 @@
 """The API's hot paths, held to what they stand in for: the JSON encoder in pieces to ``json.dumps``, the
-image maker to the dataclass it fills, a cached page statement to a fresh one."""
+image maker to the dataclass it fills, a cached page statement to a fresh one, a page psycopg runs itself to
+SQLAlchemy's."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 from collections import namedtuple
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+from auth_fleet import Fleet
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sqlalchemy import cast, literal, select
+from sqlalchemy.types import Integer, TypeDecorator
 
+from inventory.api.app import async_engine
 from inventory.api.inventory import Image
 from inventory.api.offloop import encode_json
-from inventory.read import search
+from inventory.read import database, past, search
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
@@ -56,3 +63,45 @@ def test_an_image_made_from_its_row_has_every_field_its_dataclass_init_would_set
         ("HIGH", 1), ("LOW", 2)
     ]  # fmt: skip
     assert made.node_id == "ecr-public/111111111111/us-east-1/sha256:" + "a" * 64 + "/team/app"
+
+
+class _Doubled(TypeDecorator[int]):
+    """A column type whose values SQLAlchemy processes (doubles) after psycopg loads them."""
+
+    impl = Integer
+    cache_ok = True
+
+    def process_result_value(self, value: Any, dialect: Any) -> Any:
+        return None if value is None else value * 2
+
+
+def test_a_prepared_page_reads_the_rows_sqlalchemy_reads(fleet: Fleet) -> None:
+    """The pages psycopg runs itself (``Prepared``) read what SQLAlchemy reads of the same statement: values,
+    column names, order; at present and in the past, with the filters whose parameters SQLAlchemy processes;
+    a statement whose columns SQLAlchemy would process is refused."""
+    order = search.ORDERS["PUSHED_AT"]
+    filters = [
+        search.ImageFilter(),
+        search.ImageFilter(scope=("prod",), tags=["latest"], repository_names=["app/*"]),
+        search.ImageFilter(regions=["us-east-1"], tag_status="TAGGED", pushed_after=datetime(2025, 1, 1, tzinfo=UTC)),
+    ]
+    statements = [search.image_page(f, order, None, 5) for f in filters]
+    statements.append(search.image_page(filters[0], order, None, 50, past.images_at(fleet.between)))
+    engine = async_engine(fleet.url)
+
+    async def go() -> None:
+        for statement in statements:
+            expected = await database.rows(engine, statement)
+            assert expected, statement
+            prepared = database.Prepared(statement)
+            for _ in range(2):  # the second from its compiled form
+                found = await database.rows(engine, prepared)
+                assert [tuple(row) for row in found] == [tuple(row) for row in expected]
+                assert found[0]._fields == expected[0]._fields
+                assert found[0].image_digest == expected[0].image_digest
+        processed = database.Prepared(select(cast(literal("1"), _Doubled).label("document")))
+        with pytest.raises(TypeError, match="document"):
+            await database.rows(engine, processed)
+        await engine.dispose()
+
+    asyncio.run(go())

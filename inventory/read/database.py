@@ -1,16 +1,23 @@
 """How the read layer runs a statement: on a connection of the engine's pool, again on a new one when
 the server had dropped it (a restart); ``Unavailable`` when the database cannot be reached, QUERY_TIMEOUT
 past the statement timeout.
+
+A ``Prepared`` statement (the pages every face reads most) runs on the driver's connection itself.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import operator
+from collections.abc import Mapping
 from typing import Any, Protocol
 
+import psycopg
 from psycopg.errors import QueryCanceled
+from sqlalchemy import ARRAY, Dialect, Select
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from inventory.outage import Outage, is_outage
 from inventory.read.errors import Unavailable, query_timeout
@@ -45,8 +52,12 @@ async def rows(engine: AsyncEngine, statement: Any, parameters: Any = None) -> l
             if not exc.connection_invalidated:
                 raise
             found = await _rows(engine, statement, parameters)
+        except _Dropped:
+            found = await _rows(engine, statement, parameters)
     except Exception as exc:
-        if isinstance(exc, OperationalError) and isinstance(exc.orig, QueryCanceled):
+        if isinstance(exc, _Dropped):
+            exc = exc.orig
+        if isinstance(exc.orig if isinstance(exc, OperationalError) else exc, QueryCanceled):
             raise query_timeout() from None
         if not is_outage(exc):
             raise
@@ -58,4 +69,77 @@ async def rows(engine: AsyncEngine, statement: Any, parameters: Any = None) -> l
 
 async def _rows(engine: AsyncEngine, statement: Any, parameters: Any) -> list[Any]:
     async with engine.connect() as connection:
+        if isinstance(statement, Prepared):
+            return await statement.rows(connection, parameters)
         return list(await connection.execute(statement, parameters))
+
+
+class Prepared:
+    """A select compiled once, run by psycopg itself: its SQL, its own parameters' values (its ``IN`` lists
+    expanded) and what its columns are named, made on its first run. SQLAlchemy's work per execution (the
+    statement's cache key, the adaption of asyncio, a result object) costs more than a page of 100 rows
+    takes Postgres: a page statement, cached and run again and again with another position, skips it.
+
+    Its rows are tuples with the columns as attributes and ``_fields``, as SQLAlchemy's are. Only columns
+    whose values SQLAlchemy would not process (as psycopg loads them) are allowed, and parameters given at
+    a run that it would not process: anything else fails here, on its first run."""
+
+    def __init__(self, statement: Select[Any]) -> None:
+        self.statement = statement
+        self._compiled: tuple[str, dict[str, Any], frozenset[str]] | None = None
+
+    def compiled(self, dialect: Dialect) -> tuple[str, dict[str, Any], frozenset[str]]:
+        """The SQL (psycopg's ``%(name)s`` parameters), its own parameters' values (processed, as SQLAlchemy
+        would on every run) and the names of the parameters SQLAlchemy processes."""
+        if self._compiled is None:
+            processed = [c.name for c in self.statement.selected_columns if _processed(c.type, dialect)]
+            if processed:
+                raise TypeError(f"a Prepared statement's columns must need no processing: {processed}")
+            expanded = self.statement.compile(dialect=dialect).construct_expanded_state()
+            processors = {name: p for name, p in expanded.processors.items() if p is not None}
+            own = {n: processors[n](v) if n in processors else v for n, v in expanded.parameters.items()}
+            self._compiled = expanded.statement, own, frozenset(processors)
+        return self._compiled
+
+    async def rows(self, connection: AsyncConnection, parameters: Mapping[str, Any] | None) -> list[Any]:
+        sql, own, processed = self.compiled(connection.dialect)
+        if parameters and not parameters.keys() <= own.keys() - processed:
+            raise TypeError(f"not unprocessed parameters of the statement: {sorted(parameters.keys() - own.keys())}")
+        driver: psycopg.AsyncConnection[Any] = (await connection.get_raw_connection()).driver_connection  # type: ignore[assignment]
+        try:
+            async with driver.cursor(row_factory=_row_maker) as cursor:
+                await cursor.execute(sql, {**own, **parameters} if parameters else own)
+                return await cursor.fetchall()
+        except psycopg.Error as exc:
+            if not driver.broken:
+                raise
+            await connection.invalidate(exc)  # as SQLAlchemy does: the pool makes a new connection in its place
+            raise _Dropped(exc) from exc
+
+
+class _Dropped(Exception):
+    """A ``Prepared`` statement's connection was found dropped (and invalidated): ``rows`` tries a new one."""
+
+    def __init__(self, orig: psycopg.Error) -> None:
+        super().__init__(str(orig))
+        self.orig = orig
+
+
+def _processed(column_type: Any, dialect: Dialect) -> bool:
+    """Whether SQLAlchemy processes a column's values (an ARRAY's only to copy psycopg's list, if its items are not)."""
+    impl = column_type.dialect_impl(dialect)
+    if isinstance(impl, ARRAY) and not impl.as_tuple:
+        impl = impl.item_type.dialect_impl(dialect)
+    return impl.result_processor(dialect, None) is not None
+
+
+def _row_maker(cursor: Any) -> Any:
+    """psycopg's row factory: rows of the class of the cursor's columns."""
+    return _row_class(tuple(column.name for column in cursor.description or ()))
+
+
+@functools.cache
+def _row_class(names: tuple[str, ...]) -> type[tuple[Any, ...]]:
+    """A tuple with ``names`` as attributes (a namedtuple without the cost of its ``__new__`` per row)."""
+    attributes: dict[str, Any] = {name: property(operator.itemgetter(i)) for i, name in enumerate(names)}
+    return type("Row", (tuple,), {"__slots__": (), "_fields": names, **attributes})

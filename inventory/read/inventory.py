@@ -14,12 +14,12 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, NewType
 
-from sqlalchemy import ColumnElement, FromClause, Row, Select, func, literal_column, select, tuple_
+from sqlalchemy import ColumnElement, FromClause, Row, func, literal_column, select, tuple_
 
 from inventory.models import RegistryRow
 from inventory.read import cursors, past, scope, search
 from inventory.read.bounds import check_globs
-from inventory.read.database import Database
+from inventory.read.database import Database, Prepared
 from inventory.read.errors import history_not_retained, invalid_parameter
 from inventory.read.keys import ImageKey, RepositoryKey
 from inventory.read.paging import Page, keyset_page, page_size
@@ -205,28 +205,28 @@ async def image_page(
     position = _image_position(after, bound_to, order) if after is not None else None
     statement = _PAGES.get((listing, size, position is not None))
     if statement is None:
-        statement = search.image_page(f, order, position, size, _images(at))
+        statement = Prepared(search.image_page(f, order, position, size, _images(at)))
         _PAGES.put((listing, size, position is not None), statement)
     rows = await db.rows(statement, None if position is None else search.position_parameters(position))
     return keyset_page(rows, size, after, lambda row: cursors.encode(bound_to, search.image_key(order, row)))
 
 
 class _Statements:
-    """The most recently used statements, by what they list: building a page's statement (and SQLAlchemy's
-    key of it, to find its compiled form) costs more than running it, and a listing is paged again and
-    again (its position is a parameter of the statement)."""
+    """The most recently used statements, by what they list: building a page's statement (and compiling it)
+    costs more than running it, and a listing is paged again and again (its position is a parameter of the
+    statement)."""
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self.held: OrderedDict[Hashable, Select[Any]] = OrderedDict()
+        self.held: OrderedDict[Hashable, Prepared] = OrderedDict()
 
-    def get(self, key: Hashable) -> Select[Any] | None:
+    def get(self, key: Hashable) -> Prepared | None:
         found = self.held.get(key)
         if found is not None:
             self.held.move_to_end(key)
         return found
 
-    def put(self, key: Hashable, statement: Select[Any]) -> None:
+    def put(self, key: Hashable, statement: Prepared) -> None:
         self.held[key] = statement
         if len(self.held) > self.size:
             self.held.popitem(last=False)
