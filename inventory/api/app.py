@@ -234,6 +234,8 @@ def async_engine(url: str, *, statement_timeout: float = STATEMENT_TIMEOUT) -> A
 
     Reads only, one statement at a time: in autocommit (no BEGIN/ROLLBACK round trips), and
     without a ping per checkout; a connection the server dropped is replaced by ``Context.rows``.
+    JSON values are decoded from the UTF-8 Postgres sends (``json.loads`` of bytes first detects their
+    encoding: it took longer than decoding an image's severity counts), flat ones once (``_json_loads``).
     Without JIT or parallel workers: a page reads a few hundred rows through indexes, and compiling
     its plan or starting workers (which the planner decides on from estimated costs, large when a
     history's tables are) took longer than running it. Each statement runs under ``statement_timeout``
@@ -242,9 +244,33 @@ def async_engine(url: str, *, statement_timeout: float = STATEMENT_TIMEOUT) -> A
     """
     timeout = max(1, round(statement_timeout * 1000))
     options = f"-c timezone=UTC -c jit=off -c max_parallel_workers_per_gather=0 -c statement_timeout={timeout}"
-    engine = create_async_engine(url, isolation_level="AUTOCOMMIT", connect_args={"options": options})
+    engine = create_async_engine(
+        url, isolation_level="AUTOCOMMIT", connect_args={"options": options}, json_deserializer=_json_loads
+    )
     quiet(engine.sync_engine.pool)
     return engine
+
+
+_decode_json = json.JSONDecoder().decode
+_FLAT: dict[bytes, dict[str, Any]] = {}
+"""Flat JSON objects decoded before, by their text (an image's severity counts come in a few shapes)."""
+_FLAT_HELD, _FLAT_LONGEST = 4096, 256
+
+
+def _json_loads(document: bytes) -> Any:
+    """A JSON value of the database: a flat object seen before is a copy of its decoding (a tenth of the cost)."""
+    flat = _FLAT.get(document)
+    if flat is not None:
+        return flat.copy()
+    value = _decode_json(document.decode())
+    if (
+        type(value) is dict
+        and len(document) <= _FLAT_LONGEST
+        and len(_FLAT) < _FLAT_HELD
+        and not any(isinstance(item, dict | list) for item in value.values())
+    ):
+        _FLAT[document] = value.copy()
+    return value
 
 
 def create_app(

@@ -7,7 +7,8 @@ types. A read that meets a database outage marks the request (the view then answ
 
 from __future__ import annotations
 
-import uuid
+import functools
+import os
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -37,7 +38,7 @@ class Context:
         self.scope = principal.registries
         self.operation_name: str | None = None
         """The ``operationName`` the request gave (None: none; set by the HTTP view)."""
-        self.request_id = uuid.uuid4().hex[:12]
+        self.request_id = os.urandom(6).hex()
         """Names the request in the audit log, and in the error and log line of an unexpected failure."""
         self.cost: int | None = None
         """The query's cost (``inventory.api.cost``), once computed."""
@@ -45,20 +46,38 @@ class Context:
         """Whether a read met a database outage (the view then answers HTTP 503)."""
         self._checked: dict[datetime, AsOf] = {}
         """The past times this request has checked already."""
-        self.repositories: DataLoader[tuple[RepositoryKey, AsOf | None], Row[Any] | None] = DataLoader(
-            self._load_repositories
-        )
+
+    # The DataLoaders are made when first used: most requests use one or none.
+
+    @functools.cached_property
+    def repositories(self) -> DataLoader[tuple[RepositoryKey, AsOf | None], Row[Any] | None]:
         """Repositories by (key, time or None: at present); None where there is none."""
-        self.image_counts: DataLoader[tuple[RepositoryKey, AsOf | None], int] = DataLoader(self._load_image_counts)
+        return DataLoader(self._load_repositories)
+
+    @functools.cached_property
+    def image_counts(self) -> DataLoader[tuple[RepositoryKey, AsOf | None], int]:
         """Images present in each repository, by (key, time or None)."""
-        self.images: DataLoader[tuple[ImageKey, AsOf | None], Row[Any] | None] = DataLoader(self._load_images)
+        return DataLoader(self._load_image_counts)
+
+    @functools.cached_property
+    def images(self) -> DataLoader[tuple[ImageKey, AsOf | None], Row[Any] | None]:
         """Images by (key, time or None); None where there is none."""
-        self.regions: DataLoader[str, list[tuple[RegionStatus, Freshness]]] = DataLoader(self._load_regions)
+        return DataLoader(self._load_images)
+
+    @functools.cached_property
+    def regions(self) -> DataLoader[str, list[tuple[RegionStatus, Freshness]]]:
         """The status and freshness of each region of a registry, by its name."""
-        self.sync_runs: DataLoader[int, Row[Any] | None] = DataLoader(self._load_sync_runs)
+        return DataLoader(self._load_regions)
+
+    @functools.cached_property
+    def sync_runs(self) -> DataLoader[int, Row[Any] | None]:
         """Sync runs by id; None once retention pruned them."""
-        self.webhook_attempts: DataLoader[int, list[Row[Any]]] = DataLoader(self._load_attempts)
+        return DataLoader(self._load_sync_runs)
+
+    @functools.cached_property
+    def webhook_attempts(self) -> DataLoader[int, list[Row[Any]]]:
         """A webhook delivery's attempts, by delivery id."""
+        return DataLoader(self._load_attempts)
 
     async def rows(self, statement: Any, parameters: Any = None) -> list[Any]:
         """The statement's rows (``inventory.read.database``): the request's ``Database``."""

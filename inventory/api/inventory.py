@@ -94,6 +94,20 @@ class Image(relay.Node):
     as_of: strawberry.Private[CheckedAsOf | None] = None
     """The time this image was read as of (``asOf``), None at present."""
 
+    if not TYPE_CHECKING:  # (for mypy, an Image has only the attributes it declares)
+
+        def __getattr__(self, name: str) -> Any:
+            """A field made of the image's row when first read (``_LATER``): Images made of rows have none yet."""
+            held = self.__dict__.get(_ROW)
+            if held is None or name not in held[1]:
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+            row, later = held
+            values = self.__dict__
+            value = values[name] = later[name](row)
+            if values.keys() >= later.keys():  # all made: the row is let go
+                del values[_ROW]
+            return value
+
     @property
     def key(self) -> ImageKey:
         kind = config_type_of(self.registry_type)
@@ -155,16 +169,13 @@ _IMAGE_COLUMNS = (
 def _images_of(columns: tuple[str, ...]) -> Callable[[Sequence[Any], CheckedAsOf | None], list[Image]]:
     """What makes Images of rows with ``columns``: the hot path of every image page (100 rows in a fraction of
     a millisecond). Each row's values are read by position, and each Image is made by filling its attributes
-    (its fields and their defaults are all its dataclass ``__init__`` would set; none has a ``__post_init__``)."""
+    (its fields and their defaults are all its dataclass ``__init__`` would set; none has a ``__post_init__``).
+    Its id, registry type and scan (objects of their own), which a page may not select, are made when first
+    read (``_LATER``)."""
     at = {name: i for i, name in enumerate(columns)}
     plain = [(name, at[name]) for name in _IMAGE_COLUMNS]
-    kind, account, region, repository, digest = (at[n] for n in ("registry_type", *_IMAGE_COLUMNS[:4]))
-    tags, status, description = at["image_tags"], at["image_scan_status"], at["image_scan_status_description"]
-    counts, completed, updated = (
-        at["finding_severity_counts"],
-        at["image_scan_completed_at"],
-        at["vulnerability_source_updated_at"],
-    )
+    tags = at["image_tags"]
+    later = {name: functools.partial(make, at) for name, make in _LATER.items()}
     new = object.__new__
 
     def images(rows: Sequence[Any], as_of: CheckedAsOf | None) -> list[Image]:
@@ -174,27 +185,52 @@ def _images_of(columns: tuple[str, ...]) -> Callable[[Sequence[Any], CheckedAsOf
             values = image.__dict__
             for name, i in plain:
                 values[name] = row[i]
-            values["node_id"] = image_node_id(row[kind], row[account], row[region], row[repository], row[digest])
-            values["registry_type"] = registry_type_of(row[kind])
             values["image_tags"] = list(row[tags])
-            scan = None
-            if row[status] is not None or row[description] is not None:
-                scan = ImageScanStatus(status=row[status], description=row[description])
-            values["image_scan_status"] = scan
-            findings = None
-            if row[counts] is not None or row[completed] is not None:
-                by_severity = sorted((row[counts] or {}).items())
-                findings = ImageScanFindingsSummary(
-                    image_scan_completed_at=row[completed],
-                    vulnerability_source_updated_at=row[updated],
-                    finding_severity_counts=[SeverityCount(severity=k, count=v) for k, v in by_severity],
-                )
-            values["image_scan_findings_summary"] = findings
             values["as_of"] = as_of
+            values[_ROW] = (row, later)
             made.append(image)
         return made
 
     return images
+
+
+def _node_id(at: dict[str, int], row: Any) -> str:
+    kind, account, region, repository, digest = (row[at[n]] for n in ("registry_type", *_IMAGE_COLUMNS[:4]))
+    return image_node_id(kind, account, region, repository, digest)
+
+
+def _registry_type(at: dict[str, int], row: Any) -> RegistryType:
+    return registry_type_of(row[at["registry_type"]])
+
+
+def _scan_status(at: dict[str, int], row: Any) -> ImageScanStatus | None:
+    status, description = row[at["image_scan_status"]], row[at["image_scan_status_description"]]
+    if status is None and description is None:
+        return None
+    return ImageScanStatus(status=status, description=description)
+
+
+def _findings_summary(at: dict[str, int], row: Any) -> ImageScanFindingsSummary | None:
+    counts, completed = row[at["finding_severity_counts"]], row[at["image_scan_completed_at"]]
+    if counts is None and completed is None:
+        return None
+    return ImageScanFindingsSummary(
+        image_scan_completed_at=completed,
+        vulnerability_source_updated_at=row[at["vulnerability_source_updated_at"]],
+        finding_severity_counts=[SeverityCount(severity=k, count=v) for k, v in sorted((counts or {}).items())],
+    )
+
+
+_LATER: dict[str, Callable[[dict[str, int], Any], Any]] = {
+    "node_id": _node_id,
+    "registry_type": _registry_type,
+    "image_scan_status": _scan_status,
+    "image_scan_findings_summary": _findings_summary,
+}
+"""The Image fields made of its row when first read (``Image.__getattr__``): by the columns' positions, the row."""
+_ROW = "_row"
+"""The attribute of an Image made of a row that holds the row and the makers of its ``_LATER`` fields (until
+they have all been read)."""
 
 
 async def images_of(

@@ -87,6 +87,7 @@ class Prepared:
     def __init__(self, statement: Select[Any]) -> None:
         self.statement = statement
         self._compiled: tuple[str, dict[str, Any], frozenset[str]] | None = None
+        self._row: type[tuple[Any, ...]] | None = None
 
     def compiled(self, dialect: Dialect) -> tuple[str, dict[str, Any], frozenset[str]]:
         """The SQL (psycopg's ``%(name)s`` parameters), its own parameters' values (processed, as SQLAlchemy
@@ -107,7 +108,7 @@ class Prepared:
             raise TypeError(f"not unprocessed parameters of the statement: {sorted(parameters.keys() - own.keys())}")
         driver: psycopg.AsyncConnection[Any] = (await connection.get_raw_connection()).driver_connection  # type: ignore[assignment]
         try:
-            async with driver.cursor(row_factory=_row_maker) as cursor:
+            async with driver.cursor(row_factory=self._row_maker) as cursor:
                 await cursor.execute(sql, {**own, **parameters} if parameters else own)
                 return await cursor.fetchall()
         except psycopg.Error as exc:
@@ -115,6 +116,13 @@ class Prepared:
                 raise
             await connection.invalidate(exc)  # as SQLAlchemy does: the pool makes a new connection in its place
             raise _Dropped(exc) from exc
+
+    def _row_maker(self, cursor: Any) -> Any:
+        """psycopg's row factory: rows of the class of the statement's columns (named once: a cursor's
+        ``description`` makes an object per column)."""
+        if self._row is None:
+            self._row = _row_class(tuple(column.name for column in cursor.description or ()))
+        return self._row
 
 
 class _Dropped(Exception):
@@ -131,11 +139,6 @@ def _processed(column_type: Any, dialect: Dialect) -> bool:
     if isinstance(impl, ARRAY) and not impl.as_tuple:
         impl = impl.item_type.dialect_impl(dialect)
     return impl.result_processor(dialect, None) is not None
-
-
-def _row_maker(cursor: Any) -> Any:
-    """psycopg's row factory: rows of the class of the cursor's columns."""
-    return _row_class(tuple(column.name for column in cursor.description or ()))
 
 
 @functools.cache
