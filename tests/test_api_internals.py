@@ -21,6 +21,7 @@ from sqlalchemy.types import Integer, TypeDecorator
 from inventory.api.app import async_engine
 from inventory.api.inventory import Image
 from inventory.api.offloop import encode_json
+from inventory.feed import query
 from inventory.read import database, past, search
 
 JSON = st.recursive(
@@ -77,28 +78,31 @@ class _Doubled(TypeDecorator[int]):
 
 def test_a_prepared_page_reads_the_rows_sqlalchemy_reads(fleet: Fleet) -> None:
     """The pages psycopg runs itself (``Prepared``) read what SQLAlchemy reads of the same statement: values,
-    column names, order; at present and in the past, with the filters whose parameters SQLAlchemy processes;
-    a statement whose columns SQLAlchemy would process is refused."""
+    column names, order; image pages at present and in the past, with the filters whose parameters SQLAlchemy
+    processes, and feed pages with their position as parameters; a statement whose columns SQLAlchemy would
+    process is refused."""
     order = search.ORDERS["PUSHED_AT"]
     filters = [
         search.ImageFilter(),
         search.ImageFilter(scope=("prod",), tags=["latest"], repository_names=["app/*"]),
         search.ImageFilter(regions=["us-east-1"], tag_status="TAGGED", pushed_after=datetime(2025, 1, 1, tzinfo=UTC)),
     ]
-    statements = [search.image_page(f, order, None, 5) for f in filters]
-    statements.append(search.image_page(filters[0], order, None, 50, past.images_at(fleet.between)))
+    statements: list[tuple[Any, Any]] = [(search.image_page(f, order, None, 5), None) for f in filters]
+    statements.append((search.image_page(filters[0], order, None, 50, past.images_at(fleet.between)), None))
+    statements.append((query.feed_page(query.EventFilter()), query.feed_parameters(None, 40)))
+    statements.append((query.feed_page(query.EventFilter(types=["image.added"])), query.feed_parameters((0, 3), 9)))
     engine = async_engine(fleet.url)
 
     async def go() -> None:
-        for statement in statements:
-            expected = await database.rows(engine, statement)
+        for statement, parameters in statements:
+            expected = await database.rows(engine, statement, parameters)
             assert expected, statement
             prepared = database.Prepared(statement)
             for _ in range(2):  # the second from its compiled form
-                found = await database.rows(engine, prepared)
+                found = await database.rows(engine, prepared, parameters)
                 assert [tuple(row) for row in found] == [tuple(row) for row in expected]
                 assert found[0]._fields == expected[0]._fields
-                assert found[0].image_digest == expected[0].image_digest
+                assert found[0][0] == expected[0][0] and getattr(found[0], found[0]._fields[-1]) == expected[0][-1]
         processed = database.Prepared(select(cast(literal("1"), _Doubled).label("document")))
         with pytest.raises(TypeError, match="document"):
             await database.rows(engine, processed)

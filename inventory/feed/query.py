@@ -153,8 +153,7 @@ def feed_with_images(f: EventFilter) -> Select[Any]:
     planner would otherwise hash-join the whole ``images`` table, a read that grows with the inventory
     even when the page holds one event."""
     images = ImageRow.__table__  # type: ignore[attr-defined]
-    past = _after(bindparam("after_xid", type_=Text), bindparam("after_id", type_=BigInteger))
-    page = _page(f, past, bindparam("limit", type_=BigInteger)).subquery("page")
+    page = feed_page(f).subquery("page")
     i, e = images.c, page.c
     same = and_(*(i[k] == e[k] for k in ("registry_type", "registry_id", "region", "repository_name", "image_digest")))
     image_columns = [column.label(IMAGE + column.name) for column in images.c if column.name != "fingerprint"]
@@ -162,8 +161,14 @@ def feed_with_images(f: EventFilter) -> Select[Any]:
     return select(*page.c, *image.c).select_from(page.outerjoin(image, true())).order_by(e.xid, e.id)
 
 
+def feed_page(f: EventFilter) -> Select[Any]:
+    """``feed`` with its position and size as parameters (``feed_parameters``): one statement per filter."""
+    past = _after(bindparam("after_xid", type_=Text), bindparam("after_id", type_=BigInteger))
+    return _page(f, past, bindparam("limit", type_=BigInteger))
+
+
 def feed_parameters(after: Position | None, first: int) -> dict[str, Any]:
-    """``feed_with_images``'s parameters: ``first + 1`` events after ``after``."""
+    """``feed_page``'s and ``feed_with_images``' parameters: ``first + 1`` events after ``after``."""
     xid, id = after or (0, 0)
     return {"after_xid": str(xid), "after_id": id, "limit": first + 1}
 

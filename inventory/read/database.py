@@ -10,7 +10,8 @@ from __future__ import annotations
 import functools
 import logging
 import operator
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any, Protocol
 
 import psycopg
@@ -86,26 +87,30 @@ class Prepared:
 
     def __init__(self, statement: Select[Any]) -> None:
         self.statement = statement
-        self._compiled: tuple[str, dict[str, Any], frozenset[str]] | None = None
+        self._compiled: tuple[str, dict[str, Any], frozenset[str], frozenset[str]] | None = None
         self._row: type[tuple[Any, ...]] | None = None
 
-    def compiled(self, dialect: Dialect) -> tuple[str, dict[str, Any], frozenset[str]]:
+    def compiled(self, dialect: Dialect) -> tuple[str, dict[str, Any], frozenset[str], frozenset[str]]:
         """The SQL (psycopg's ``%(name)s`` parameters), its own parameters' values (processed, as SQLAlchemy
-        would on every run) and the names of the parameters SQLAlchemy processes."""
+        would on every run), the names of the parameters SQLAlchemy processes and of those without a value
+        (each run gives them)."""
         if self._compiled is None:
             processed = [c.name for c in self.statement.selected_columns if _processed(c.type, dialect)]
             if processed:
                 raise TypeError(f"a Prepared statement's columns must need no processing: {processed}")
-            expanded = self.statement.compile(dialect=dialect).construct_expanded_state()
+            compiled = self.statement.compile(dialect=dialect)
+            given = frozenset(b.key for b in compiled.binds.values() if b.required)  # at every run
+            expanded = compiled.construct_expanded_state(dict.fromkeys(given))
             processors = {name: p for name, p in expanded.processors.items() if p is not None}
             own = {n: processors[n](v) if n in processors else v for n, v in expanded.parameters.items()}
-            self._compiled = expanded.statement, own, frozenset(processors)
+            self._compiled = expanded.statement, own, frozenset(processors), given
         return self._compiled
 
     async def rows(self, connection: AsyncConnection, parameters: Mapping[str, Any] | None) -> list[Any]:
-        sql, own, processed = self.compiled(connection.dialect)
-        if parameters and not parameters.keys() <= own.keys() - processed:
-            raise TypeError(f"not unprocessed parameters of the statement: {sorted(parameters.keys() - own.keys())}")
+        sql, own, processed, given = self.compiled(connection.dialect)
+        names = parameters.keys() if parameters else frozenset()
+        if not given <= names <= own.keys() - processed:
+            raise TypeError(f"parameters {sorted(names)} for a statement of {sorted(own)} ({sorted(given)} needed)")
         driver: psycopg.AsyncConnection[Any] = (await connection.get_raw_connection()).driver_connection  # type: ignore[assignment]
         try:
             async with driver.cursor(row_factory=self._row_maker) as cursor:
@@ -123,6 +128,27 @@ class Prepared:
         if self._row is None:
             self._row = _row_class(tuple(column.name for column in cursor.description or ()))
         return self._row
+
+
+class Statements:
+    """The most recently used ``Prepared`` statements, by what they list: building a page's statement (and
+    compiling it) costs more than running it, and a listing is paged again and again (its position is a
+    parameter of the statement)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.held: OrderedDict[Hashable, Prepared] = OrderedDict()
+
+    def get(self, key: Hashable, make: Callable[[], Select[Any]]) -> Prepared:
+        """The statement listed by ``key``; made (``make``) if none is held."""
+        found = self.held.get(key)
+        if found is not None:
+            self.held.move_to_end(key)
+            return found
+        found = self.held[key] = Prepared(make())
+        if len(self.held) > self.size:
+            self.held.popitem(last=False)
+        return found
 
 
 class _Dropped(Exception):

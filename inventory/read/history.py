@@ -25,7 +25,7 @@ from inventory.feed.replay import TagSpan, tag_assignments
 from inventory.models import RepositoryRow
 from inventory.read import cursors, diff, scope
 from inventory.read.bounds import check_globs
-from inventory.read.database import Database
+from inventory.read.database import Database, Statements
 from inventory.read.errors import invalid_parameter
 from inventory.read.inventory import AsOf, image_filter
 from inventory.read.keys import ImageKey, RepositoryKey
@@ -73,11 +73,18 @@ async def event_page(
     if after is not None:
         xid, event_id = cursors.decode(after, bound_to, [cursors.integer, cursors.integer])
         position = (xid, event_id)
-    statement = (query.history if newest_first else query.feed)(f, position, size)
-    events = [Event.from_row(row) for row in await db.rows(statement)]
+    if newest_first:
+        rows = await db.rows(query.history(f, position, size))
+    else:  # the feed, paged again and again: one statement per filter, its position a parameter
+        rows = await db.rows(_FEEDS.get(bound_to, lambda: query.feed_page(f)), query.feed_parameters(position, size))
+    events = [Event.from_row(row) for row in rows]
     return keyset_page(
         events, size, after, lambda e: cursors.encode(bound_to, list(e.position)), resumable=not newest_first
     )
+
+
+_FEEDS = Statements(128)
+"""The feed's statements, by the filter its cursors are bound to."""
 
 
 async def image_history(

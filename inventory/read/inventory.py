@@ -8,8 +8,7 @@ A past time is an ``AsOf``, made by ``as_of`` (checked against the retained hist
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, NewType
@@ -19,7 +18,7 @@ from sqlalchemy import ColumnElement, FromClause, Row, func, literal_column, sel
 from inventory.models import RegistryRow
 from inventory.read import cursors, past, scope, search
 from inventory.read.bounds import check_globs
-from inventory.read.database import Database, Prepared
+from inventory.read.database import Database, Prepared, Statements
 from inventory.read.errors import history_not_retained, invalid_parameter
 from inventory.read.keys import ImageKey, RepositoryKey
 from inventory.read.paging import Page, keyset_page, page_size
@@ -32,14 +31,18 @@ AsOf = NewType("AsOf", datetime)
 """A past time checked by ``as_of``: with its offset, not in the future, within the retained history."""
 
 
+# -infinity (history kept since the inventory began) is no Python datetime: null here.
+_KEPT_SINCE = func.nullif(horizon().scalar_subquery(), literal_column("'-infinity'::timestamptz"))
+_KEPT_SINCE_AND_NOW = Prepared(select(_KEPT_SINCE.label("kept_since"), func.now().label("now")))
+"""What ``as_of`` checks a time against, in every request that reads the past."""
+
+
 async def as_of(db: Database, at: datetime, argument: str = "asOf") -> AsOf:
     """``at`` checked: with its offset, not in the future, not before the retained history
     (HistoryNotRetained); ``argument`` names it in the error."""
     if at.tzinfo is None:
         raise invalid_parameter(f"{argument}: give the time with its offset, e.g. 2026-01-01T00:00:00Z")
-    # -infinity (history kept since the inventory began) is no Python datetime: null here.
-    kept_since = func.nullif(horizon().scalar_subquery(), literal_column("'-infinity'::timestamptz"))
-    ((since, now),) = await db.rows(select(kept_since, func.now()))
+    ((since, now),) = await db.rows(_KEPT_SINCE_AND_NOW)
     if at > now:
         raise invalid_parameter(f"{argument}: {at.isoformat()} is in the future (now is {now.isoformat()})")
     if since is not None and at < since:
@@ -203,36 +206,13 @@ async def image_page(
     listing = cursors.canonical("images", f, order.name, *_binding(at))
     bound_to = cursors.hash_of(listing)
     position = _image_position(after, bound_to, order) if after is not None else None
-    statement = _PAGES.get((listing, size, position is not None))
-    if statement is None:
-        statement = Prepared(search.image_page(f, order, position, size, _images(at)))
-        _PAGES.put((listing, size, position is not None), statement)
+    key = (listing, size, position is not None)
+    statement = _PAGES.get(key, lambda: search.image_page(f, order, position, size, _images(at)))
     rows = await db.rows(statement, None if position is None else search.position_parameters(position))
     return keyset_page(rows, size, after, lambda row: cursors.encode(bound_to, search.image_key(order, row)))
 
 
-class _Statements:
-    """The most recently used statements, by what they list: building a page's statement (and compiling it)
-    costs more than running it, and a listing is paged again and again (its position is a parameter of the
-    statement)."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.held: OrderedDict[Hashable, Prepared] = OrderedDict()
-
-    def get(self, key: Hashable) -> Prepared | None:
-        found = self.held.get(key)
-        if found is not None:
-            self.held.move_to_end(key)
-        return found
-
-    def put(self, key: Hashable, statement: Prepared) -> None:
-        self.held[key] = statement
-        if len(self.held) > self.size:
-            self.held.popitem(last=False)
-
-
-_PAGES = _Statements(128)
+_PAGES = Statements(128)
 """Image pages' statements, by (listing, page size, whether after a position)."""
 
 
