@@ -1,7 +1,7 @@
 """The feed under concurrency: events committed out of the order of their ids are never skipped.
 
 Writers insert events with ``inventory.feed.write.write_repository`` in their own transactions (psycopg
-connections); readers poll the feed, through GraphQL ``events`` or ``inventory.feed.query.feed`` on their
+connections); readers poll the feed, through GraphQL ``events`` or ``inventory.feed.query.feed_page`` on their
 own connection, and must see every event exactly once, whatever order the writers commit in.
 """
 
@@ -135,7 +135,7 @@ def test_an_event_with_a_lower_id_committed_last_is_not_skipped(engine: Engine, 
 
 def _feed_rows(engine: Engine, after: Position | None) -> list[Any]:
     with engine.connect() as connection:
-        return list(connection.execute(query.feed(EventFilter(), after, 50)))
+        return list(connection.execute(query.feed_page(EventFilter()), query.feed_parameters(after, 50)))
 
 
 def test_a_poller_sees_every_event_exactly_once_while_writers_commit_in_any_order(engine: Engine) -> None:

@@ -25,8 +25,9 @@ WAIT_SECONDS = 30.0
 
 
 def default_lanes() -> int:
-    """One lane per core the process may use, but one (at least one)."""
-    return max(1, len(os.sched_getaffinity(0)) - 1)
+    """One lane per core the process may use (per core, where the system cannot say), but one (at least one)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores - 1)
 
 
 class Turns:

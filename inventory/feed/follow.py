@@ -1,6 +1,6 @@
 """The change feed on the command line, read page by page: ``inventory events [--follow]``.
 
-``FeedReader`` pages ``query.feed`` oldest first from a position, each page in a snapshot of its own,
+``FeedReader`` pages ``query.feed_page`` oldest first from a position, each page in a snapshot of its own,
 and keeps the position: a follower calls ``read`` again and again and gets each event exactly once.
 """
 
@@ -36,7 +36,8 @@ class FeedReader:
             repeatable = self.engine.connect().execution_options(isolation_level="REPEATABLE READ")
             with repeatable as connection, connection.begin():
                 horizon = connection.execute(query.HORIZON).scalar_one()
-                rows = connection.execute(query.feed(self.where, self.position, self.page)).all()
+                page = query.feed_parameters(self.position, self.page)
+                rows = connection.execute(query.feed_page(self.where), page).all()
             for row in rows[: self.page]:
                 self.position = (row.xid, row.id)
                 yield Event.from_row(row)

@@ -124,29 +124,12 @@ def conditions(f: EventFilter) -> list[ColumnElement[bool]]:
     return found
 
 
-def feed(f: EventFilter, after: Position | None, first: int) -> Select[Any]:
-    """``first + 1`` events after ``after``, oldest first (the extra one says there are more)."""
-    past = None if after is None else _after(literal(str(after[0])), literal(after[1]))
-    return _page(f, past, first + 1)
-
-
-def _page(f: EventFilter, past: ColumnElement[bool] | None, limit: int | ColumnElement[Any]) -> Select[Any]:
-    """At most ``limit`` events matching ``f`` (and ``past``), oldest first."""
-    where = [*conditions(f), *([] if past is None else [past])]
-    return select(*COLUMNS).where(and_(*where)).order_by(events.c.xid, events.c.id).limit(limit)
-
-
-def _after(xid: ColumnElement[Any], id: ColumnElement[Any]) -> ColumnElement[bool]:
-    """Past the position (``xid`` as text: xid8 has no other way in)."""
-    return tuple_(events.c.xid, events.c.id) > tuple_(cast(cast(xid, Text), events.c.xid.type), id)
-
-
 IMAGE = "image__"
 """The prefix of the image's columns in ``feed_with_images``."""
 
 
 def feed_with_images(f: EventFilter) -> Select[Any]:
-    """``feed``, each event with its image's current columns (``IMAGE`` + name; null for repository events),
+    """``feed_page``, each event with its image's current columns (``IMAGE`` + name; null for repository events),
     run with ``feed_parameters``. Built once per filter: building it costs several times running it.
 
     Each image is one probe of the primary key (a lateral join): for a page of ``first`` events the
@@ -162,9 +145,12 @@ def feed_with_images(f: EventFilter) -> Select[Any]:
 
 
 def feed_page(f: EventFilter) -> Select[Any]:
-    """``feed`` with its position and size as parameters (``feed_parameters``): one statement per filter."""
-    past = _after(bindparam("after_xid", type_=Text), bindparam("after_id", type_=BigInteger))
-    return _page(f, past, bindparam("limit", type_=BigInteger))
+    """``first + 1`` events after a position, oldest first (the extra one says there are more), the position
+    and ``first`` as parameters (``feed_parameters``): one statement per filter."""
+    xid, id = bindparam("after_xid", type_=Text), bindparam("after_id", type_=BigInteger)
+    past = tuple_(events.c.xid, events.c.id) > tuple_(cast(cast(xid, Text), events.c.xid.type), id)  # xid8: in as text
+    where = and_(*conditions(f), past)
+    return select(*COLUMNS).where(where).order_by(events.c.xid, events.c.id).limit(bindparam("limit", type_=BigInteger))
 
 
 def feed_parameters(after: Position | None, first: int) -> dict[str, Any]:

@@ -68,7 +68,8 @@ async def event_page(
     """A page of the events ``f`` selects: oldest first (the feed, resumable), or newest first (a history)."""
     size = page_size(first)
     f = replace(event_filter(f), registries=reader)
-    bound_to = cursors.binding("history" if newest_first else "events", f)
+    listing = cursors.canonical("history" if newest_first else "events", f)
+    bound_to = cursors.hash_of(listing)
     position = None
     if after is not None:
         xid, event_id = cursors.decode(after, bound_to, [cursors.integer, cursors.integer])
@@ -76,7 +77,7 @@ async def event_page(
     if newest_first:
         rows = await db.rows(query.history(f, position, size))
     else:  # the feed, paged again and again: one statement per filter, its position a parameter
-        rows = await db.rows(_FEEDS.get(bound_to, lambda: query.feed_page(f)), query.feed_parameters(position, size))
+        rows = await db.rows(_FEEDS.get(listing, lambda: query.feed_page(f)), query.feed_parameters(position, size))
     events = [Event.from_row(row) for row in rows]
     return keyset_page(
         events, size, after, lambda e: cursors.encode(bound_to, list(e.position)), resumable=not newest_first
@@ -84,7 +85,8 @@ async def event_page(
 
 
 _FEEDS = Statements(128)
-"""The feed's statements, by the filter its cursors are bound to."""
+"""The feed's statements, by the filter its cursors are bound to (its canonical text, as a key no other
+filter can share)."""
 
 
 async def image_history(
